@@ -1,0 +1,57 @@
+//! The CLI's subcommands, one module per area, and what they share.
+
+pub mod output;
+pub mod parse;
+pub mod team;
+
+use muster_client::Client;
+use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
+
+use output::Output;
+
+/// `muster health`.
+pub async fn health(client: &Client, output: Output) -> anyhow::Result<()> {
+    let response = client
+        .health()
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await?
+        .into_inner();
+    let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
+    if output.json {
+        println!("{}", serde_json::json!({ "status": status.as_str_name() }));
+    } else {
+        println!("{}", status.as_str_name());
+    }
+    if status != ServingStatus::Serving {
+        anyhow::bail!("the server is not serving");
+    }
+    Ok(())
+}
+
+/// One line for an error: a gRPC status as its code, message and the field
+/// it names; anything else as its chain of causes.
+pub fn describe_error(error: &anyhow::Error) -> String {
+    if let Some(status) = error.downcast_ref::<tonic::Status>() {
+        use tonic_types::StatusExt;
+        let mut line = format!("{:?}: {}", status.code(), status.message());
+        if let Some(bad_request) = status.get_details_bad_request() {
+            let fields: Vec<_> = bad_request
+                .field_violations
+                .iter()
+                .map(|violation| violation.field.as_str())
+                .collect();
+            if !fields.is_empty() && !status.message().starts_with(fields[0]) {
+                line.push_str(&format!(" (field {})", fields.join(", ")));
+            }
+        }
+        return line;
+    }
+    let mut line = error.to_string();
+    for cause in error.chain().skip(1) {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+    }
+    line
+}

@@ -1,0 +1,57 @@
+//! Tables for people, JSON for scripts.
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use serde::Serialize;
+
+/// How to print results.
+#[derive(Clone, Copy, Debug)]
+pub struct Output {
+    /// JSON instead of tables.
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints a value as pretty JSON.
+    pub fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+
+    /// Prints one JSON value per line (for streams).
+    pub fn json_line<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string(value)?);
+        Ok(())
+    }
+}
+
+/// A table with a header row, sized to the terminal.
+pub fn table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header);
+    table
+}
+
+/// A protobuf timestamp as RFC 3339 (UTC), or `-`.
+pub fn time(value: Option<&muster_client::Timestamp>) -> String {
+    value
+        .and_then(|value| {
+            chrono::DateTime::from_timestamp(value.seconds, u32::try_from(value.nanos).unwrap_or(0))
+        })
+        .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// A position as `lat, lng`, or `-`.
+pub fn position(value: Option<&muster_client::proto::LatLng>) -> String {
+    value
+        .map(|value| format!("{:.5}, {:.5}", value.lat, value.lng))
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// An enum's protobuf name without its prefix: `TEAM_STATUS_AVAILABLE` -> `AVAILABLE`.
+pub fn enum_name(name: &str, prefix: &str) -> String {
+    name.strip_prefix(prefix).unwrap_or(name).to_owned()
+}

@@ -1,0 +1,61 @@
+//! `muster`: the command center's CLI. Glue only: flags in, calls through
+//! the client library, tables or JSON out, one clear line on error.
+
+mod cli;
+
+use clap::{Parser, Subcommand};
+use muster_client::Client;
+
+use cli::output::Output;
+
+/// Muster's command-line client for the command center and for scripts.
+#[derive(Debug, Parser)]
+#[command(name = "muster", version, about)]
+struct Args {
+    /// Server URL.
+    #[arg(
+        long,
+        global = true,
+        env = "MUSTER_SERVER",
+        default_value = "http://127.0.0.1:50051"
+    )]
+    server: String,
+    /// Bearer token (when the server has tokens configured).
+    #[arg(long, global = true, env = "MUSTER_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Print JSON (protobuf's canonical mapping) instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Asks the server whether it is serving.
+    Health,
+    /// The team roster.
+    #[command(subcommand)]
+    Team(Box<cli::team::TeamCommand>),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let output = Output { json: args.json };
+    match run(args, output).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("muster: {}", cli::describe_error(&error));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args, output: Output) -> anyhow::Result<()> {
+    let client = Client::connect(&args.server, args.token.as_deref()).await?;
+    match args.command {
+        Command::Health => cli::health(&client, output).await,
+        Command::Team(command) => cli::team::run(&client, *command, output).await,
+    }
+}

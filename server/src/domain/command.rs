@@ -1,0 +1,63 @@
+//! Commands: what a client asks the engine to change, already translated
+//! from the wire into domain types but not yet validated.
+
+use serde::{Deserialize, Serialize};
+
+use super::team::{TeamProfile, TeamStatus};
+use super::types::{LatLng, Timestamp};
+
+/// Everything `decide` may know besides the state and the command: the time
+/// from the engine's clock and who is asking. No wall clock is read anywhere
+/// in the domain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Context {
+    /// The engine clock's time for this command.
+    pub time: Timestamp,
+    /// Who issued the command.
+    pub actor: String,
+}
+
+/// A request to change the state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// `RosterService.RegisterTeam`.
+    RegisterTeam {
+        /// Client-chosen id.
+        id: String,
+        /// Roster data.
+        profile: TeamProfile,
+        /// Initial status (unset: available).
+        status: Option<TeamStatus>,
+        /// Initial position (unset: home).
+        position: Option<LatLng>,
+    },
+    /// `RosterService.UpdateTeam`.
+    UpdateTeam {
+        /// The team.
+        id: String,
+        /// New roster data.
+        profile: TeamProfile,
+        /// 0: no check.
+        expected_version: u64,
+    },
+    /// `RosterService.ReportStatus`.
+    ReportStatus {
+        /// The team.
+        team_id: String,
+        /// New status (unset: unchanged).
+        status: Option<TeamStatus>,
+        /// New position (unset: unchanged).
+        position: Option<LatLng>,
+    },
+}
+
+impl Command {
+    /// The method's name, for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::RegisterTeam { .. } => "RegisterTeam",
+            Command::UpdateTeam { .. } => "UpdateTeam",
+            Command::ReportStatus { .. } => "ReportStatus",
+        }
+    }
+}

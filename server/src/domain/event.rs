@@ -1,0 +1,144 @@
+//! Events: the facts the log records. `decide` produces them, `State::apply`
+//! folds them, the audit reads them.
+//!
+//! The log stores events with postcard, which encodes an enum variant by its
+//! position: append new variants and fields at the end only, never reorder
+//! or remove one, or old logs stop replaying.
+
+use serde::{Deserialize, Serialize};
+
+use super::team::{Team, TeamProfile, TeamStatus};
+use super::types::{LatLng, Timestamp};
+
+/// One fact of the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Event {
+    /// A team joined the roster.
+    TeamRegistered {
+        /// The team as registered (version 1).
+        team: Team,
+    },
+    /// A team's roster data was replaced.
+    TeamProfileUpdated {
+        /// The team.
+        team_id: String,
+        /// Its new roster data.
+        profile: TeamProfile,
+    },
+    /// The roster app reported status and/or position (or only a heartbeat).
+    TeamStatusReported {
+        /// The team.
+        team_id: String,
+        /// The new status, when it changed.
+        status: Option<TeamStatus>,
+        /// The new position, when reported.
+        position: Option<LatLng>,
+    },
+}
+
+/// What an event touched, for the audit's filters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Teams.
+    pub team_ids: Vec<String>,
+    /// Incidents.
+    pub incident_ids: Vec<String>,
+    /// Depots.
+    pub depot_ids: Vec<String>,
+    /// Items.
+    pub item_codes: Vec<String>,
+    /// Plans.
+    pub plan_ids: Vec<String>,
+    /// Needs.
+    pub need_ids: Vec<String>,
+    /// Assignments.
+    pub assignment_ids: Vec<String>,
+    /// Zones.
+    pub zone_ids: Vec<String>,
+}
+
+impl Event {
+    /// The variant's name, for the audit.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::TeamRegistered { .. } => "TeamRegistered",
+            Event::TeamProfileUpdated { .. } => "TeamProfileUpdated",
+            Event::TeamStatusReported { .. } => "TeamStatusReported",
+        }
+    }
+
+    /// The ids the event touched.
+    pub fn touched(&self) -> Touched {
+        match self {
+            Event::TeamRegistered { team } => Touched {
+                team_ids: vec![team.id.clone()],
+                ..Touched::default()
+            },
+            Event::TeamProfileUpdated { team_id, .. }
+            | Event::TeamStatusReported { team_id, .. } => Touched {
+                team_ids: vec![team_id.clone()],
+                ..Touched::default()
+            },
+        }
+    }
+
+    /// What happened, in words, for a reviewer.
+    pub fn summary(&self) -> String {
+        match self {
+            Event::TeamRegistered { team } => format!(
+                "team {} ({}, {}) registered with {} people, capabilities {}, status {}",
+                team.id,
+                team.profile.name,
+                team.profile.organization,
+                team.profile.headcount,
+                describe_capabilities(&team.profile.capabilities),
+                team.status.as_str()
+            ),
+            Event::TeamProfileUpdated { team_id, profile } => format!(
+                "team {team_id} roster data replaced: {} people, capabilities {}",
+                profile.headcount,
+                describe_capabilities(&profile.capabilities)
+            ),
+            Event::TeamStatusReported {
+                team_id,
+                status,
+                position,
+            } => match (status, position) {
+                (Some(status), Some(position)) => {
+                    format!("team {team_id} reported {} at {position}", status.as_str())
+                }
+                (Some(status), None) => format!("team {team_id} reported {}", status.as_str()),
+                (None, Some(position)) => {
+                    format!("team {team_id} reported its position {position}")
+                }
+                (None, None) => format!("team {team_id} checked in"),
+            },
+        }
+    }
+}
+
+fn describe_capabilities(capabilities: &[super::types::Capability]) -> String {
+    if capabilities.is_empty() {
+        return "none".to_owned();
+    }
+    capabilities
+        .iter()
+        .map(|capability| format!("{} tier {}", capability.code, capability.tier))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An event as the log keeps it: numbered, timed and attributed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// 1, 2, 3, ... without gaps.
+    pub sequence: u64,
+    /// The engine clock's time of the command.
+    pub time: Timestamp,
+    /// Who issued the command (`commander`, `team:WR-01`, `import`, ...).
+    pub actor: String,
+    /// The command's `request_id`, when it had one.
+    pub request_id: Option<String>,
+    /// The fact.
+    pub event: Event,
+}

@@ -1,0 +1,97 @@
+//! The state: the fold of the log. Persistent maps (`imbl`) make a clone
+//! cheap, so the engine can publish a consistent snapshot after every commit
+//! while the writer goes on. Every map is ordered, so iteration, listing and
+//! the digest never depend on hashing.
+
+use imbl::OrdMap;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::error::{DomainError, DomainResult};
+use super::event::{Event, LogRecord};
+use super::team::Team;
+use super::types::Timestamp;
+
+/// Everything Muster knows, as of `last_sequence`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// The last log sequence folded in (0: none).
+    pub last_sequence: u64,
+    /// The time of that record.
+    pub last_time: Timestamp,
+    /// The roster, by team id.
+    pub teams: OrdMap<String, Team>,
+}
+
+impl State {
+    /// A team, or `NotFound`.
+    pub fn team(&self, id: &str) -> DomainResult<&Team> {
+        self.teams
+            .get(id)
+            .ok_or_else(|| DomainError::not_found("team", id))
+    }
+
+    /// Folds one record into the state. Records must come in sequence order;
+    /// `apply` never fails, because `decide` has already checked everything.
+    pub fn apply(&mut self, record: &LogRecord) {
+        debug_assert!(
+            record.sequence == self.last_sequence + 1,
+            "log records must be applied in order"
+        );
+        self.last_sequence = record.sequence;
+        self.last_time = record.time;
+        match &record.event {
+            Event::TeamRegistered { team } => {
+                self.teams.insert(team.id.clone(), team.clone());
+            }
+            Event::TeamProfileUpdated { team_id, profile } => {
+                if let Some(team) = self.teams.get_mut(team_id) {
+                    team.profile = profile.clone();
+                    team.version += 1;
+                }
+            }
+            Event::TeamStatusReported {
+                team_id,
+                status,
+                position,
+            } => {
+                if let Some(team) = self.teams.get_mut(team_id) {
+                    if let Some(status) = status {
+                        team.status = *status;
+                    }
+                    if let Some(position) = position {
+                        team.position = *position;
+                    }
+                    team.last_report_at = Some(record.time);
+                    team.version += 1;
+                }
+            }
+        }
+    }
+
+    /// The SHA-256 of the state's canonical encoding, in hex. Two states with
+    /// the same digest are the same state; a replay of the log must give the
+    /// live server's digest.
+    pub fn digest(&self) -> String {
+        let mut hasher = Sha256::new();
+        // Encoding into a hasher cannot fail for these plain data types; if it
+        // ever did, the digest would differ and a replay check would say so.
+        if let Err(error) = postcard::to_io(self, HashWriter(&mut hasher)) {
+            hasher.update(error.to_string().as_bytes());
+        }
+        hex::encode(hasher.finalize())
+    }
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

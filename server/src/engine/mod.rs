@@ -1,0 +1,322 @@
+//! The engine: the single writer. Commands queue up; the writer thread takes
+//! as many as are waiting (a group), decides and applies each against its
+//! state, appends all their events to the store in one durable write, then
+//! publishes the new state to readers, acknowledges each command, and
+//! broadcasts the events to watchers. It owns the clock.
+//!
+//! Readers never see an event before it is durable: they read the last
+//! published snapshot, a cheap clone of the writer's persistent maps.
+
+mod clock;
+mod writer;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use thiserror::Error;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use crate::domain::{Command, DomainError, LogRecord, Reply, State, Timestamp};
+use crate::store::{self, Store, StoreError};
+
+pub use clock::{Clock, ManualClock, SystemClock};
+
+/// Tunables of the writer, each bounded.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Commands that may wait for the writer; beyond this a command is
+    /// refused with `RESOURCE_EXHAUSTED` (retry later).
+    pub queue_capacity: usize,
+    /// Most commands in one group commit.
+    pub max_batch: usize,
+    /// Committed commands a watcher may fall behind before it must resync.
+    pub watch_buffer: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            queue_capacity: 4_096,
+            max_batch: 512,
+            watch_buffer: 8_192,
+        }
+    }
+}
+
+/// Why the engine did not apply a command.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The command was refused; nothing changed.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The write queue is full; nothing changed, retry later.
+    #[error("the server's write queue is full; retry later")]
+    Overloaded,
+    /// The engine is shutting down or has stopped after a storage failure;
+    /// the command was not applied.
+    #[error("the engine is not accepting writes: {0}")]
+    Unavailable(String),
+    /// Reading the log failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One committed command, as watchers see it.
+#[derive(Debug)]
+pub struct Committed {
+    /// Its log records (possibly none).
+    pub records: Vec<LogRecord>,
+    /// The state right after it.
+    pub state: Arc<State>,
+}
+
+enum Message {
+    Submit(Box<Submission>),
+    Stop,
+}
+
+struct Submission {
+    command: Command,
+    actor: String,
+    request_id: Option<String>,
+    reply: oneshot::Sender<Result<Reply, EngineError>>,
+}
+
+/// Begins an engine's shutdown: watch streams end, new commands are refused.
+#[derive(Clone, Debug)]
+pub struct Closer(Arc<watch::Sender<bool>>);
+
+impl Closer {
+    /// Begins the shutdown (idempotent).
+    pub fn close(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+/// A cheap, clonable handle to the engine: submit commands, read snapshots,
+/// watch changes, read the log.
+#[derive(Clone)]
+pub struct EngineHandle {
+    queue: mpsc::Sender<Message>,
+    snapshot: Arc<ArcSwap<State>>,
+    changes: broadcast::Sender<Arc<Committed>>,
+    store: Arc<dyn Store>,
+    closing: watch::Receiver<bool>,
+}
+
+impl std::fmt::Debug for EngineHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineHandle")
+            .field("last_sequence", &self.snapshot().last_sequence)
+            .finish()
+    }
+}
+
+/// The running engine: its handle and its writer thread.
+pub struct Engine {
+    handle: EngineHandle,
+    closing: Closer,
+    writer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Rebuilds the state from `store`'s log and starts the writer thread.
+    pub fn start(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        config: EngineConfig,
+    ) -> Result<Engine, StoreError> {
+        let state = replay(store.as_ref(), u64::MAX, None)?;
+        let retention_start = clock
+            .now()
+            .max(state.last_time)
+            .plus_seconds(-crate::domain::limits::REQUEST_ID_RETENTION_SECONDS);
+        store.forget_requests_before(retention_start)?;
+        let requests = store.requests_since(retention_start)?;
+        let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
+        let snapshot = Arc::new(ArcSwap::from_pointee(state.clone()));
+        let (changes, _) = broadcast::channel(config.watch_buffer.max(1));
+        let (closing_sender, closing) = watch::channel(false);
+        let writer = writer::Writer::new(
+            state,
+            requests,
+            Arc::clone(&store),
+            clock,
+            Arc::clone(&snapshot),
+            changes.clone(),
+            config.max_batch.max(1),
+        );
+        let thread = std::thread::Builder::new()
+            .name("muster-writer".to_owned())
+            .spawn(move || writer.run(receiver))
+            .map_err(|source| StoreError::Io {
+                operation: "spawn writer thread",
+                path: String::new(),
+                source,
+            })?;
+        Ok(Engine {
+            handle: EngineHandle {
+                queue,
+                snapshot,
+                changes,
+                store,
+                closing,
+            },
+            closing: Closer(Arc::new(closing_sender)),
+            writer: Some(thread),
+        })
+    }
+
+    /// A handle for services and tests.
+    pub fn handle(&self) -> EngineHandle {
+        self.handle.clone()
+    }
+
+    /// Tells watchers to end their streams and new commands to stay away
+    /// (the first step of a shutdown).
+    pub fn begin_shutdown(&self) {
+        self.closing.close();
+    }
+
+    /// Something that can begin the shutdown from elsewhere (a signal handler).
+    pub fn closer(&self) -> Closer {
+        self.closing.clone()
+    }
+
+    /// Stops taking commands, lets the writer commit what is already queued,
+    /// and waits for it to finish. Handles still held elsewhere get
+    /// `Unavailable` for new commands.
+    pub async fn shutdown(mut self) {
+        self.begin_shutdown();
+        // The stop marker queues behind every command already submitted, so
+        // those are decided and made durable before the writer exits.
+        let _ = self.handle.queue.send(Message::Stop).await;
+        if let Some(thread) = self.writer.take() {
+            match tokio::task::spawn_blocking(move || thread.join()).await {
+                Ok(Ok(())) => {}
+                _ => tracing::error!("the writer thread panicked during shutdown"),
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        // Without `shutdown`, ask the writer to stop once the queue drains;
+        // what it has acknowledged is durable either way.
+        self.begin_shutdown();
+        let _ = self.handle.queue.try_send(Message::Stop);
+    }
+}
+
+impl EngineHandle {
+    /// Submits a command and waits until it is durable (or refused).
+    pub async fn submit(
+        &self,
+        command: Command,
+        actor: &str,
+        request_id: Option<String>,
+    ) -> Result<Reply, EngineError> {
+        if *self.closing.borrow() {
+            return Err(EngineError::Unavailable(
+                "the server is shutting down".to_owned(),
+            ));
+        }
+        let (reply, answer) = oneshot::channel();
+        let submission = Submission {
+            command,
+            actor: actor.to_owned(),
+            request_id,
+            reply,
+        };
+        match self.queue.try_send(Message::Submit(Box::new(submission))) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => return Err(EngineError::Overloaded),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Err(EngineError::Unavailable(
+                    "the writer has stopped".to_owned(),
+                ));
+            }
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(EngineError::Unavailable(
+                "the writer has stopped".to_owned(),
+            ))
+        })
+    }
+
+    /// The last committed state.
+    pub fn snapshot(&self) -> Arc<State> {
+        self.snapshot.load_full()
+    }
+
+    /// Every command committed from now on. A receiver that falls more than
+    /// `watch_buffer` commands behind gets `Lagged` and must resync from a
+    /// snapshot: the writer never waits for a watcher.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
+        self.changes.subscribe()
+    }
+
+    /// Becomes true when the server begins to shut down; watch streams end then.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.clone()
+    }
+
+    /// Committed log records from `from`, at most `limit`. Blocking: call it
+    /// from a blocking task.
+    pub fn read_log(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
+        let committed = self.snapshot().last_sequence;
+        let mut records = self.store.read(from, limit)?;
+        records.retain(|record| record.sequence <= committed);
+        Ok(records)
+    }
+
+    /// The state as it stood after the last record at or before `time`
+    /// (`as_of` reads). Replays the log: blocking, call it from a blocking task.
+    pub fn state_as_of(&self, time: Timestamp) -> Result<State, StoreError> {
+        replay(
+            self.store.as_ref(),
+            self.snapshot().last_sequence,
+            Some(time),
+        )
+    }
+
+    /// The state after record `sequence`, by replaying the log (blocking).
+    pub fn state_at_sequence(&self, sequence: u64) -> Result<State, StoreError> {
+        replay(
+            self.store.as_ref(),
+            sequence.min(self.snapshot().last_sequence),
+            None,
+        )
+    }
+}
+
+/// Folds the log into a fresh state, up to sequence `up_to` and, when given,
+/// only records at or before `until`. Refuses a log with a gap.
+pub fn replay(
+    store: &dyn Store,
+    up_to: u64,
+    until: Option<Timestamp>,
+) -> Result<State, StoreError> {
+    let mut state = State::default();
+    let mut failure = None;
+    store::for_each_record(store, 1, |record| {
+        if record.sequence > up_to || until.is_some_and(|until| record.time > until) {
+            return false;
+        }
+        if record.sequence != state.last_sequence + 1 {
+            failure = Some(StoreError::Corrupt {
+                tree: "log",
+                key: record.sequence.to_string(),
+                reason: format!("expected sequence {}", state.last_sequence + 1),
+            });
+            return false;
+        }
+        state.apply(&record);
+        true
+    })?;
+    match failure {
+        Some(error) => Err(error),
+        None => Ok(state),
+    }
+}

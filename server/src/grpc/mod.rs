@@ -1,0 +1,37 @@
+//! The gRPC layer: one file per service, each handler thin: authorize,
+//! convert the message into a domain command (`convert`), call the engine,
+//! convert back, and map errors to status codes (`status`). Only this layer
+//! knows protobuf types.
+
+pub mod auth;
+pub mod convert;
+pub mod roster;
+pub mod status;
+mod watch;
+
+use tonic::Status;
+
+use crate::domain::{validate, Command, Reply};
+use crate::engine::EngineHandle;
+use auth::Caller;
+
+/// Submits a command on behalf of `caller` and waits for its durable answer.
+pub(crate) async fn submit(
+    engine: &EngineHandle,
+    caller: &Caller,
+    request_id: &str,
+    command: Command,
+) -> Result<Reply, Status> {
+    validate::request_id(request_id).map_err(status::from_domain)?;
+    let request_id = (!request_id.is_empty()).then(|| request_id.to_owned());
+    engine
+        .submit(command, &caller.actor, request_id)
+        .await
+        .map_err(status::from_engine)
+}
+
+/// The answer a handler expected from the engine did not come: a wiring bug.
+pub(crate) fn unexpected_reply(reply: &Reply) -> Status {
+    tracing::error!(?reply, "the engine answered with an unexpected reply type");
+    Status::internal("internal error")
+}

@@ -1,0 +1,65 @@
+//! Errors to gRPC status codes, in one exhaustive match per error type.
+//! Internal failures are logged and reach the client as a plain `INTERNAL`
+//! or `UNAVAILABLE` without details.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::domain::DomainError;
+use crate::engine::EngineError;
+
+/// The status for a refused command.
+pub fn from_domain(error: DomainError) -> Status {
+    let message = error.to_string();
+    match error {
+        DomainError::InvalidArgument { field, reason } => Status::with_error_details(
+            Code::InvalidArgument,
+            message,
+            ErrorDetails::with_bad_request_violation(field, reason),
+        ),
+        DomainError::NotFound { kind, id } => Status::with_error_details(
+            Code::NotFound,
+            message,
+            ErrorDetails::with_resource_info(kind, id, "", "not found"),
+        ),
+        DomainError::AlreadyExists { kind, id } => Status::with_error_details(
+            Code::AlreadyExists,
+            message,
+            ErrorDetails::with_resource_info(kind, id, "", "already exists"),
+        ),
+        DomainError::FailedPrecondition(_) => Status::failed_precondition(message),
+        DomainError::VersionMismatch { .. } => Status::aborted(message),
+        DomainError::ResourceExhausted(_) => Status::resource_exhausted(message),
+    }
+}
+
+/// The status for an engine failure.
+pub fn from_engine(error: EngineError) -> Status {
+    match error {
+        EngineError::Domain(error) => from_domain(error),
+        EngineError::Overloaded => Status::with_error_details(
+            Code::ResourceExhausted,
+            error.to_string(),
+            ErrorDetails::with_retry_info(Some(std::time::Duration::from_millis(100))),
+        ),
+        EngineError::Unavailable(reason) => {
+            tracing::warn!(%reason, "write refused: engine unavailable");
+            Status::unavailable("the server is not accepting writes now; retry later")
+        }
+        EngineError::Store(error) => {
+            tracing::error!(%error, "reading the log failed");
+            Status::internal("internal error")
+        }
+    }
+}
+
+/// The status for a failed blocking read task.
+pub fn from_join(error: tokio::task::JoinError) -> Status {
+    tracing::error!(%error, "a blocking read task failed");
+    Status::internal("internal error")
+}
+
+/// `INVALID_ARGUMENT` naming `field`, with a `BadRequest` detail.
+pub fn invalid(field: &str, reason: &str) -> Status {
+    from_domain(DomainError::invalid(field, reason))
+}

@@ -1,0 +1,17 @@
+//! Muster's server: an emergency-response coordination engine behind gRPC.
+//!
+//! The map, from the inside out:
+//!
+//! - [`domain`]: records, commands, events and the pure `decide`/`apply`
+//!   functions; knows nothing of I/O.
+//! - [`store`]: the sled-backed append-only log (the only code that touches sled).
+//! - [`engine`]: the single writer with group commit; owns the clock;
+//!   publishes snapshots and changes.
+//! - [`grpc`]: thin tonic services translating between protobuf and the domain.
+//! - [`server`]: wiring: configuration, health, reflection, shutdown.
+
+pub mod domain;
+pub mod engine;
+pub mod grpc;
+pub mod server;
+pub mod store;

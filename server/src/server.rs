@@ -1,0 +1,184 @@
+//! Wiring: configuration, the store and engine, the gRPC services with
+//! authentication, health and reflection, and graceful shutdown. Tests call
+//! [`serve`] with their own listener, clock and shutdown future.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use muster_proto::v1 as pb;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+
+use crate::domain::limits::MAX_MESSAGE_BYTES;
+use crate::engine::{Clock, Engine, EngineConfig};
+use crate::grpc::auth::{Caller, Role, Tokens};
+use crate::grpc::roster::RosterService;
+use crate::store::SledStore;
+
+/// The default address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./muster-data";
+
+/// The configuration file (`musterd --config FILE`), TOML. Command-line
+/// flags override it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Address to listen on.
+    pub listen: Option<SocketAddr>,
+    /// Where the log lives.
+    pub data_dir: Option<PathBuf>,
+    /// `text` or `json`.
+    pub log_format: Option<String>,
+    /// Access tokens; none means unauthenticated, loopback only.
+    #[serde(default, rename = "token")]
+    pub tokens: Vec<TokenConfig>,
+}
+
+/// One access token.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Who holds it: recorded as the actor of what they do.
+    pub name: String,
+    /// `commander`, `observer`, `team:<id>` or `drill`.
+    pub role: String,
+    /// The bearer token itself.
+    pub token: String,
+}
+
+impl FileConfig {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// Everything `serve` needs.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Where the log lives.
+    pub data_dir: PathBuf,
+    /// Access tokens.
+    pub tokens: Vec<TokenConfig>,
+    /// Writer tunables.
+    pub engine: EngineConfig,
+}
+
+fn tokens(config: &[TokenConfig]) -> anyhow::Result<Tokens> {
+    let mut entries = Vec::new();
+    for (index, token) in config.iter().enumerate() {
+        let Some(role) = Role::parse(&token.role) else {
+            bail!(
+                "token[{index}].role: {:?} is not commander, observer, team:<id> or drill",
+                token.role
+            );
+        };
+        if token.token.len() < 16 {
+            bail!("token[{index}].token: must be at least 16 characters");
+        }
+        let actor = match &role {
+            Role::Team(id) => format!("team:{id}"),
+            _ => token.name.clone(),
+        };
+        entries.push((token.token.clone(), Caller { actor, role }));
+    }
+    Ok(Tokens::new(entries))
+}
+
+/// Serves Muster on `listener` until `shutdown` completes, then stops
+/// accepting, lets in-flight calls finish, and makes every acknowledged
+/// change durable before returning.
+pub async fn serve(
+    config: ServerConfig,
+    listener: TcpListener,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let address = listener
+        .local_addr()
+        .context("reading the listener's address")?;
+    let tokens = tokens(&config.tokens)?;
+    if tokens.is_empty() && !address.ip().is_loopback() {
+        bail!("refusing to listen on {address} without access tokens: configure [[token]] or listen on loopback");
+    }
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    let engine =
+        tokio::task::spawn_blocking(move || Engine::start(Arc::new(store), clock, config.engine))
+            .await
+            .context("starting the engine")?
+            .context("replaying the log")?;
+    let handle = engine.handle();
+    tracing::info!(%address, last_sequence = handle.snapshot().last_sequence, "musterd serving");
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<pb::roster_service_server::RosterServiceServer<RosterService>>()
+        .await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(muster_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("building reflection")?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(muster_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .context("building reflection")?;
+
+    let interceptor = {
+        let tokens = tokens.clone();
+        move |request| tokens.authenticate(request)
+    };
+    let roster = InterceptedService::new(
+        pb::roster_service_server::RosterServiceServer::new(RosterService::new(handle.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        interceptor.clone(),
+    );
+
+    let closer = engine.closer();
+    let stopping_health = health.clone();
+    let on_shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: no new calls; finishing in-flight work");
+        stopping_health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
+        closer.close();
+    };
+
+    let served = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(roster)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown)
+        .await;
+    engine.shutdown().await;
+    tracing::info!(
+        last_sequence = handle.snapshot().last_sequence,
+        "musterd stopped; the log is durable"
+    );
+    served.context("serving gRPC")
+}

@@ -1,0 +1,74 @@
+//! An in-memory store, for drills (which must never touch live data) and
+//! for tests. Nothing survives the process, by design.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::{Append, RequestKey, RequestRecord, Store, StoreError};
+use crate::domain::{LogRecord, Timestamp};
+
+/// A store that keeps everything in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    log: Vec<LogRecord>,
+    requests: BTreeMap<RequestKey, RequestRecord>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A poisoned lock only means another thread panicked mid-append; the
+        // data is still a valid prefix, so keep going.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Store for MemoryStore {
+    fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.log.extend_from_slice(append.records);
+        for record in append.requests {
+            inner.requests.insert(record.key.clone(), record.clone());
+        }
+        for key in append.expired {
+            inner.requests.remove(key);
+        }
+        Ok(())
+    }
+
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
+        let inner = self.lock();
+        let start = usize::try_from(from.saturating_sub(1))
+            .unwrap_or(usize::MAX)
+            .min(inner.log.len());
+        Ok(inner.log[start..].iter().take(limit).cloned().collect())
+    }
+
+    fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .requests
+            .values()
+            .filter(|record| record.time >= since)
+            .cloned()
+            .collect())
+    }
+
+    fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
+        let mut inner = self.lock();
+        let count = inner.requests.len();
+        inner.requests.retain(|_, record| record.time >= before);
+        Ok(count - inner.requests.len())
+    }
+}

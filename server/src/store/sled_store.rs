@@ -1,0 +1,221 @@
+//! The durable store: one sled tree holding the log (`l` + sequence), the
+//! request records (`r` + actor + NUL + request id) and the format marker.
+//!
+//! Durability: on Linux, sled's `flush()` writes with `sync_file_range`,
+//! which neither empties the disk's write cache nor syncs metadata, and sled
+//! writes large values to `blobs/` with no sync at all. So every append ends
+//! with `flush()`, then `fdatasync` of the `db` file, then an `fsync` of any
+//! new blob file and of the `blobs` directory. One append is one group commit.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::{decode, encode, Append, RequestKey, RequestRecord, Store, StoreError};
+use crate::domain::{LogRecord, Timestamp};
+
+const TREE: &str = "muster";
+const LOG_PREFIX: u8 = b'l';
+const REQUEST_PREFIX: u8 = b'r';
+const FORMAT_KEY: &[u8] = b"mformat";
+/// The on-disk format this build writes and reads.
+const FORMAT_VERSION: u32 = 1;
+
+/// The sled-backed store.
+pub struct SledStore {
+    db: sled::Db,
+    tree: sled::Tree,
+    dir: PathBuf,
+    db_file: File,
+    known_blobs: Mutex<BTreeSet<std::ffi::OsString>>,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn sled_error(key: impl Into<String>) -> impl FnOnce(sled::Error) -> StoreError {
+    let key = key.into();
+    move |source| StoreError::Sled {
+        tree: TREE,
+        key,
+        source,
+    }
+}
+
+fn io_error(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.display().to_string();
+    move |source| StoreError::Io {
+        operation,
+        path,
+        source,
+    }
+}
+
+fn log_key(sequence: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = LOG_PREFIX;
+    key[1..].copy_from_slice(&sequence.to_be_bytes());
+    key
+}
+
+fn request_key(key: &RequestKey) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(2 + key.actor.len() + key.request_id.len());
+    bytes.push(REQUEST_PREFIX);
+    bytes.extend_from_slice(key.actor.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(key.request_id.as_bytes());
+    bytes
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 * 1024 * 1024)
+            .open()
+            .map_err(sled_error("open"))?;
+        let tree = db.open_tree(TREE).map_err(sled_error("open tree"))?;
+        match tree.get(FORMAT_KEY).map_err(sled_error("format"))? {
+            None => {
+                tree.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())
+                    .map_err(sled_error("format"))?;
+            }
+            Some(found) if found.as_ref() == FORMAT_VERSION.to_be_bytes() => {}
+            Some(found) => {
+                return Err(StoreError::Format {
+                    found: hex::encode(found),
+                    expected: FORMAT_VERSION,
+                });
+            }
+        }
+        let db_path = dir.join("db");
+        let db_file = File::open(&db_path).map_err(io_error("open", &db_path))?;
+        let store = SledStore {
+            db,
+            tree,
+            dir: dir.to_owned(),
+            db_file,
+            known_blobs: Mutex::new(BTreeSet::new()),
+        };
+        store.sync()?;
+        let directory = File::open(dir).map_err(io_error("open", dir))?;
+        directory.sync_all().map_err(io_error("fsync", dir))?;
+        Ok(store)
+    }
+
+    /// Makes everything written so far durable: sled's flush, then fdatasync.
+    fn sync(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(sled_error("flush"))?;
+        self.db_file
+            .sync_data()
+            .map_err(io_error("fdatasync", &self.dir.join("db")))?;
+        self.sync_new_blobs()
+    }
+
+    fn sync_new_blobs(&self) -> Result<(), StoreError> {
+        let blobs = self.dir.join("blobs");
+        let entries = match std::fs::read_dir(&blobs) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(io_error("read directory", &blobs)(error)),
+        };
+        let mut known = self
+            .known_blobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = BTreeSet::new();
+        let mut synced_any = false;
+        for entry in entries {
+            let entry = entry.map_err(io_error("read directory", &blobs))?;
+            let name = entry.file_name();
+            if !known.contains(&name) {
+                let path = entry.path();
+                // A blob that sled has already collected is gone: nothing to sync.
+                match File::open(&path) {
+                    Ok(file) => file.sync_all().map_err(io_error("fsync", &path))?,
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(error) => return Err(io_error("open", &path)(error)),
+                }
+                synced_any = true;
+            }
+            current.insert(name);
+        }
+        if synced_any {
+            let directory = File::open(&blobs).map_err(io_error("open", &blobs))?;
+            directory.sync_all().map_err(io_error("fsync", &blobs))?;
+        }
+        *known = current;
+        Ok(())
+    }
+}
+
+impl Store for SledStore {
+    fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for record in append.records {
+            batch.insert(&log_key(record.sequence), encode(record));
+        }
+        for request in append.requests {
+            batch.insert(request_key(&request.key), encode(request));
+        }
+        for key in append.expired {
+            batch.remove(request_key(key));
+        }
+        self.tree.apply_batch(batch).map_err(sled_error("append"))?;
+        self.sync()
+    }
+
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
+        let mut records = Vec::new();
+        for entry in self
+            .tree
+            .range(log_key(from)..=log_key(u64::MAX))
+            .take(limit)
+        {
+            let (key, value) = entry.map_err(sled_error(format!("log from {from}")))?;
+            let key_text = hex::encode(&key);
+            records.push(decode("log", &key_text, &value)?);
+        }
+        Ok(records)
+    }
+
+    fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError> {
+        let mut records = Vec::new();
+        for entry in self.tree.scan_prefix([REQUEST_PREFIX]) {
+            let (key, value) = entry.map_err(sled_error("requests"))?;
+            let record: RequestRecord = decode("requests", &String::from_utf8_lossy(&key), &value)?;
+            if record.time >= since {
+                records.push(record);
+            }
+        }
+        Ok(records)
+    }
+
+    fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut count = 0;
+        for entry in self.tree.scan_prefix([REQUEST_PREFIX]) {
+            let (key, value) = entry.map_err(sled_error("requests"))?;
+            let record: RequestRecord = decode("requests", &String::from_utf8_lossy(&key), &value)?;
+            if record.time < before {
+                batch.remove(key);
+                count += 1;
+            }
+        }
+        if count > 0 {
+            self.tree
+                .apply_batch(batch)
+                .map_err(sled_error("forget requests"))?;
+            self.sync()?;
+        }
+        Ok(count)
+    }
+}
