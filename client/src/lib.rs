@@ -17,6 +17,8 @@ use tonic::{Code, Request, Status};
 
 pub use muster_proto::v1 as proto;
 pub use muster_proto::Timestamp;
+/// `grpc.health.v1`, for health checks.
+pub use tonic_health::pb as proto_health;
 
 /// Why the client could not connect.
 #[derive(Debug, Error)]

@@ -17,9 +17,10 @@ use tonic::service::interceptor::InterceptedService;
 
 use crate::domain::limits::MAX_MESSAGE_BYTES;
 use crate::engine::{Clock, Engine, EngineConfig};
+use crate::grpc::audit::AuditService;
 use crate::grpc::auth::{Caller, Role, Tokens};
 use crate::grpc::roster::RosterService;
-use crate::store::SledStore;
+use crate::store::{SledStore, Store};
 
 /// The default address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -95,6 +96,21 @@ fn tokens(config: &[TokenConfig]) -> anyhow::Result<Tokens> {
     Ok(Tokens::new(entries))
 }
 
+/// The configured tokens; refuses an unauthenticated server off loopback.
+fn access_tokens(
+    config: &ServerConfig,
+    listener: &TcpListener,
+) -> anyhow::Result<(Tokens, SocketAddr)> {
+    let address = listener
+        .local_addr()
+        .context("reading the listener's address")?;
+    let tokens = tokens(&config.tokens)?;
+    if tokens.is_empty() && !address.ip().is_loopback() {
+        bail!("refusing to listen on {address} without access tokens: configure [[token]] or listen on loopback");
+    }
+    Ok((tokens, address))
+}
+
 /// Serves Muster on `listener` until `shutdown` completes, then stops
 /// accepting, lets in-flight calls finish, and makes every acknowledged
 /// change durable before returning.
@@ -104,23 +120,28 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let address = listener
-        .local_addr()
-        .context("reading the listener's address")?;
-    let tokens = tokens(&config.tokens)?;
-    if tokens.is_empty() && !address.ip().is_loopback() {
-        bail!("refusing to listen on {address} without access tokens: configure [[token]] or listen on loopback");
-    }
+    access_tokens(&config, &listener)?;
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
         .await
         .context("opening the store")?
         .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    let engine =
-        tokio::task::spawn_blocking(move || Engine::start(Arc::new(store), clock, config.engine))
-            .await
-            .context("starting the engine")?
-            .context("replaying the log")?;
+    serve_store(config, Arc::new(store), listener, clock, shutdown).await
+}
+
+/// [`serve`] over a store the caller opened (tests use it to inject faults).
+pub async fn serve_store(
+    config: ServerConfig,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let (tokens, address) = access_tokens(&config, &listener)?;
+    let engine = tokio::task::spawn_blocking(move || Engine::start(store, clock, config.engine))
+        .await
+        .context("starting the engine")?
+        .context("replaying the log")?;
     let handle = engine.handle();
     tracing::info!(%address, last_sequence = handle.snapshot().last_sequence, "musterd serving");
 
@@ -154,6 +175,13 @@ pub async fn serve(
         interceptor.clone(),
     );
 
+    let audit = InterceptedService::new(
+        pb::audit_service_server::AuditServiceServer::new(AuditService::new(handle.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        interceptor.clone(),
+    );
+
     let closer = engine.closer();
     let stopping_health = health.clone();
     let on_shutdown = async move {
@@ -173,6 +201,7 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(roster)
+        .add_service(audit)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown)
         .await;
     engine.shutdown().await;

@@ -3,6 +3,7 @@
 //! convert back, and map errors to status codes (`status`). Only this layer
 //! knows protobuf types.
 
+pub mod audit;
 pub mod auth;
 pub mod convert;
 pub mod roster;

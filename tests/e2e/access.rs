@@ -1,0 +1,303 @@
+//! Access and overload: tokens and roles, a full write queue, a failed disk.
+
+use std::sync::{Arc, Condvar, Mutex};
+
+use muster_client::proto as pb;
+use muster_server::domain::{LogRecord, Timestamp};
+use muster_server::engine::EngineConfig;
+use muster_server::server::TokenConfig;
+use muster_server::store::{Append, MemoryStore, RequestRecord, Store, StoreError};
+use muster_tests::{Options, TestServer};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::support::{check_error, register};
+
+fn token(name: &str, role: &str) -> TokenConfig {
+    TokenConfig {
+        name: name.to_owned(),
+        role: role.to_owned(),
+        token: format!("{name}-secret-token-0123456789"),
+    }
+}
+
+#[tokio::test]
+async fn tokens_and_roles_limit_what_each_caller_may_do() {
+    let tokens = vec![
+        token("duty-officer", "commander"),
+        token("screen", "observer"),
+        token("wr01app", "team:WR-01"),
+        token("exercise", "drill"),
+    ];
+    let server = TestServer::start_with(Options {
+        tokens: tokens.clone(),
+        ..Options::default()
+    })
+    .await;
+    let secret = |name: &str| format!("{name}-secret-token-0123456789");
+
+    let anonymous = server
+        .client()
+        .await
+        .roster()
+        .list_teams(pb::ListTeamsRequest::default())
+        .await;
+    check_error(anonymous, Code::Unauthenticated, None);
+    let forged = server
+        .client_with_token("not-a-real-token-at-all")
+        .await
+        .roster()
+        .list_teams(pb::ListTeamsRequest::default())
+        .await;
+    check_error(forged, Code::Unauthenticated, None);
+
+    let mut commander = server
+        .client_with_token(&secret("duty-officer"))
+        .await
+        .roster();
+    commander
+        .register_team(register("WR-01", ""))
+        .await
+        .unwrap();
+    commander
+        .register_team(register("WR-02", ""))
+        .await
+        .unwrap();
+
+    let mut observer = server.client_with_token(&secret("screen")).await.roster();
+    assert_eq!(
+        observer
+            .list_teams(pb::ListTeamsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .teams
+            .len(),
+        2
+    );
+    check_error(
+        observer.register_team(register("X", "")).await,
+        Code::PermissionDenied,
+        None,
+    );
+
+    let mut app = server.client_with_token(&secret("wr01app")).await.roster();
+    let own = pb::ReportStatusRequest {
+        team_id: "WR-01".into(),
+        status: pb::TeamStatus::OutOfService.into(),
+        ..Default::default()
+    };
+    app.report_status(own).await.unwrap();
+    let other = pb::ReportStatusRequest {
+        team_id: "WR-02".into(),
+        status: pb::TeamStatus::OutOfService.into(),
+        ..Default::default()
+    };
+    check_error(app.report_status(other).await, Code::PermissionDenied, None);
+    check_error(
+        app.register_team(register("Y", "")).await,
+        Code::PermissionDenied,
+        None,
+    );
+
+    let mut drill = server.client_with_token(&secret("exercise")).await.roster();
+    check_error(
+        drill.list_teams(pb::ListTeamsRequest::default()).await,
+        Code::PermissionDenied,
+        None,
+    );
+
+    let events = server
+        .client_with_token(&secret("screen"))
+        .await
+        .audit()
+        .list_events(pb::ListEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let actors: Vec<_> = events.iter().map(|event| event.actor.as_str()).collect();
+    assert_eq!(
+        actors,
+        vec!["duty-officer", "duty-officer", "team:WR-01"],
+        "the log names who did what"
+    );
+}
+
+/// A store whose appends wait at a gate, to hold the writer mid-commit.
+#[derive(Default)]
+struct GateStore {
+    inner: MemoryStore,
+    gate: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    open: bool,
+    waiting: usize,
+}
+
+impl GateStore {
+    fn open(&self) {
+        self.gate.lock().unwrap().open = true;
+        self.changed.notify_all();
+    }
+
+    fn wait_for_writer(&self) {
+        let mut state = self.gate.lock().unwrap();
+        while state.waiting == 0 {
+            state = self.changed.wait(state).unwrap();
+        }
+    }
+}
+
+impl Store for GateStore {
+    fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
+        let mut state = self.gate.lock().unwrap();
+        state.waiting += 1;
+        self.changed.notify_all();
+        while !state.open {
+            state = self.changed.wait(state).unwrap();
+        }
+        drop(state);
+        self.inner.append(append)
+    }
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
+        self.inner.read(from, limit)
+    }
+    fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError> {
+        self.inner.requests_since(since)
+    }
+    fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.inner.forget_requests_before(before)
+    }
+}
+
+#[tokio::test]
+async fn a_full_write_queue_is_resource_exhausted_with_retry_info_and_applies_nothing() {
+    let store = Arc::new(GateStore::default());
+    let server = TestServer::start_with(Options {
+        store: Some(store.clone()),
+        engine: Some(EngineConfig {
+            queue_capacity: 1,
+            max_batch: 1,
+            ..EngineConfig::default()
+        }),
+        ..Options::default()
+    })
+    .await;
+    let client = server.client().await;
+    let mut first = client.roster();
+    let held = tokio::spawn(async move { first.register_team(register("T-1", "")).await });
+    let waiting = store.clone();
+    tokio::task::spawn_blocking(move || waiting.wait_for_writer())
+        .await
+        .unwrap();
+    // The writer is held with T-1; the queue has room for one more command.
+    let mut contenders = tokio::task::JoinSet::new();
+    for id in ["T-2", "T-3"] {
+        let mut roster = client.roster();
+        contenders.spawn(async move { (id, roster.register_team(register(id, "")).await) });
+    }
+    let (refused_id, refused) = contenders.join_next().await.unwrap().unwrap();
+    let status = refused.expect_err("one of two commands must be refused while the queue is full");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.get_details_retry_info().is_some(),
+        "the refusal says to retry: {status:?}"
+    );
+    assert!(muster_client::is_retryable(&status));
+    store.open();
+    held.await.unwrap().unwrap();
+    let (accepted_id, accepted) = contenders.join_next().await.unwrap().unwrap();
+    accepted.unwrap();
+    assert_ne!(accepted_id, refused_id);
+    let teams = client
+        .roster()
+        .list_teams(pb::ListTeamsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .teams;
+    assert_eq!(
+        teams
+            .iter()
+            .map(|team| team.id.as_str())
+            .collect::<Vec<_>>(),
+        vec!["T-1", accepted_id]
+    );
+}
+
+/// A store whose disk has failed: every append is an I/O error.
+#[derive(Default)]
+struct FailingStore {
+    inner: MemoryStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl Store for FailingStore {
+    fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Io {
+                operation: "fdatasync",
+                path: "db".into(),
+                source: std::io::Error::other("injected disk failure"),
+            });
+        }
+        self.inner.append(append)
+    }
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
+        self.inner.read(from, limit)
+    }
+    fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError> {
+        self.inner.requests_since(since)
+    }
+    fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.inner.forget_requests_before(before)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_sync_is_unavailable_nothing_unsynced_is_visible_and_writes_stay_refused() {
+    let store = Arc::new(FailingStore::default());
+    let server = TestServer::start_with(Options {
+        store: Some(store.clone()),
+        ..Options::default()
+    })
+    .await;
+    let mut roster = server.client().await.roster();
+    roster.register_team(register("T-1", "")).await.unwrap();
+    store
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    check_error(
+        roster.register_team(register("T-2", "")).await,
+        Code::Unavailable,
+        None,
+    );
+    let teams = roster
+        .list_teams(pb::ListTeamsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .teams;
+    assert_eq!(
+        teams.len(),
+        1,
+        "a change that was not made durable is not visible"
+    );
+    store
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    check_error(
+        roster.register_team(register("T-3", "")).await,
+        Code::Unavailable,
+        None,
+    );
+    assert_eq!(
+        store.inner.read(1, 100).unwrap().len(),
+        1,
+        "only the acknowledged change is in the log"
+    );
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real client against a real server on loopback.
+//! One binary, one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod access;
+mod audit;
+mod durability;
+mod roster;
+mod service;
+mod support;
