@@ -427,13 +427,13 @@ async fn list_teams_pages_in_id_order_and_filters_by_capability_and_status() {
     let ids: Vec<String> = (0..25).map(|index| format!("T-{index:02}")).collect();
     register_many(&server, ids.clone(), |id, team| {
         let index: usize = id[2..].parse().unwrap();
-        if index % 3 == 0 {
+        if index.is_multiple_of(3) {
             team.capabilities.push(pb::Capability {
                 code: "hazmat".into(),
                 tier: 1,
             });
         }
-        if index % 5 == 0 {
+        if index.is_multiple_of(5) {
             team.status = pb::TeamStatus::OutOfService.into();
         }
     })
