@@ -15,6 +15,7 @@ const PROTO_FILES: &[&str] = &[
     "muster/v1/incident.proto",
     "muster/v1/audit.proto",
     "muster/v1/drill.proto",
+    "muster/v1/import.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,8 +34,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .generate_default_stubs(true)
         .compile_fds(descriptors)?;
     // The canonical protobuf JSON mapping, for the CLI's `--json` output.
-    pbjson_build::Builder::new()
-        .register_descriptors(&encoded)?
-        .build(&[".muster"])?;
+    pbjson_build::Builder::new().register_descriptors(&encoded)?.build(&[".muster"])?;
     Ok(())
 }

@@ -55,9 +55,7 @@ pub struct Auth {
 impl tonic::service::Interceptor for Auth {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(header) = &self.header {
-            request
-                .metadata_mut()
-                .insert("authorization", header.clone());
+            request.metadata_mut().insert("authorization", header.clone());
         }
         Ok(request)
     }
@@ -78,36 +76,21 @@ impl Client {
     /// optional bearer token.
     pub async fn connect(url: &str, token: Option<&str>) -> Result<Client, ClientError> {
         let endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(|source| ClientError::Address {
-                url: url.to_owned(),
-                source,
-            })?
+            .map_err(|source| ClientError::Address { url: url.to_owned(), source })?
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|source| ClientError::Connect {
-                url: url.to_owned(),
-                source,
-            })?;
+        let channel =
+            endpoint.connect().await.map_err(|source| ClientError::Connect { url: url.to_owned(), source })?;
         Client::from_channel(channel, token)
     }
 
     /// Wraps an existing channel.
     pub fn from_channel(channel: Channel, token: Option<&str>) -> Result<Client, ClientError> {
         let header = token
-            .map(|token| {
-                format!("Bearer {token}")
-                    .parse::<MetadataValue<Ascii>>()
-                    .map_err(|_| ClientError::Token)
-            })
+            .map(|token| format!("Bearer {token}").parse::<MetadataValue<Ascii>>().map_err(|_| ClientError::Token))
             .transpose()?;
-        Ok(Client {
-            channel,
-            auth: Auth { header },
-        })
+        Ok(Client { channel, auth: Auth { header } })
     }
 
     fn authed(&self) -> AuthChannel {
@@ -122,6 +105,11 @@ impl Client {
     /// `muster.v1.ReserveService`.
     pub fn reserve(&self) -> pb::reserve_service_client::ReserveServiceClient<AuthChannel> {
         pb::reserve_service_client::ReserveServiceClient::new(self.authed())
+    }
+
+    /// `muster.v1.ImportService`.
+    pub fn imports(&self) -> pb::import_service_client::ImportServiceClient<AuthChannel> {
+        pb::import_service_client::ImportServiceClient::new(self.authed())
     }
 
     /// `muster.v1.PlanService`.
@@ -159,11 +147,7 @@ pub fn new_request_id(prefix: &str) -> String {
         .map(|elapsed| elapsed.as_nanos())
         .unwrap_or_default();
     let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let prefix: String = prefix
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .take(16)
-        .collect();
+    let prefix: String = prefix.chars().filter(|c| c.is_ascii_alphanumeric()).take(16).collect();
     format!("{prefix}-{nanos:x}-{:x}-{count:x}", std::process::id())
 }
 
@@ -193,11 +177,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            attempts: 5,
-            first_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_secs(5),
-        }
+        RetryPolicy { attempts: 5, first_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5) }
     }
 }
 
@@ -224,6 +204,46 @@ where
     }
 }
 
+/// Fetches every page of a list call: `fetch(page_token)` returns one page
+/// and the next token; stops at an empty token or after `limit` items.
+pub async fn all_pages<T, F, Fut>(limit: Option<usize>, mut fetch: F) -> Result<Vec<T>, Status>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), Status>>,
+{
+    let mut items = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let (page, next) = fetch(page_token).await?;
+        items.extend(page);
+        page_token = next;
+        if page_token.is_empty() || limit.is_some_and(|limit| items.len() >= limit) {
+            break;
+        }
+    }
+    if let Some(limit) = limit {
+        items.truncate(limit);
+    }
+    Ok(items)
+}
+
+/// Calls `$client.$method($request)` with [`with_retry`] and the default
+/// policy, cloning the client and the request for each attempt (the same
+/// `request_id` every time), and returns the response's message.
+#[macro_export]
+macro_rules! retry {
+    ($client:expr, $method:ident, $request:expr) => {{
+        let request = $request;
+        $crate::with_retry($crate::RetryPolicy::default(), || {
+            let mut client = $client.clone();
+            let request = request.clone();
+            async move { client.$method(request).await }
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }};
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,32 +254,20 @@ mod tests {
         let second = new_request_id("cli");
         assert_ne!(first, second);
         assert!(first.len() <= 64, "{first}");
-        assert!(
-            first.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
-            "{first}"
-        );
+        assert!(first.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{first}");
     }
 
     #[tokio::test]
     async fn retries_stop_at_a_permanent_error() {
         let mut calls = 0;
-        let result: Result<(), Status> = with_retry(
-            RetryPolicy {
-                attempts: 4,
-                first_backoff: Duration::ZERO,
-                ..RetryPolicy::default()
-            },
-            || {
+        let result: Result<(), Status> =
+            with_retry(RetryPolicy { attempts: 4, first_backoff: Duration::ZERO, ..RetryPolicy::default() }, || {
                 calls += 1;
-                let status = if calls < 3 {
-                    Status::unavailable("link down")
-                } else {
-                    Status::not_found("no such team")
-                };
+                let status =
+                    if calls < 3 { Status::unavailable("link down") } else { Status::not_found("no such team") };
                 async move { Err(status) }
-            },
-        )
-        .await;
+            })
+            .await;
         assert_eq!(result.map_err(|status| status.code()), Err(Code::NotFound));
         assert_eq!(calls, 3);
     }

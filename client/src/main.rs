@@ -13,12 +13,7 @@ use cli::output::Output;
 #[command(name = "muster", version, about)]
 struct Args {
     /// Server URL.
-    #[arg(
-        long,
-        global = true,
-        env = "MUSTER_SERVER",
-        default_value = "http://127.0.0.1:50051"
-    )]
+    #[arg(long, global = true, env = "MUSTER_SERVER", default_value = "http://127.0.0.1:50051")]
     server: String,
     /// Bearer token (when the server has tokens configured).
     #[arg(long, global = true, env = "MUSTER_TOKEN", hide_env_values = true)]
@@ -37,6 +32,20 @@ enum Command {
     /// The team roster.
     #[command(subcommand)]
     Team(Box<cli::team::TeamCommand>),
+    /// The item catalog.
+    #[command(subcommand)]
+    Item(cli::reserve::ItemCommand),
+    /// Supply depots.
+    #[command(subcommand)]
+    Depot(cli::reserve::DepotCommand),
+    /// Stock, minimums, transfers and the ledger.
+    #[command(subcommand)]
+    Stock(cli::reserve::StockCommand),
+    /// Loads a fixture file (items, depots, stock, teams) into the server, all or nothing.
+    Import {
+        /// The TOML file.
+        file: std::path::PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -57,5 +66,9 @@ async fn run(args: Args, output: Output) -> anyhow::Result<()> {
     match args.command {
         Command::Health => cli::health(&client, output).await,
         Command::Team(command) => cli::team::run(&client, *command, output).await,
+        Command::Item(command) => cli::reserve::item(&client, command, output).await,
+        Command::Depot(command) => cli::reserve::depot(&client, command, output).await,
+        Command::Stock(command) => cli::reserve::stock(&client, command, output).await,
+        Command::Import { file } => cli::import(&client, &file, output).await,
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod domain;
 pub mod engine;
+pub mod fixture;
 pub mod grpc;
 pub mod server;
 pub mod store;

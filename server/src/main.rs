@@ -59,14 +59,8 @@ fn main() -> anyhow::Result<()> {
         (None, Some(other)) => anyhow::bail!("log_format: {other:?} is not text or json"),
     };
     init_logging(log_format);
-    let data_dir = args
-        .data_dir
-        .or(file.data_dir.clone())
-        .unwrap_or_else(|| PathBuf::from(server::DEFAULT_DATA_DIR));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting tokio")?;
+    let data_dir = args.data_dir.or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(server::DEFAULT_DATA_DIR));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     match args.command {
         Some(Tool::Check { upto }) => check(&data_dir, upto),
         None => {
@@ -74,15 +68,10 @@ fn main() -> anyhow::Result<()> {
                 (Some(listen), _) | (None, Some(listen)) => listen,
                 (None, None) => server::DEFAULT_LISTEN.parse().context("default address")?,
             };
-            let config = ServerConfig {
-                data_dir,
-                tokens: file.tokens,
-                engine: EngineConfig::default(),
-            };
+            let config = ServerConfig { data_dir, tokens: file.tokens, engine: EngineConfig::default() };
             runtime.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("binding {listen}"))?;
+                let listener =
+                    tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
                 server::serve(config, listener, Arc::new(SystemClock), shutdown_signal()).await
             })
         }
@@ -90,8 +79,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn check(data_dir: &std::path::Path, upto: Option<u64>) -> anyhow::Result<()> {
-    let store =
-        SledStore::open(data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
+    let store = SledStore::open(data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
     let state = replay(&store, upto.unwrap_or(u64::MAX), None).context("replaying the log")?;
     println!("sequence {}", state.last_sequence);
     println!("digest {}", state.digest());
@@ -101,9 +89,7 @@ fn check(data_dir: &std::path::Path, upto: Option<u64>) -> anyhow::Result<()> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

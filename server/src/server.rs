@@ -19,6 +19,8 @@ use crate::domain::limits::MAX_MESSAGE_BYTES;
 use crate::engine::{Clock, Engine, EngineConfig};
 use crate::grpc::audit::AuditService;
 use crate::grpc::auth::{Caller, Role, Tokens};
+use crate::grpc::import::ImportService;
+use crate::grpc::reserve::ReserveService;
 use crate::grpc::roster::RosterService;
 use crate::store::{SledStore, Store};
 
@@ -58,8 +60,7 @@ pub struct TokenConfig {
 impl FileConfig {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 }
@@ -79,10 +80,7 @@ fn tokens(config: &[TokenConfig]) -> anyhow::Result<Tokens> {
     let mut entries = Vec::new();
     for (index, token) in config.iter().enumerate() {
         let Some(role) = Role::parse(&token.role) else {
-            bail!(
-                "token[{index}].role: {:?} is not commander, observer, team:<id> or drill",
-                token.role
-            );
+            bail!("token[{index}].role: {:?} is not commander, observer, team:<id> or drill", token.role);
         };
         if token.token.len() < 16 {
             bail!("token[{index}].token: must be at least 16 characters");
@@ -97,13 +95,8 @@ fn tokens(config: &[TokenConfig]) -> anyhow::Result<Tokens> {
 }
 
 /// The configured tokens; refuses an unauthenticated server off loopback.
-fn access_tokens(
-    config: &ServerConfig,
-    listener: &TcpListener,
-) -> anyhow::Result<(Tokens, SocketAddr)> {
-    let address = listener
-        .local_addr()
-        .context("reading the listener's address")?;
+fn access_tokens(config: &ServerConfig, listener: &TcpListener) -> anyhow::Result<(Tokens, SocketAddr)> {
+    let address = listener.local_addr().context("reading the listener's address")?;
     let tokens = tokens(&config.tokens)?;
     if tokens.is_empty() && !address.ip().is_loopback() {
         bail!("refusing to listen on {address} without access tokens: configure [[token]] or listen on loopback");
@@ -146,12 +139,8 @@ pub async fn serve_store(
     tracing::info!(%address, last_sequence = handle.snapshot().last_sequence, "musterd serving");
 
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<pb::roster_service_server::RosterServiceServer<RosterService>>()
-        .await;
-    health
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
+    health.set_serving::<pb::roster_service_server::RosterServiceServer<RosterService>>().await;
+    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
 
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(muster_proto::FILE_DESCRIPTOR_SET)
@@ -168,28 +157,28 @@ pub async fn serve_store(
         let tokens = tokens.clone();
         move |request| tokens.authenticate(request)
     };
-    let roster = InterceptedService::new(
-        pb::roster_service_server::RosterServiceServer::new(RosterService::new(handle.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        interceptor.clone(),
-    );
-
-    let audit = InterceptedService::new(
-        pb::audit_service_server::AuditServiceServer::new(AuditService::new(handle.clone()))
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES),
-        interceptor.clone(),
-    );
+    // Every service: size limits both ways, then authentication.
+    macro_rules! service {
+        ($server:ty, $implementation:expr) => {
+            InterceptedService::new(
+                <$server>::new($implementation)
+                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
+                interceptor.clone(),
+            )
+        };
+    }
+    let roster = service!(pb::roster_service_server::RosterServiceServer<_>, RosterService::new(handle.clone()));
+    let reserve = service!(pb::reserve_service_server::ReserveServiceServer<_>, ReserveService::new(handle.clone()));
+    let import = service!(pb::import_service_server::ImportServiceServer<_>, ImportService::new(handle.clone()));
+    let audit = service!(pb::audit_service_server::AuditServiceServer<_>, AuditService::new(handle.clone()));
 
     let closer = engine.closer();
     let stopping_health = health.clone();
     let on_shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: no new calls; finishing in-flight work");
-        stopping_health
-            .set_service_status("", tonic_health::ServingStatus::NotServing)
-            .await;
+        stopping_health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
         closer.close();
     };
 
@@ -201,13 +190,12 @@ pub async fn serve_store(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(roster)
+        .add_service(reserve)
+        .add_service(import)
         .add_service(audit)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown)
         .await;
     engine.shutdown().await;
-    tracing::info!(
-        last_sequence = handle.snapshot().last_sequence,
-        "musterd stopped; the log is durable"
-    );
+    tracing::info!(last_sequence = handle.snapshot().last_sequence, "musterd stopped; the log is durable");
     served.context("serving gRPC")
 }

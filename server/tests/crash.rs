@@ -32,13 +32,7 @@ struct Musterd {
 impl Musterd {
     fn start(data_dir: &Path) -> Musterd {
         let mut child = Command::new(env!("CARGO_BIN_EXE_musterd"))
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--data-dir",
-            ])
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
             .arg(data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -47,27 +41,18 @@ impl Musterd {
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
         let address = loop {
-            let line = lines
-                .next()
-                .expect("musterd exited before serving")
-                .expect("read stderr");
+            let line = lines.next().expect("musterd exited before serving").expect("read stderr");
             let parsed: serde_json::Value = match serde_json::from_str(&line) {
                 Ok(parsed) => parsed,
                 Err(_) => continue,
             };
             if parsed["fields"]["message"] == "musterd serving" {
-                break parsed["fields"]["address"]
-                    .as_str()
-                    .expect("address field")
-                    .to_owned();
+                break parsed["fields"]["address"].as_str().expect("address field").to_owned();
             }
         };
         // Keep draining the log so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Musterd {
-            child,
-            url: format!("http://{address}"),
-        }
+        Musterd { child, url: format!("http://{address}") }
     }
 
     fn kill(mut self) {
@@ -79,10 +64,7 @@ impl Musterd {
         let pid = i32::try_from(self.child.id()).expect("pid");
         // SAFETY-free: `kill` from the standard library only sends SIGKILL, so
         // ask the shell's `kill` for SIGTERM.
-        let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("kill -TERM");
+        let status = Command::new("kill").args(["-TERM", &pid.to_string()]).status().expect("kill -TERM");
         assert!(status.success());
         let exit = self.child.wait().expect("reap");
         assert!(exit.success(), "musterd exits cleanly on SIGTERM: {exit:?}");
@@ -102,50 +84,28 @@ fn team(id: &str, rng: &mut StdRng) -> pb::Team {
         id: id.to_owned(),
         name: format!("Team {id}"),
         organization: "Fire and rescue".into(),
-        capabilities: vec![pb::Capability {
-            code: "search_rescue".into(),
-            tier: rng.random_range(1..=4),
-        }],
+        capabilities: vec![pb::Capability { code: "search_rescue".into(), tier: rng.random_range(1..=4) }],
         headcount: rng.random_range(1..=30),
-        home: Some(pb::LatLng {
-            lat: 28.0 + rng.random::<f64>() * 0.4,
-            lng: 112.8 + rng.random::<f64>() * 0.4,
-        }),
+        home: Some(pb::LatLng { lat: 28.0 + rng.random::<f64>() * 0.4, lng: 112.8 + rng.random::<f64>() * 0.4 }),
         speed_kmh: 40.0 + rng.random::<f64>() * 40.0,
-        insurance_expires: Some(muster_client::Timestamp {
-            seconds: 1_814_313_600,
-            nanos: 0,
-        }),
+        insurance_expires: Some(muster_client::Timestamp { seconds: 1_814_313_600, nanos: 0 }),
         ..pb::Team::default()
     }
 }
 
 /// One client's workload: register a few teams of its own, then report
 /// positions and update them, recording every acknowledgment.
-async fn workload(
-    client: Client,
-    worker: usize,
-    seed: u64,
-    acked: Arc<Mutex<Vec<Acked>>>,
-    count: Arc<AtomicUsize>,
-) {
+async fn workload(client: Client, worker: usize, seed: u64, acked: Arc<Mutex<Vec<Acked>>>, count: Arc<AtomicUsize>) {
     let mut rng = StdRng::seed_from_u64(seed.wrapping_mul(1_000).wrapping_add(worker as u64));
     let mut roster = client.roster();
     let mut teams = Vec::new();
     for step in 0.. {
         let request_id = format!("w{worker}-s{step}");
-        let choice = if teams.len() < 3 {
-            0
-        } else {
-            rng.random_range(0..10)
-        };
+        let choice = if teams.len() < 3 { 0 } else { rng.random_range(0..10) };
         let outcome = match choice {
             0 => {
                 let id = format!("T-{worker}-{}", teams.len());
-                let request = pb::RegisterTeamRequest {
-                    request_id,
-                    team: Some(team(&id, &mut rng)),
-                };
+                let request = pb::RegisterTeamRequest { request_id, team: Some(team(&id, &mut rng)) };
                 let result = roster.register_team(request.clone()).await;
                 result.map(|reply| {
                     teams.push(id);
@@ -154,36 +114,21 @@ async fn workload(
             }
             1 => {
                 let id = teams[rng.random_range(0..teams.len())].clone();
-                let request = pb::UpdateTeamRequest {
-                    request_id,
-                    team: Some(team(&id, &mut rng)),
-                    expected_version: 0,
-                };
-                roster
-                    .update_team(request.clone())
-                    .await
-                    .map(|reply| Acked::Update(request, reply.into_inner()))
+                let request =
+                    pb::UpdateTeamRequest { request_id, team: Some(team(&id, &mut rng)), expected_version: 0 };
+                roster.update_team(request.clone()).await.map(|reply| Acked::Update(request, reply.into_inner()))
             }
             _ => {
                 let id = teams[rng.random_range(0..teams.len())].clone();
-                let status = if rng.random_bool(0.2) {
-                    pb::TeamStatus::OutOfService
-                } else {
-                    pb::TeamStatus::Available
-                };
+                let status =
+                    if rng.random_bool(0.2) { pb::TeamStatus::OutOfService } else { pb::TeamStatus::Available };
                 let request = pb::ReportStatusRequest {
                     request_id,
                     team_id: id,
                     status: status.into(),
-                    position: Some(pb::LatLng {
-                        lat: 28.0 + rng.random::<f64>() * 0.4,
-                        lng: 112.9,
-                    }),
+                    position: Some(pb::LatLng { lat: 28.0 + rng.random::<f64>() * 0.4, lng: 112.9 }),
                 };
-                roster
-                    .report_status(request.clone())
-                    .await
-                    .map(|reply| Acked::Report(request, reply.into_inner()))
+                roster.report_status(request.clone()).await.map(|reply| Acked::Report(request, reply.into_inner()))
             }
         };
         match outcome {
@@ -221,13 +166,7 @@ async fn crash_and_recover(seed: u64) {
     let count = Arc::new(AtomicUsize::new(0));
     let mut workers = tokio::task::JoinSet::new();
     for worker in 0..CLIENTS {
-        workers.spawn(workload(
-            client.clone(),
-            worker,
-            seed,
-            acked.clone(),
-            count.clone(),
-        ));
+        workers.spawn(workload(client.clone(), worker, seed, acked.clone(), count.clone()));
     }
     // Watch live digests while the load runs: each is the state the server
     // had published, which must be the fold of the log up to its sequence.
@@ -251,21 +190,13 @@ async fn crash_and_recover(seed: u64) {
     let _ = watcher.await;
     let acked = acked.lock().unwrap().clone();
     let digests = digests.lock().unwrap().clone();
-    assert!(
-        acked.len() >= kill_after_acks,
-        "seed {seed}: {} acknowledged",
-        acked.len()
-    );
+    assert!(acked.len() >= kill_after_acks, "seed {seed}: {} acknowledged", acked.len());
 
     let server = Musterd::start(&data_dir);
     let client = connect(&server.url).await;
     let mut roster = client.roster();
     let mut audit = client.audit();
-    let now = audit
-        .get_digest(pb::GetDigestRequest { sequence: 0 })
-        .await
-        .unwrap()
-        .into_inner();
+    let now = audit.get_digest(pb::GetDigestRequest { sequence: 0 }).await.unwrap().into_inner();
 
     // Every acknowledged mutation is present: its retry gets the same answer.
     let mut latest: BTreeMap<String, u64> = BTreeMap::new();
@@ -275,60 +206,23 @@ async fn crash_and_recover(seed: u64) {
             Acked::Report(request, reply) => (roster.report_status(request.clone()).await, reply),
             Acked::Update(request, reply) => (roster.update_team(request.clone()).await, reply),
         };
-        let again = again
-            .unwrap_or_else(|status| panic!("seed {seed}: retry of {record:?} failed: {status:?}"));
-        assert_eq!(
-            &again.into_inner(),
-            first,
-            "seed {seed}: an acknowledged answer changed after the crash"
-        );
+        let again = again.unwrap_or_else(|status| panic!("seed {seed}: retry of {record:?} failed: {status:?}"));
+        assert_eq!(&again.into_inner(), first, "seed {seed}: an acknowledged answer changed after the crash");
         let version = latest.entry(first.id.clone()).or_default();
         *version = (*version).max(first.version);
     }
     for (id, version) in &latest {
-        let team = roster
-            .get_team(pb::GetTeamRequest {
-                id: id.clone(),
-                as_of: None,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(
-            team.version >= *version,
-            "seed {seed}: {id} lost acknowledged changes ({} < {version})",
-            team.version
-        );
+        let team = roster.get_team(pb::GetTeamRequest { id: id.clone(), as_of: None }).await.unwrap().into_inner();
+        assert!(team.version >= *version, "seed {seed}: {id} lost acknowledged changes ({} < {version})", team.version);
     }
     // What the server showed before the kill is a prefix of the log.
     for digest in digests.iter().filter(|digest| digest.sequence > 0) {
-        assert!(
-            digest.sequence <= now.sequence,
-            "seed {seed}: published sequence {} was lost",
-            digest.sequence
-        );
-        let replayed = audit
-            .get_digest(pb::GetDigestRequest {
-                sequence: digest.sequence,
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(
-            &replayed, digest,
-            "seed {seed}: the live state at {} differs from the log's fold",
-            digest.sequence
-        );
+        assert!(digest.sequence <= now.sequence, "seed {seed}: published sequence {} was lost", digest.sequence);
+        let replayed = audit.get_digest(pb::GetDigestRequest { sequence: digest.sequence }).await.unwrap().into_inner();
+        assert_eq!(&replayed, digest, "seed {seed}: the live state at {} differs from the log's fold", digest.sequence);
     }
-    let retried = audit
-        .get_digest(pb::GetDigestRequest { sequence: 0 })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        retried, now,
-        "seed {seed}: retries of acknowledged requests changed the state"
-    );
+    let retried = audit.get_digest(pb::GetDigestRequest { sequence: 0 }).await.unwrap().into_inner();
+    assert_eq!(retried, now, "seed {seed}: retries of acknowledged requests changed the state");
     server.terminate();
 
     // An offline replay of the log gives the state the restarted server had.
@@ -337,20 +231,10 @@ async fn crash_and_recover(seed: u64) {
         .arg(&data_dir)
         .output()
         .expect("musterd check");
-    assert!(
-        output.status.success(),
-        "musterd check failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "musterd check failed: {}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        text.contains(&format!("sequence {}", now.sequence)),
-        "seed {seed}: {text}"
-    );
-    assert!(
-        text.contains(&format!("digest {}", now.digest)),
-        "seed {seed}: {text}"
-    );
+    assert!(text.contains(&format!("sequence {}", now.sequence)), "seed {seed}: {text}");
+    assert!(text.contains(&format!("digest {}", now.digest)), "seed {seed}: {text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,11 +242,7 @@ async fn acknowledged_mutations_survive_sigkill() {
     let seeds: Vec<u64> = std::env::var("MUSTER_CRASH_SEEDS")
         .unwrap_or_else(|_| "1,2,3".to_owned())
         .split(',')
-        .map(|seed| {
-            seed.trim()
-                .parse()
-                .expect("MUSTER_CRASH_SEEDS holds numbers")
-        })
+        .map(|seed| seed.trim().parse().expect("MUSTER_CRASH_SEEDS holds numbers"))
         .collect();
     for seed in seeds {
         crash_and_recover(seed).await;

@@ -14,11 +14,7 @@ use tonic_types::StatusExt;
 use crate::support::{check_error, register};
 
 fn token(name: &str, role: &str) -> TokenConfig {
-    TokenConfig {
-        name: name.to_owned(),
-        role: role.to_owned(),
-        token: format!("{name}-secret-token-0123456789"),
-    }
+    TokenConfig { name: name.to_owned(), role: role.to_owned(), token: format!("{name}-secret-token-0123456789") }
 }
 
 #[tokio::test]
@@ -29,19 +25,10 @@ async fn tokens_and_roles_limit_what_each_caller_may_do() {
         token("wr01app", "team:WR-01"),
         token("exercise", "drill"),
     ];
-    let server = TestServer::start_with(Options {
-        tokens: tokens.clone(),
-        ..Options::default()
-    })
-    .await;
+    let server = TestServer::start_with(Options { tokens: tokens.clone(), ..Options::default() }).await;
     let secret = |name: &str| format!("{name}-secret-token-0123456789");
 
-    let anonymous = server
-        .client()
-        .await
-        .roster()
-        .list_teams(pb::ListTeamsRequest::default())
-        .await;
+    let anonymous = server.client().await.roster().list_teams(pb::ListTeamsRequest::default()).await;
     check_error(anonymous, Code::Unauthenticated, None);
     let forged = server
         .client_with_token("not-a-real-token-at-all")
@@ -51,35 +38,13 @@ async fn tokens_and_roles_limit_what_each_caller_may_do() {
         .await;
     check_error(forged, Code::Unauthenticated, None);
 
-    let mut commander = server
-        .client_with_token(&secret("duty-officer"))
-        .await
-        .roster();
-    commander
-        .register_team(register("WR-01", ""))
-        .await
-        .unwrap();
-    commander
-        .register_team(register("WR-02", ""))
-        .await
-        .unwrap();
+    let mut commander = server.client_with_token(&secret("duty-officer")).await.roster();
+    commander.register_team(register("WR-01", "")).await.unwrap();
+    commander.register_team(register("WR-02", "")).await.unwrap();
 
     let mut observer = server.client_with_token(&secret("screen")).await.roster();
-    assert_eq!(
-        observer
-            .list_teams(pb::ListTeamsRequest::default())
-            .await
-            .unwrap()
-            .into_inner()
-            .teams
-            .len(),
-        2
-    );
-    check_error(
-        observer.register_team(register("X", "")).await,
-        Code::PermissionDenied,
-        None,
-    );
+    assert_eq!(observer.list_teams(pb::ListTeamsRequest::default()).await.unwrap().into_inner().teams.len(), 2);
+    check_error(observer.register_team(register("X", "")).await, Code::PermissionDenied, None);
 
     let mut app = server.client_with_token(&secret("wr01app")).await.roster();
     let own = pb::ReportStatusRequest {
@@ -94,18 +59,10 @@ async fn tokens_and_roles_limit_what_each_caller_may_do() {
         ..Default::default()
     };
     check_error(app.report_status(other).await, Code::PermissionDenied, None);
-    check_error(
-        app.register_team(register("Y", "")).await,
-        Code::PermissionDenied,
-        None,
-    );
+    check_error(app.register_team(register("Y", "")).await, Code::PermissionDenied, None);
 
     let mut drill = server.client_with_token(&secret("exercise")).await.roster();
-    check_error(
-        drill.list_teams(pb::ListTeamsRequest::default()).await,
-        Code::PermissionDenied,
-        None,
-    );
+    check_error(drill.list_teams(pb::ListTeamsRequest::default()).await, Code::PermissionDenied, None);
 
     let events = server
         .client_with_token(&secret("screen"))
@@ -117,11 +74,7 @@ async fn tokens_and_roles_limit_what_each_caller_may_do() {
         .into_inner()
         .events;
     let actors: Vec<_> = events.iter().map(|event| event.actor.as_str()).collect();
-    assert_eq!(
-        actors,
-        vec!["duty-officer", "duty-officer", "team:WR-01"],
-        "the log names who did what"
-    );
+    assert_eq!(actors, vec!["duty-officer", "duty-officer", "team:WR-01"], "the log names who did what");
 }
 
 /// A store whose appends wait at a gate, to hold the writer mid-commit.
@@ -179,11 +132,7 @@ async fn a_full_write_queue_is_resource_exhausted_with_retry_info_and_applies_no
     let store = Arc::new(GateStore::default());
     let server = TestServer::start_with(Options {
         store: Some(store.clone()),
-        engine: Some(EngineConfig {
-            queue_capacity: 1,
-            max_batch: 1,
-            ..EngineConfig::default()
-        }),
+        engine: Some(EngineConfig { queue_capacity: 1, max_batch: 1, ..EngineConfig::default() }),
         ..Options::default()
     })
     .await;
@@ -191,9 +140,7 @@ async fn a_full_write_queue_is_resource_exhausted_with_retry_info_and_applies_no
     let mut first = client.roster();
     let held = tokio::spawn(async move { first.register_team(register("T-1", "")).await });
     let waiting = store.clone();
-    tokio::task::spawn_blocking(move || waiting.wait_for_writer())
-        .await
-        .unwrap();
+    tokio::task::spawn_blocking(move || waiting.wait_for_writer()).await.unwrap();
     // The writer is held with T-1; the queue has room for one more command.
     let mut contenders = tokio::task::JoinSet::new();
     for id in ["T-2", "T-3"] {
@@ -203,30 +150,15 @@ async fn a_full_write_queue_is_resource_exhausted_with_retry_info_and_applies_no
     let (refused_id, refused) = contenders.join_next().await.unwrap().unwrap();
     let status = refused.expect_err("one of two commands must be refused while the queue is full");
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(
-        status.get_details_retry_info().is_some(),
-        "the refusal says to retry: {status:?}"
-    );
+    assert!(status.get_details_retry_info().is_some(), "the refusal says to retry: {status:?}");
     assert!(muster_client::is_retryable(&status));
     store.open();
     held.await.unwrap().unwrap();
     let (accepted_id, accepted) = contenders.join_next().await.unwrap().unwrap();
     accepted.unwrap();
     assert_ne!(accepted_id, refused_id);
-    let teams = client
-        .roster()
-        .list_teams(pb::ListTeamsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .teams;
-    assert_eq!(
-        teams
-            .iter()
-            .map(|team| team.id.as_str())
-            .collect::<Vec<_>>(),
-        vec!["T-1", accepted_id]
-    );
+    let teams = client.roster().list_teams(pb::ListTeamsRequest::default()).await.unwrap().into_inner().teams;
+    assert_eq!(teams.iter().map(|team| team.id.as_str()).collect::<Vec<_>>(), vec!["T-1", accepted_id]);
 }
 
 /// A store whose disk has failed: every append is an I/O error.
@@ -261,43 +193,14 @@ impl Store for FailingStore {
 #[tokio::test]
 async fn a_failed_sync_is_unavailable_nothing_unsynced_is_visible_and_writes_stay_refused() {
     let store = Arc::new(FailingStore::default());
-    let server = TestServer::start_with(Options {
-        store: Some(store.clone()),
-        ..Options::default()
-    })
-    .await;
+    let server = TestServer::start_with(Options { store: Some(store.clone()), ..Options::default() }).await;
     let mut roster = server.client().await.roster();
     roster.register_team(register("T-1", "")).await.unwrap();
-    store
-        .failing
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    check_error(
-        roster.register_team(register("T-2", "")).await,
-        Code::Unavailable,
-        None,
-    );
-    let teams = roster
-        .list_teams(pb::ListTeamsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .teams;
-    assert_eq!(
-        teams.len(),
-        1,
-        "a change that was not made durable is not visible"
-    );
-    store
-        .failing
-        .store(false, std::sync::atomic::Ordering::SeqCst);
-    check_error(
-        roster.register_team(register("T-3", "")).await,
-        Code::Unavailable,
-        None,
-    );
-    assert_eq!(
-        store.inner.read(1, 100).unwrap().len(),
-        1,
-        "only the acknowledged change is in the log"
-    );
+    store.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    check_error(roster.register_team(register("T-2", "")).await, Code::Unavailable, None);
+    let teams = roster.list_teams(pb::ListTeamsRequest::default()).await.unwrap().into_inner().teams;
+    assert_eq!(teams.len(), 1, "a change that was not made durable is not visible");
+    store.failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    check_error(roster.register_team(register("T-3", "")).await, Code::Unavailable, None);
+    assert_eq!(store.inner.read(1, 100).unwrap().len(), 1, "only the acknowledged change is in the log");
 }

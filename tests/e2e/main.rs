@@ -5,6 +5,8 @@
 mod access;
 mod audit;
 mod durability;
+mod import;
+mod reserve;
 mod roster;
 mod service;
 mod support;

@@ -12,51 +12,29 @@ use tonic_reflection::pb::v1::{
 async fn health_answers_serving() {
     let server = TestServer::start().await;
     let mut health = server.client().await.health();
-    let overall = health
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let overall = health.check(HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
     assert_eq!(overall.status(), ServingStatus::Serving);
-    let roster = health
-        .check(HealthCheckRequest {
-            service: "muster.v1.RosterService".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let roster =
+        health.check(HealthCheckRequest { service: "muster.v1.RosterService".into() }).await.unwrap().into_inner();
     assert_eq!(roster.status(), ServingStatus::Serving);
 }
 
 #[tokio::test]
 async fn reflection_lists_every_service_of_the_contract() {
     let server = TestServer::start().await;
-    let channel = tonic::transport::Endpoint::from_shared(server.url.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(server.url.clone()).unwrap().connect().await.unwrap();
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),
         message_request: Some(MessageRequest::ListServices(String::new())),
     };
-    let mut responses = reflection
-        .server_reflection_info(tokio_stream::iter(vec![request]))
-        .await
-        .unwrap()
-        .into_inner();
+    let mut responses =
+        reflection.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
     let response = responses.next().await.unwrap().unwrap();
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection answer: {response:?}");
     };
-    let names: Vec<_> = list
-        .service
-        .into_iter()
-        .map(|service| service.name)
-        .collect();
+    let names: Vec<_> = list.service.into_iter().map(|service| service.name).collect();
     for expected in [
         "muster.v1.RosterService",
         "muster.v1.ReserveService",
@@ -66,9 +44,6 @@ async fn reflection_lists_every_service_of_the_contract() {
         "muster.v1.DrillService",
         "grpc.health.v1.Health",
     ] {
-        assert!(
-            names.iter().any(|name| name == expected),
-            "{expected} missing from {names:?}"
-        );
+        assert!(names.iter().any(|name| name == expected), "{expected} missing from {names:?}");
     }
 }

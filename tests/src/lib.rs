@@ -51,21 +51,15 @@ impl TestServer {
     pub async fn start_with(options: Options) -> TestServer {
         let temp = tempfile::tempdir().expect("temp dir");
         let data_dir = temp.path().join("data");
-        let mut server = Self::start_in(
-            &data_dir,
-            options,
-            ManualClock::new(DomainTime::from_unix_seconds(START_SECONDS)),
-        )
-        .await;
+        let mut server =
+            Self::start_in(&data_dir, options, ManualClock::new(DomainTime::from_unix_seconds(START_SECONDS))).await;
         server._temp = Some(temp);
         server
     }
 
     /// A server on `data_dir` (which may hold a log already) with `clock`.
     pub async fn start_in(data_dir: &Path, options: Options, clock: ManualClock) -> TestServer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let config = ServerConfig {
             data_dir: data_dir.to_owned(),
@@ -81,21 +75,9 @@ impl TestServer {
             None => Arc::new(SledStore::open(data_dir).expect("open store")),
         };
         let engine_clock = Arc::new(clock.clone());
-        let task = tokio::spawn(server::serve_store(
-            config,
-            store,
-            listener,
-            engine_clock,
-            shutdown,
-        ));
-        let server = TestServer {
-            url,
-            clock,
-            data_dir: data_dir.to_owned(),
-            stop: Some(stop),
-            task: Some(task),
-            _temp: None,
-        };
+        let task = tokio::spawn(server::serve_store(config, store, listener, engine_clock, shutdown));
+        let server =
+            TestServer { url, clock, data_dir: data_dir.to_owned(), stop: Some(stop), task: Some(task), _temp: None };
         server.wait_until_serving().await;
         server
     }
@@ -120,9 +102,7 @@ impl TestServer {
 
     /// A client with a bearer token.
     pub async fn client_with_token(&self, token: &str) -> Client {
-        Client::connect(&self.url, Some(token))
-            .await
-            .expect("connect")
+        Client::connect(&self.url, Some(token)).await.expect("connect")
     }
 
     /// Stops the server gracefully and waits; keeps the data directory.
@@ -136,9 +116,7 @@ impl TestServer {
             let _ = stop.send(());
         }
         if let Some(task) = self.task.take() {
-            task.await
-                .expect("server task")
-                .expect("server ran cleanly");
+            task.await.expect("server task").expect("server ran cleanly");
         }
     }
 
@@ -158,7 +136,5 @@ impl TestServer {
 }
 
 fn tonic_health_request() -> muster_client::proto_health::HealthCheckRequest {
-    muster_client::proto_health::HealthCheckRequest {
-        service: String::new(),
-    }
+    muster_client::proto_health::HealthCheckRequest { service: String::new() }
 }

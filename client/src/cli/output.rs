@@ -27,28 +27,21 @@ impl Output {
 /// A table with a header row, sized to the terminal.
 pub fn table(header: &[&str]) -> Table {
     let mut table = Table::new();
-    table
-        .load_preset(UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header);
+    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic).set_header(header);
     table
 }
 
 /// A protobuf timestamp as RFC 3339 (UTC), or `-`.
 pub fn time(value: Option<&muster_client::Timestamp>) -> String {
     value
-        .and_then(|value| {
-            chrono::DateTime::from_timestamp(value.seconds, u32::try_from(value.nanos).unwrap_or(0))
-        })
+        .and_then(|value| chrono::DateTime::from_timestamp(value.seconds, u32::try_from(value.nanos).unwrap_or(0)))
         .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_else(|| "-".to_owned())
 }
 
 /// A position as `lat, lng`, or `-`.
 pub fn position(value: Option<&muster_client::proto::LatLng>) -> String {
-    value
-        .map(|value| format!("{:.5}, {:.5}", value.lat, value.lng))
-        .unwrap_or_else(|| "-".to_owned())
+    value.map(|value| format!("{:.5}, {:.5}", value.lat, value.lng)).unwrap_or_else(|| "-".to_owned())
 }
 
 /// An enum's protobuf name without its prefix: `TEAM_STATUS_AVAILABLE` -> `AVAILABLE`.

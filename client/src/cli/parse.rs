@@ -4,33 +4,18 @@ use muster_client::{proto as pb, Timestamp};
 
 /// `"28.21,112.97"` as a position.
 pub fn position(text: &str) -> Result<pb::LatLng, String> {
-    let (lat, lng) = text
-        .split_once(',')
-        .ok_or_else(|| format!("{text:?}: expected LAT,LNG"))?;
-    let lat = lat
-        .trim()
-        .parse()
-        .map_err(|_| format!("{lat:?} is not a latitude"))?;
-    let lng = lng
-        .trim()
-        .parse()
-        .map_err(|_| format!("{lng:?} is not a longitude"))?;
+    let (lat, lng) = text.split_once(',').ok_or_else(|| format!("{text:?}: expected LAT,LNG"))?;
+    let lat = lat.trim().parse().map_err(|_| format!("{lat:?} is not a latitude"))?;
+    let lng = lng.trim().parse().map_err(|_| format!("{lng:?} is not a longitude"))?;
     Ok(pb::LatLng { lat, lng })
 }
 
 /// `"water_rescue:1"` as a capability.
 pub fn capability(text: &str) -> Result<pb::Capability, String> {
-    let (code, tier) = text
-        .split_once(':')
-        .ok_or_else(|| format!("{text:?}: expected CODE:TIER, e.g. water_rescue:1"))?;
-    let tier = tier
-        .trim()
-        .parse()
-        .map_err(|_| format!("{tier:?} is not a tier 1-4"))?;
-    Ok(pb::Capability {
-        code: code.trim().to_owned(),
-        tier,
-    })
+    let (code, tier) =
+        text.split_once(':').ok_or_else(|| format!("{text:?}: expected CODE:TIER, e.g. water_rescue:1"))?;
+    let tier = tier.trim().parse().map_err(|_| format!("{tier:?} is not a tier 1-4"))?;
+    Ok(pb::Capability { code: code.trim().to_owned(), tier })
 }
 
 /// An RFC 3339 time (`2027-06-30T00:00:00Z`) or a date (`2027-06-30`, midnight UTC).
@@ -42,21 +27,23 @@ pub fn time(text: &str) -> Result<Timestamp, String> {
                 .map(|date| date.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
         })
         .map_err(|_| format!("{text:?} is not an RFC 3339 time such as 2027-06-30T00:00:00Z"))?;
-    Ok(Timestamp {
-        seconds: parsed.timestamp(),
-        nanos: i32::try_from(parsed.timestamp_subsec_nanos()).unwrap_or(0),
-    })
+    Ok(Timestamp { seconds: parsed.timestamp(), nanos: i32::try_from(parsed.timestamp_subsec_nanos()).unwrap_or(0) })
 }
 
 /// A team status name (`available`, `OUT_OF_SERVICE`, ...).
 pub fn team_status(text: &str) -> Result<pb::TeamStatus, String> {
-    let name = format!(
-        "TEAM_STATUS_{}",
-        text.trim().to_ascii_uppercase().replace('-', "_")
-    );
-    pb::TeamStatus::from_str_name(&name)
-        .filter(|status| *status != pb::TeamStatus::Unspecified)
-        .ok_or_else(|| format!("{text:?} is not a team status (available, assigned, en_route, on_scene, returning, out_of_service)"))
+    let name = format!("TEAM_STATUS_{}", text.trim().to_ascii_uppercase().replace('-', "_"));
+    pb::TeamStatus::from_str_name(&name).filter(|status| *status != pb::TeamStatus::Unspecified).ok_or_else(|| {
+        format!("{text:?} is not a team status (available, assigned, en_route, on_scene, returning, out_of_service)")
+    })
+}
+
+/// A ledger reason name (`received`, `LOST`, ...).
+pub fn ledger_reason(text: &str) -> Result<pb::LedgerReason, String> {
+    let name = format!("LEDGER_REASON_{}", text.trim().to_ascii_uppercase());
+    pb::LedgerReason::from_str_name(&name)
+        .filter(|reason| *reason != pb::LedgerReason::Unspecified)
+        .ok_or_else(|| format!("{text:?} is not a ledger reason (received, issued, consumed, returned, lost, counted)"))
 }
 
 #[cfg(test)]
@@ -65,20 +52,11 @@ mod tests {
 
     #[test]
     fn parses_what_operators_type() {
-        assert_eq!(
-            position("28.2, 112.9").map(|p| (p.lat, p.lng)),
-            Ok((28.2, 112.9))
-        );
+        assert_eq!(position("28.2, 112.9").map(|p| (p.lat, p.lng)), Ok((28.2, 112.9)));
         assert!(position("28.2").is_err());
-        assert_eq!(
-            capability("hazmat:2").map(|c| (c.code, c.tier)),
-            Ok(("hazmat".to_owned(), 2))
-        );
+        assert_eq!(capability("hazmat:2").map(|c| (c.code, c.tier)), Ok(("hazmat".to_owned(), 2)));
         assert_eq!(time("2027-06-30").map(|t| t.seconds), Ok(1_814_313_600));
-        assert_eq!(
-            team_status("out-of-service"),
-            Ok(pb::TeamStatus::OutOfService)
-        );
+        assert_eq!(team_status("out-of-service"), Ok(pb::TeamStatus::OutOfService));
         assert!(team_status("sleeping").is_err());
     }
 }

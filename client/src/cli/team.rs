@@ -1,7 +1,7 @@
 //! `muster team ...`: register, inspect, update and watch the roster.
 
 use clap::{Args, Subcommand};
-use muster_client::{new_request_id, proto as pb, with_retry, Client, RetryPolicy, Timestamp};
+use muster_client::{all_pages, new_request_id, proto as pb, Client, Timestamp};
 use tokio_stream::StreamExt;
 
 use super::output::{self, Output};
@@ -143,69 +143,39 @@ pub async fn run(client: &Client, command: TeamCommand, output: Output) -> anyho
     let mut roster = client.roster();
     match command {
         TeamCommand::Register(args) => {
-            let mut team = pb::Team {
-                id: args.id,
-                position: args.position,
-                ..pb::Team::default()
-            };
+            let mut team = pb::Team { id: args.id, position: args.position, ..pb::Team::default() };
             team.status = args.status.unwrap_or(pb::TeamStatus::Unspecified).into();
             args.profile.apply_to(&mut team);
             let request = pb::RegisterTeamRequest {
                 request_id: args.request_id.unwrap_or_else(|| new_request_id("cli")),
                 team: Some(team),
             };
-            let team = with_retry(RetryPolicy::default(), || {
-                let mut roster = roster.clone();
-                let request = request.clone();
-                async move { roster.register_team(request).await }
-            })
-            .await?
-            .into_inner();
+            let team = muster_client::retry!(roster, register_team, request)?;
             print_team(&team, output)
         }
         TeamCommand::Get { id, as_of } => {
-            let team = roster
-                .get_team(pb::GetTeamRequest { id, as_of })
-                .await?
-                .into_inner();
+            let team = roster.get_team(pb::GetTeamRequest { id, as_of }).await?.into_inner();
             print_team(&team, output)
         }
-        TeamCommand::List {
-            capability,
-            status,
-            limit,
-        } => {
-            let mut teams = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let response = roster
-                    .list_teams(pb::ListTeamsRequest {
-                        page_size: 1_000,
-                        page_token,
-                        capability: capability.clone().unwrap_or_default(),
-                        status: status.unwrap_or(pb::TeamStatus::Unspecified).into(),
-                    })
-                    .await?
-                    .into_inner();
-                teams.extend(response.teams);
-                page_token = response.next_page_token;
-                if page_token.is_empty() || limit.is_some_and(|limit| teams.len() >= limit) {
-                    break;
+        TeamCommand::List { capability, status, limit } => {
+            let teams = all_pages(limit, |page_token| {
+                let mut roster = roster.clone();
+                let request = pb::ListTeamsRequest {
+                    page_size: 1_000,
+                    page_token,
+                    capability: capability.clone().unwrap_or_default(),
+                    status: status.unwrap_or(pb::TeamStatus::Unspecified).into(),
+                };
+                async move {
+                    let page = roster.list_teams(request).await?.into_inner();
+                    Ok((page.teams, page.next_page_token))
                 }
-            }
-            if let Some(limit) = limit {
-                teams.truncate(limit);
-            }
+            })
+            .await?;
             print_teams(&teams, output)
         }
         TeamCommand::Update(args) => {
-            let mut team = roster
-                .get_team(pb::GetTeamRequest {
-                    id: args.id.clone(),
-                    as_of: None,
-                })
-                .await?
-                .into_inner();
+            let mut team = roster.get_team(pb::GetTeamRequest { id: args.id.clone(), as_of: None }).await?.into_inner();
             let expected_version = args.expected_version.unwrap_or(team.version);
             args.profile.apply_to(&mut team);
             let request = pb::UpdateTeamRequest {
@@ -213,41 +183,21 @@ pub async fn run(client: &Client, command: TeamCommand, output: Output) -> anyho
                 team: Some(team),
                 expected_version,
             };
-            let team = with_retry(RetryPolicy::default(), || {
-                let mut roster = roster.clone();
-                let request = request.clone();
-                async move { roster.update_team(request).await }
-            })
-            .await?
-            .into_inner();
+            let team = muster_client::retry!(roster, update_team, request)?;
             print_team(&team, output)
         }
-        TeamCommand::Status {
-            id,
-            status,
-            position,
-            request_id,
-        } => {
+        TeamCommand::Status { id, status, position, request_id } => {
             let request = pb::ReportStatusRequest {
                 request_id: request_id.unwrap_or_else(|| new_request_id("cli")),
                 team_id: id,
                 status: status.unwrap_or(pb::TeamStatus::Unspecified).into(),
                 position,
             };
-            let team = with_retry(RetryPolicy::default(), || {
-                let mut roster = roster.clone();
-                let request = request.clone();
-                async move { roster.report_status(request).await }
-            })
-            .await?
-            .into_inner();
+            let team = muster_client::retry!(roster, report_status, request)?;
             print_team(&team, output)
         }
         TeamCommand::Watch => {
-            let mut stream = roster
-                .watch_teams(pb::WatchTeamsRequest {})
-                .await?
-                .into_inner();
+            let mut stream = roster.watch_teams(pb::WatchTeamsRequest {}).await?.into_inner();
             while let Some(event) = stream.next().await {
                 let event = event?;
                 if output.json {
@@ -269,9 +219,7 @@ pub async fn run(client: &Client, command: TeamCommand, output: Output) -> anyho
 }
 
 fn status_name(status: i32) -> String {
-    let name = pb::TeamStatus::try_from(status)
-        .map(|status| status.as_str_name())
-        .unwrap_or("UNKNOWN");
+    let name = pb::TeamStatus::try_from(status).map(|status| status.as_str_name()).unwrap_or("UNKNOWN");
     output::enum_name(name, "TEAM_STATUS_")
 }
 
@@ -294,31 +242,15 @@ fn print_team(team: &pb::Team, output: Output) -> anyhow::Result<()> {
     table.add_row(vec!["status".to_owned(), status_name(team.status)]);
     table.add_row(vec!["capabilities".to_owned(), capabilities(team)]);
     table.add_row(vec!["headcount".to_owned(), team.headcount.to_string()]);
-    table.add_row(vec![
-        "home".to_owned(),
-        output::position(team.home.as_ref()),
-    ]);
-    table.add_row(vec![
-        "position".to_owned(),
-        output::position(team.position.as_ref()),
-    ]);
+    table.add_row(vec!["home".to_owned(), output::position(team.home.as_ref())]);
+    table.add_row(vec!["position".to_owned(), output::position(team.position.as_ref())]);
     table.add_row(vec!["speed_kmh".to_owned(), format!("{}", team.speed_kmh)]);
-    table.add_row(vec![
-        "insurance_expires".to_owned(),
-        output::time(team.insurance_expires.as_ref()),
-    ]);
+    table.add_row(vec!["insurance_expires".to_owned(), output::time(team.insurance_expires.as_ref())]);
     table.add_row(vec![
         "assignment".to_owned(),
-        if team.assignment_id.is_empty() {
-            "-".to_owned()
-        } else {
-            team.assignment_id.clone()
-        },
+        if team.assignment_id.is_empty() { "-".to_owned() } else { team.assignment_id.clone() },
     ]);
-    table.add_row(vec![
-        "last_report_at".to_owned(),
-        output::time(team.last_report_at.as_ref()),
-    ]);
+    table.add_row(vec!["last_report_at".to_owned(), output::time(team.last_report_at.as_ref())]);
     table.add_row(vec!["members".to_owned(), team.members.len().to_string()]);
     table.add_row(vec!["version".to_owned(), team.version.to_string()]);
     println!("{table}");
@@ -329,16 +261,8 @@ fn print_teams(teams: &[pb::Team], output: Output) -> anyhow::Result<()> {
     if output.json {
         return output.json(&teams);
     }
-    let mut table = output::table(&[
-        "id",
-        "name",
-        "status",
-        "capabilities",
-        "people",
-        "position",
-        "insured until",
-        "last report",
-    ]);
+    let mut table =
+        output::table(&["id", "name", "status", "capabilities", "people", "position", "insured until", "last report"]);
     for team in teams {
         table.add_row(vec![
             team.id.clone(),

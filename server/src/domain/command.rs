@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::import::Fixture;
+use super::reserve::{Depot, Item, LedgerReason};
 use super::team::{TeamProfile, TeamStatus};
 use super::types::{LatLng, Timestamp};
 
@@ -49,6 +51,56 @@ pub enum Command {
         /// New position (unset: unchanged).
         position: Option<LatLng>,
     },
+    /// `ReserveService.DefineItem`.
+    DefineItem {
+        /// The item.
+        item: Item,
+    },
+    /// `ReserveService.RegisterDepot`.
+    RegisterDepot {
+        /// The depot.
+        depot: Depot,
+    },
+    /// `ReserveService.AdjustStock`.
+    AdjustStock {
+        /// The depot.
+        depot_id: String,
+        /// The item.
+        item_code: String,
+        /// The change of on_hand.
+        delta: i64,
+        /// Why (required).
+        reason: Option<LedgerReason>,
+        /// Free text.
+        note: String,
+    },
+    /// `ReserveService.SetMinReserve`.
+    SetMinReserve {
+        /// The depot.
+        depot_id: String,
+        /// The item.
+        item_code: String,
+        /// The strategic floor.
+        min_reserve: i64,
+    },
+    /// `ReserveService.TransferStock`.
+    TransferStock {
+        /// Source depot.
+        from_depot_id: String,
+        /// Destination depot.
+        to_depot_id: String,
+        /// The item.
+        item_code: String,
+        /// Units to move.
+        quantity: i64,
+        /// Free text.
+        note: String,
+    },
+    /// `ImportService.Import`: a whole fixture, applied atomically.
+    Import {
+        /// What the file holds.
+        fixture: Fixture,
+    },
 }
 
 impl Command {
@@ -58,6 +110,12 @@ impl Command {
             Command::RegisterTeam { .. } => "RegisterTeam",
             Command::UpdateTeam { .. } => "UpdateTeam",
             Command::ReportStatus { .. } => "ReportStatus",
+            Command::DefineItem { .. } => "DefineItem",
+            Command::RegisterDepot { .. } => "RegisterDepot",
+            Command::AdjustStock { .. } => "AdjustStock",
+            Command::SetMinReserve { .. } => "SetMinReserve",
+            Command::TransferStock { .. } => "TransferStock",
+            Command::Import { .. } => "Import",
         }
     }
 }

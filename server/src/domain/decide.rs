@@ -4,29 +4,59 @@
 use super::command::{Command, Context};
 use super::error::DomainResult;
 use super::event::Event;
+use super::event::LogRecord;
 use super::state::State;
-use super::team;
+use super::{import, reserve, team};
 
 /// Validates `command` against `state` and returns the events it causes, or
 /// why it is refused. An empty list means the command changes nothing.
 pub fn decide(state: &State, command: &Command, context: &Context) -> DomainResult<Vec<Event>> {
     let _ = context;
     match command {
-        Command::RegisterTeam {
-            id,
-            profile,
-            status,
-            position,
-        } => team::register(state, id, profile.clone(), *status, *position),
-        Command::UpdateTeam {
-            id,
-            profile,
-            expected_version,
-        } => team::update(state, id, profile.clone(), *expected_version),
-        Command::ReportStatus {
-            team_id,
-            status,
-            position,
-        } => team::report_status(state, team_id, *status, *position),
+        Command::RegisterTeam { id, profile, status, position } => {
+            team::register(state, id, profile.clone(), *status, *position)
+        }
+        Command::UpdateTeam { id, profile, expected_version } => {
+            team::update(state, id, profile.clone(), *expected_version)
+        }
+        Command::ReportStatus { team_id, status, position } => team::report_status(state, team_id, *status, *position),
+        Command::DefineItem { item } => reserve::define_item(state, item),
+        Command::RegisterDepot { depot } => reserve::register_depot(state, depot),
+        Command::AdjustStock { depot_id, item_code, delta, reason, note } => {
+            reserve::adjust_stock(state, depot_id, item_code, *delta, *reason, note)
+        }
+        Command::SetMinReserve { depot_id, item_code, min_reserve } => {
+            reserve::set_min_reserve(state, depot_id, item_code, *min_reserve)
+        }
+        Command::TransferStock { from_depot_id, to_depot_id, item_code, quantity, note } => {
+            reserve::transfer_stock(state, from_depot_id, to_depot_id, item_code, *quantity, note)
+        }
+        Command::Import { fixture } => import::decide(state, fixture),
     }
+}
+
+/// Decides `command` and applies its events to `state`, numbering them after
+/// the state's last sequence: what the engine's writer does for each command,
+/// and what tests and drills do without an engine. On refusal the state is
+/// untouched.
+pub fn execute(
+    state: &mut State,
+    command: &Command,
+    context: &Context,
+    request_id: Option<&str>,
+) -> DomainResult<Vec<LogRecord>> {
+    let events = decide(state, command, context)?;
+    let mut records = Vec::with_capacity(events.len());
+    for event in events {
+        let record = LogRecord {
+            sequence: state.last_sequence + 1,
+            time: context.time,
+            actor: context.actor.clone(),
+            request_id: request_id.map(str::to_owned),
+            event,
+        };
+        state.apply(&record);
+        records.push(record);
+    }
+    Ok(records)
 }

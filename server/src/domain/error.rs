@@ -53,26 +53,17 @@ pub enum DomainError {
 impl DomainError {
     /// An `InvalidArgument` for `field`.
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        DomainError::InvalidArgument {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        DomainError::InvalidArgument { field: field.into(), reason: reason.into() }
     }
 
     /// A `NotFound` for a record of `kind`.
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
-        DomainError::NotFound {
-            kind,
-            id: id.into(),
-        }
+        DomainError::NotFound { kind, id: id.into() }
     }
 
     /// An `AlreadyExists` for a record of `kind`.
     pub fn already_exists(kind: &'static str, id: impl Into<String>) -> Self {
-        DomainError::AlreadyExists {
-            kind,
-            id: id.into(),
-        }
+        DomainError::AlreadyExists { kind, id: id.into() }
     }
 
     /// A `FailedPrecondition` with a message in words.

@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::reserve::{Depot, Item, LedgerReason};
 use super::team::{Team, TeamProfile, TeamStatus};
 use super::types::{LatLng, Timestamp};
 
@@ -33,6 +34,61 @@ pub enum Event {
         status: Option<TeamStatus>,
         /// The new position, when reported.
         position: Option<LatLng>,
+    },
+    /// An item joined the catalog.
+    ItemDefined {
+        /// The item.
+        item: Item,
+    },
+    /// A depot was registered.
+    DepotRegistered {
+        /// The depot.
+        depot: Depot,
+    },
+    /// `on_hand` changed by `delta` (one ledger entry).
+    StockAdjusted {
+        /// The depot.
+        depot_id: String,
+        /// The item.
+        item_code: String,
+        /// The change.
+        delta: i64,
+        /// Why.
+        reason: LedgerReason,
+        /// Free text.
+        note: String,
+    },
+    /// The strategic floor of an item at a depot was set.
+    MinReserveSet {
+        /// The depot.
+        depot_id: String,
+        /// The item.
+        item_code: String,
+        /// The new floor.
+        min_reserve: i64,
+    },
+    /// Stock moved between depots: two ledger entries, one event.
+    StockTransferred {
+        /// Where it left.
+        from_depot_id: String,
+        /// Where it arrived.
+        to_depot_id: String,
+        /// The item.
+        item_code: String,
+        /// Units moved.
+        quantity: i64,
+        /// Free text.
+        note: String,
+    },
+    /// An item's catalog entry was replaced (by an import).
+    ItemUpdated {
+        /// The item as it is now.
+        item: Item,
+    },
+    /// A depot's record was replaced (by an import).
+    DepotUpdated {
+        /// The depot as it is now.
+        depot: Depot,
     },
 }
 
@@ -64,19 +120,35 @@ impl Event {
             Event::TeamRegistered { .. } => "TeamRegistered",
             Event::TeamProfileUpdated { .. } => "TeamProfileUpdated",
             Event::TeamStatusReported { .. } => "TeamStatusReported",
+            Event::ItemDefined { .. } => "ItemDefined",
+            Event::DepotRegistered { .. } => "DepotRegistered",
+            Event::StockAdjusted { .. } => "StockAdjusted",
+            Event::MinReserveSet { .. } => "MinReserveSet",
+            Event::StockTransferred { .. } => "StockTransferred",
+            Event::ItemUpdated { .. } => "ItemUpdated",
+            Event::DepotUpdated { .. } => "DepotUpdated",
         }
     }
 
     /// The ids the event touched.
     pub fn touched(&self) -> Touched {
         match self {
-            Event::TeamRegistered { team } => Touched {
-                team_ids: vec![team.id.clone()],
-                ..Touched::default()
-            },
-            Event::TeamProfileUpdated { team_id, .. }
-            | Event::TeamStatusReported { team_id, .. } => Touched {
-                team_ids: vec![team_id.clone()],
+            Event::TeamRegistered { team } => Touched { team_ids: vec![team.id.clone()], ..Touched::default() },
+            Event::TeamProfileUpdated { team_id, .. } | Event::TeamStatusReported { team_id, .. } => {
+                Touched { team_ids: vec![team_id.clone()], ..Touched::default() }
+            }
+            Event::ItemDefined { item } | Event::ItemUpdated { item } => {
+                Touched { item_codes: vec![item.code.clone()], ..Touched::default() }
+            }
+            Event::DepotRegistered { depot } | Event::DepotUpdated { depot } => {
+                Touched { depot_ids: vec![depot.id.clone()], ..Touched::default() }
+            }
+            Event::StockAdjusted { depot_id, item_code, .. } | Event::MinReserveSet { depot_id, item_code, .. } => {
+                Touched { depot_ids: vec![depot_id.clone()], item_codes: vec![item_code.clone()], ..Touched::default() }
+            }
+            Event::StockTransferred { from_depot_id, to_depot_id, item_code, .. } => Touched {
+                depot_ids: vec![from_depot_id.clone(), to_depot_id.clone()],
+                item_codes: vec![item_code.clone()],
                 ..Touched::default()
             },
         }
@@ -99,11 +171,7 @@ impl Event {
                 profile.headcount,
                 describe_capabilities(&profile.capabilities)
             ),
-            Event::TeamStatusReported {
-                team_id,
-                status,
-                position,
-            } => match (status, position) {
+            Event::TeamStatusReported { team_id, status, position } => match (status, position) {
                 (Some(status), Some(position)) => {
                     format!("team {team_id} reported {} at {position}", status.as_str())
                 }
@@ -113,6 +181,27 @@ impl Event {
                 }
                 (None, None) => format!("team {team_id} checked in"),
             },
+            Event::ItemDefined { item } => {
+                format!("item {} ({}, counted in {}) added to the catalog", item.code, item.name, item.unit)
+            }
+            Event::ItemUpdated { item } => {
+                format!("item {} now reads {} (counted in {})", item.code, item.name, item.unit)
+            }
+            Event::DepotRegistered { depot } => {
+                format!("depot {} ({}, {}) registered at {}", depot.id, depot.name, depot.organization, depot.position)
+            }
+            Event::DepotUpdated { depot } => format!("depot {} ({}) now at {}", depot.id, depot.name, depot.position),
+            Event::StockAdjusted { depot_id, item_code, delta, reason, note } => {
+                let note = if note.is_empty() { String::new() } else { format!(": {note}") };
+                format!("{delta:+} {item_code} at {depot_id}, {}{note}", reason.as_str())
+            }
+            Event::MinReserveSet { depot_id, item_code, min_reserve } => {
+                format!("strategic minimum of {item_code} at {depot_id} set to {min_reserve}")
+            }
+            Event::StockTransferred { from_depot_id, to_depot_id, item_code, quantity, note } => {
+                let note = if note.is_empty() { String::new() } else { format!(": {note}") };
+                format!("{quantity} {item_code} transferred from {from_depot_id} to {to_depot_id}{note}")
+            }
         }
     }
 }

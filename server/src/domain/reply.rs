@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::command::Command;
 use super::error::DomainResult;
+use super::import::ImportSummary;
+use super::reserve::{Depot, Item, StockLevel};
 use super::state::State;
 use super::team::Team;
 
@@ -14,16 +16,41 @@ use super::team::Team;
 pub enum Reply {
     /// A team as it stands after the command.
     Team(Team),
+    /// A catalog item.
+    Item(Item),
+    /// A depot.
+    Depot(Depot),
+    /// A stock level after the change.
+    Stock(StockLevel),
+    /// Both sides of a transfer.
+    Transfer {
+        /// The source depot's level.
+        from: StockLevel,
+        /// The destination depot's level.
+        to: StockLevel,
+    },
+    /// What an import created and changed.
+    Import(ImportSummary),
 }
 
 impl Reply {
     /// Builds the reply to `command` from the state after its events.
-    pub fn build(command: &Command, state: &State) -> DomainResult<Reply> {
+    pub fn build(command: &Command, state: &State, records: &[super::event::LogRecord]) -> DomainResult<Reply> {
         match command {
             Command::RegisterTeam { id, .. } | Command::UpdateTeam { id, .. } => {
                 Ok(Reply::Team(state.team(id)?.clone()))
             }
             Command::ReportStatus { team_id, .. } => Ok(Reply::Team(state.team(team_id)?.clone())),
+            Command::DefineItem { item } => Ok(Reply::Item(state.item(&item.code)?.clone())),
+            Command::RegisterDepot { depot } => Ok(Reply::Depot(state.depot(&depot.id)?.clone())),
+            Command::AdjustStock { depot_id, item_code, .. } | Command::SetMinReserve { depot_id, item_code, .. } => {
+                Ok(Reply::Stock(state.stock_level(depot_id, item_code)?))
+            }
+            Command::TransferStock { from_depot_id, to_depot_id, item_code, .. } => Ok(Reply::Transfer {
+                from: state.stock_level(from_depot_id, item_code)?,
+                to: state.stock_level(to_depot_id, item_code)?,
+            }),
+            Command::Import { fixture } => Ok(Reply::Import(super::import::summarize(fixture, state, records))),
         }
     }
 }

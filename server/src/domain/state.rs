@@ -9,6 +9,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::error::{DomainError, DomainResult};
 use super::event::{Event, LogRecord};
+use super::reserve::{self, Depot, Item, LedgerEntry, LedgerReason, Stock};
 use super::team::Team;
 use super::types::Timestamp;
 
@@ -21,23 +22,24 @@ pub struct State {
     pub last_time: Timestamp,
     /// The roster, by team id.
     pub teams: OrdMap<String, Team>,
+    /// The item catalog, by code.
+    pub items: OrdMap<String, Item>,
+    /// Depots, by id.
+    pub depots: OrdMap<String, Depot>,
+    /// Stock, by (depot id, item code).
+    pub stock: OrdMap<(String, String), Stock>,
 }
 
 impl State {
     /// A team, or `NotFound`.
     pub fn team(&self, id: &str) -> DomainResult<&Team> {
-        self.teams
-            .get(id)
-            .ok_or_else(|| DomainError::not_found("team", id))
+        self.teams.get(id).ok_or_else(|| DomainError::not_found("team", id))
     }
 
     /// Folds one record into the state. Records must come in sequence order;
     /// `apply` never fails, because `decide` has already checked everything.
     pub fn apply(&mut self, record: &LogRecord) {
-        debug_assert!(
-            record.sequence == self.last_sequence + 1,
-            "log records must be applied in order"
-        );
+        debug_assert!(record.sequence == self.last_sequence + 1, "log records must be applied in order");
         self.last_sequence = record.sequence;
         self.last_time = record.time;
         match &record.event {
@@ -50,11 +52,7 @@ impl State {
                     team.version += 1;
                 }
             }
-            Event::TeamStatusReported {
-                team_id,
-                status,
-                position,
-            } => {
+            Event::TeamStatusReported { team_id, status, position } => {
                 if let Some(team) = self.teams.get_mut(team_id) {
                     if let Some(status) = status {
                         team.status = *status;
@@ -65,6 +63,28 @@ impl State {
                     team.last_report_at = Some(record.time);
                     team.version += 1;
                 }
+            }
+            Event::ItemDefined { item } | Event::ItemUpdated { item } => {
+                self.items.insert(item.code.clone(), item.clone());
+            }
+            Event::DepotRegistered { depot } | Event::DepotUpdated { depot } => {
+                self.depots.insert(depot.id.clone(), depot.clone());
+            }
+            Event::StockAdjusted { depot_id, item_code, delta, reason, note } => {
+                let entry = ledger_entry(record, *delta, *reason, note);
+                reserve::apply_ledger(self, depot_id, item_code, entry);
+            }
+            Event::MinReserveSet { depot_id, item_code, min_reserve } => {
+                let key = (depot_id.clone(), item_code.clone());
+                let mut stock = self.stock.get(&key).cloned().unwrap_or_default();
+                stock.min_reserve = *min_reserve;
+                self.stock.insert(key, stock);
+            }
+            Event::StockTransferred { from_depot_id, to_depot_id, item_code, quantity, note } => {
+                let out = ledger_entry(record, -*quantity, LedgerReason::Transferred, note);
+                reserve::apply_ledger(self, from_depot_id, item_code, out);
+                let into = ledger_entry(record, *quantity, LedgerReason::Transferred, note);
+                reserve::apply_ledger(self, to_depot_id, item_code, into);
             }
         }
     }
@@ -80,6 +100,17 @@ impl State {
             hasher.update(error.to_string().as_bytes());
         }
         hex::encode(hasher.finalize())
+    }
+}
+
+fn ledger_entry(record: &LogRecord, delta: i64, reason: LedgerReason, note: &str) -> LedgerEntry {
+    LedgerEntry {
+        sequence: record.sequence,
+        delta,
+        reason,
+        actor: record.actor.clone(),
+        note: note.to_owned(),
+        time: record.time,
     }
 }
 

@@ -57,10 +57,7 @@ impl TeamStatus {
 
     /// True for the statuses that only an active assignment explains.
     pub fn needs_assignment(self) -> bool {
-        matches!(
-            self,
-            TeamStatus::Assigned | TeamStatus::EnRoute | TeamStatus::OnScene
-        )
+        matches!(self, TeamStatus::Assigned | TeamStatus::EnRoute | TeamStatus::OnScene)
     }
 }
 
@@ -119,21 +116,11 @@ impl TeamProfile {
         validate::text(&format!("{field}.organization"), &self.organization, false)?;
         validate::repeated(&format!("{field}.capabilities"), &self.capabilities)?;
         for (index, capability) in self.capabilities.iter().enumerate() {
-            validate::code(
-                &format!("{field}.capabilities[{index}].code"),
-                &capability.code,
-            )?;
-            validate::tier(
-                &format!("{field}.capabilities[{index}].tier"),
-                capability.tier,
-            )?;
+            validate::code(&format!("{field}.capabilities[{index}].code"), &capability.code)?;
+            validate::tier(&format!("{field}.capabilities[{index}].tier"), capability.tier)?;
         }
         self.capabilities.sort();
-        if let Some(pair) = self
-            .capabilities
-            .windows(2)
-            .find(|pair| pair[0].code == pair[1].code)
-        {
+        if let Some(pair) = self.capabilities.windows(2).find(|pair| pair[0].code == pair[1].code) {
             return Err(DomainError::invalid(
                 format!("{field}.capabilities"),
                 format!("lists capability {:?} more than once", pair[0].code),
@@ -166,22 +153,13 @@ impl TeamProfile {
             let member_field = format!("{field}.members[{index}]");
             validate::id(&format!("{member_field}.id"), &member.id)?;
             if !seen.insert(member.id.as_str()) {
-                return Err(DomainError::invalid(
-                    format!("{member_field}.id"),
-                    "is listed twice",
-                ));
+                return Err(DomainError::invalid(format!("{member_field}.id"), "is listed twice"));
             }
             validate::text(&format!("{member_field}.name"), &member.name, true)?;
             validate::text(&format!("{member_field}.role"), &member.role, false)?;
-            validate::repeated(
-                &format!("{member_field}.certifications"),
-                &member.certifications,
-            )?;
+            validate::repeated(&format!("{member_field}.certifications"), &member.certifications)?;
             for (cert_index, certification) in member.certifications.iter().enumerate() {
-                validate::id(
-                    &format!("{member_field}.certifications[{cert_index}].code"),
-                    &certification.code,
-                )?;
+                validate::id(&format!("{member_field}.certifications[{cert_index}].code"), &certification.code)?;
             }
         }
         let on_duty = self.members.iter().filter(|member| member.on_duty).count();
@@ -219,11 +197,7 @@ pub struct Team {
 impl Team {
     /// The team's tier for a capability, if it has it.
     pub fn tier(&self, capability: &str) -> Option<u32> {
-        self.profile
-            .capabilities
-            .iter()
-            .find(|candidate| candidate.code == capability)
-            .map(|candidate| candidate.tier)
+        self.profile.capabilities.iter().find(|candidate| candidate.code == capability).map(|candidate| candidate.tier)
     }
 
     /// True when the team has `capability` at `min_tier` or better.
@@ -233,9 +207,7 @@ impl Team {
 
     /// True when the team's accident insurance is on record and runs past `now`.
     pub fn insured_at(&self, now: Timestamp) -> bool {
-        self.profile
-            .insurance_expires
-            .is_some_and(|expires| expires > now)
+        self.profile.insurance_expires.is_some_and(|expires| expires > now)
     }
 }
 
@@ -275,12 +247,7 @@ pub(super) fn register(
 }
 
 /// Replaces a team's roster data.
-pub(super) fn update(
-    state: &State,
-    id: &str,
-    profile: TeamProfile,
-    expected_version: u64,
-) -> DomainResult<Vec<Event>> {
+pub(super) fn update(state: &State, id: &str, profile: TeamProfile, expected_version: u64) -> DomainResult<Vec<Event>> {
     validate::id("team.id", id)?;
     let profile = profile.validated("team")?;
     let team = state.team(id)?;
@@ -295,10 +262,7 @@ pub(super) fn update(
     if team.profile == profile {
         return Ok(Vec::new());
     }
-    Ok(vec![Event::TeamProfileUpdated {
-        team_id: id.to_owned(),
-        profile,
-    }])
+    Ok(vec![Event::TeamProfileUpdated { team_id: id.to_owned(), profile }])
 }
 
 /// The roster app's report of status and/or position (a report with neither
@@ -330,9 +294,5 @@ pub(super) fn report_status(
             )));
         }
     }
-    Ok(vec![Event::TeamStatusReported {
-        team_id: team_id.to_owned(),
-        status,
-        position,
-    }])
+    Ok(vec![Event::TeamStatusReported { team_id: team_id.to_owned(), status, position }])
 }

@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 /// The domain never reads a clock: every time it sees comes from the engine's
 /// injected clock through [`crate::domain::Context`], so drills and replays
 /// see exactly the times the live run saw.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -37,10 +35,7 @@ impl Timestamp {
 
     /// This time plus a number of seconds (saturating).
     pub fn plus_seconds(self, seconds: i64) -> Self {
-        Timestamp(
-            self.0
-                .saturating_add(seconds.saturating_mul(Self::NANOS_PER_SECOND)),
-        )
+        Timestamp(self.0.saturating_add(seconds.saturating_mul(Self::NANOS_PER_SECOND)))
     }
 
     /// Minutes from `earlier` to `self`, as a float (negative when `self` is earlier).
@@ -52,11 +47,7 @@ impl Timestamp {
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match chrono::DateTime::from_timestamp(self.unix_seconds(), self.subsec_nanos() as u32) {
-            Some(time) => write!(
-                f,
-                "{}",
-                time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-            ),
+            Some(time) => write!(f, "{}", time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
             None => write!(f, "{}ns", self.0),
         }
     }
@@ -183,9 +174,7 @@ impl Hazard {
 
     /// Parses the name used in files.
     pub fn parse(text: &str) -> Option<Hazard> {
-        Hazard::ALL
-            .into_iter()
-            .find(|hazard| hazard.as_str() == text)
+        Hazard::ALL.into_iter().find(|hazard| hazard.as_str() == text)
     }
 }
 

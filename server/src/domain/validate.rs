@@ -16,19 +16,10 @@ pub fn id(field: &str, value: &str) -> DomainResult<()> {
         return Err(DomainError::invalid(field, "is required"));
     }
     if char_count(value) > MAX_ID_CHARS {
-        return Err(DomainError::invalid(
-            field,
-            format!("is longer than {MAX_ID_CHARS} characters"),
-        ));
+        return Err(DomainError::invalid(field, format!("is longer than {MAX_ID_CHARS} characters")));
     }
-    if !value
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err(DomainError::invalid(
-            field,
-            "may contain only A-Z, a-z, 0-9, '.', '_' and '-'",
-        ));
+    if !value.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
+        return Err(DomainError::invalid(field, "may contain only A-Z, a-z, 0-9, '.', '_' and '-'"));
     }
     Ok(())
 }
@@ -47,24 +38,15 @@ pub fn code(field: &str, value: &str) -> DomainResult<()> {
     match chars.next() {
         None => return Err(DomainError::invalid(field, "is required")),
         Some(first) if !first.is_ascii_lowercase() => {
-            return Err(DomainError::invalid(
-                field,
-                "must start with a lower-case letter a-z",
-            ));
+            return Err(DomainError::invalid(field, "must start with a lower-case letter a-z"));
         }
         Some(_) => {}
     }
     if char_count(value) > MAX_CODE_CHARS {
-        return Err(DomainError::invalid(
-            field,
-            format!("is longer than {MAX_CODE_CHARS} characters"),
-        ));
+        return Err(DomainError::invalid(field, format!("is longer than {MAX_CODE_CHARS} characters")));
     }
     if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-        return Err(DomainError::invalid(
-            field,
-            "may contain only a-z, 0-9 and '_'",
-        ));
+        return Err(DomainError::invalid(field, "may contain only a-z, 0-9 and '_'"));
     }
     Ok(())
 }
@@ -75,15 +57,9 @@ pub fn text(field: &str, value: &str, required: bool) -> DomainResult<()> {
         return Err(DomainError::invalid(field, "is required"));
     }
     if char_count(value) > MAX_TEXT_CHARS {
-        return Err(DomainError::invalid(
-            field,
-            format!("is longer than {MAX_TEXT_CHARS} characters"),
-        ));
+        return Err(DomainError::invalid(field, format!("is longer than {MAX_TEXT_CHARS} characters")));
     }
-    if value
-        .chars()
-        .any(|c| c.is_control() && c != '\n' && c != '\t')
-    {
+    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
         return Err(DomainError::invalid(field, "contains control characters"));
     }
     Ok(())
@@ -92,16 +68,10 @@ pub fn text(field: &str, value: &str, required: bool) -> DomainResult<()> {
 /// A position with finite coordinates in range.
 pub fn position(field: &str, value: &LatLng) -> DomainResult<()> {
     if !value.lat.is_finite() || !(-90.0..=90.0).contains(&value.lat) {
-        return Err(DomainError::invalid(
-            format!("{field}.lat"),
-            "must be between -90 and 90",
-        ));
+        return Err(DomainError::invalid(format!("{field}.lat"), "must be between -90 and 90"));
     }
     if !value.lng.is_finite() || !(-180.0..=180.0).contains(&value.lng) {
-        return Err(DomainError::invalid(
-            format!("{field}.lng"),
-            "must be between -180 and 180",
-        ));
+        return Err(DomainError::invalid(format!("{field}.lng"), "must be between -180 and 180"));
     }
     Ok(())
 }
@@ -109,10 +79,7 @@ pub fn position(field: &str, value: &LatLng) -> DomainResult<()> {
 /// A repeated field of at most 1,000 entries.
 pub fn repeated<T>(field: &str, values: &[T]) -> DomainResult<()> {
     if values.len() > MAX_REPEATED {
-        return Err(DomainError::invalid(
-            field,
-            format!("has more than {MAX_REPEATED} entries"),
-        ));
+        return Err(DomainError::invalid(field, format!("has more than {MAX_REPEATED} entries")));
     }
     Ok(())
 }
@@ -120,10 +87,7 @@ pub fn repeated<T>(field: &str, values: &[T]) -> DomainResult<()> {
 /// A tier, 1..=4.
 pub fn tier(field: &str, value: u32) -> DomainResult<()> {
     if !TIER_RANGE.contains(&value) {
-        return Err(DomainError::invalid(
-            field,
-            "must be between 1 (most capable) and 4",
-        ));
+        return Err(DomainError::invalid(field, "must be between 1 (most capable) and 4"));
     }
     Ok(())
 }
@@ -134,10 +98,7 @@ pub fn positive_quantity(field: &str, value: i64) -> DomainResult<()> {
         return Err(DomainError::invalid(field, "must be positive"));
     }
     if value > MAX_QUANTITY {
-        return Err(DomainError::invalid(
-            field,
-            format!("must be at most {MAX_QUANTITY}"),
-        ));
+        return Err(DomainError::invalid(field, format!("must be at most {MAX_QUANTITY}")));
     }
     Ok(())
 }
@@ -148,10 +109,7 @@ pub fn polygon(field: &str, ring: &[LatLng]) -> DomainResult<()> {
         return Err(DomainError::invalid(field, "needs at least 3 vertices"));
     }
     if ring.len() > MAX_POLYGON_VERTICES {
-        return Err(DomainError::invalid(
-            field,
-            format!("has more than {MAX_POLYGON_VERTICES} vertices"),
-        ));
+        return Err(DomainError::invalid(field, format!("has more than {MAX_POLYGON_VERTICES} vertices")));
     }
     for (index, vertex) in ring.iter().enumerate() {
         position(&format!("{field}[{index}]"), vertex)?;
@@ -206,38 +164,10 @@ mod tests {
 
     #[test]
     fn positions_must_be_finite_and_in_range() {
-        assert!(position(
-            "p",
-            &LatLng {
-                lat: 28.2,
-                lng: 112.9
-            }
-        )
-        .is_ok());
-        assert!(position(
-            "p",
-            &LatLng {
-                lat: 90.5,
-                lng: 0.0
-            }
-        )
-        .is_err());
-        assert!(position(
-            "p",
-            &LatLng {
-                lat: f64::NAN,
-                lng: 0.0
-            }
-        )
-        .is_err());
-        assert!(position(
-            "p",
-            &LatLng {
-                lat: 0.0,
-                lng: -180.5
-            }
-        )
-        .is_err());
+        assert!(position("p", &LatLng { lat: 28.2, lng: 112.9 }).is_ok());
+        assert!(position("p", &LatLng { lat: 90.5, lng: 0.0 }).is_err());
+        assert!(position("p", &LatLng { lat: f64::NAN, lng: 0.0 }).is_err());
+        assert!(position("p", &LatLng { lat: 0.0, lng: -180.5 }).is_err());
     }
 
     #[test]

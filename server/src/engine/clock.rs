@@ -18,9 +18,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Timestamp(i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX))
     }
 }
@@ -34,9 +32,7 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock showing `start`.
     pub fn new(start: Timestamp) -> Self {
-        ManualClock {
-            nanos: Arc::new(AtomicI64::new(start.0)),
-        }
+        ManualClock { nanos: Arc::new(AtomicI64::new(start.0)) }
     }
 
     /// Moves the clock to `time`.
@@ -46,10 +42,7 @@ impl ManualClock {
 
     /// Moves the clock forward by `seconds`.
     pub fn advance_seconds(&self, seconds: i64) {
-        self.nanos.fetch_add(
-            seconds.saturating_mul(Timestamp::NANOS_PER_SECOND),
-            Ordering::SeqCst,
-        );
+        self.nanos.fetch_add(seconds.saturating_mul(Timestamp::NANOS_PER_SECOND), Ordering::SeqCst);
     }
 }
 

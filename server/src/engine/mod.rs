@@ -35,11 +35,7 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig {
-            queue_capacity: 4_096,
-            max_batch: 512,
-            watch_buffer: 8_192,
-        }
+        EngineConfig { queue_capacity: 4_096, max_batch: 512, watch_buffer: 8_192 }
     }
 }
 
@@ -106,9 +102,7 @@ pub struct EngineHandle {
 
 impl std::fmt::Debug for EngineHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EngineHandle")
-            .field("last_sequence", &self.snapshot().last_sequence)
-            .finish()
+        f.debug_struct("EngineHandle").field("last_sequence", &self.snapshot().last_sequence).finish()
     }
 }
 
@@ -121,16 +115,10 @@ pub struct Engine {
 
 impl Engine {
     /// Rebuilds the state from `store`'s log and starts the writer thread.
-    pub fn start(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        config: EngineConfig,
-    ) -> Result<Engine, StoreError> {
+    pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: EngineConfig) -> Result<Engine, StoreError> {
         let state = replay(store.as_ref(), u64::MAX, None)?;
-        let retention_start = clock
-            .now()
-            .max(state.last_time)
-            .plus_seconds(-crate::domain::limits::REQUEST_ID_RETENTION_SECONDS);
+        let retention_start =
+            clock.now().max(state.last_time).plus_seconds(-crate::domain::limits::REQUEST_ID_RETENTION_SECONDS);
         store.forget_requests_before(retention_start)?;
         let requests = store.requests_since(retention_start)?;
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
@@ -146,22 +134,13 @@ impl Engine {
             changes.clone(),
             config.max_batch.max(1),
         );
-        let thread = std::thread::Builder::new()
-            .name("muster-writer".to_owned())
-            .spawn(move || writer.run(receiver))
-            .map_err(|source| StoreError::Io {
-                operation: "spawn writer thread",
-                path: String::new(),
-                source,
-            })?;
+        let thread =
+            std::thread::Builder::new()
+                .name("muster-writer".to_owned())
+                .spawn(move || writer.run(receiver))
+                .map_err(|source| StoreError::Io { operation: "spawn writer thread", path: String::new(), source })?;
         Ok(Engine {
-            handle: EngineHandle {
-                queue,
-                snapshot,
-                changes,
-                store,
-                closing,
-            },
+            handle: EngineHandle { queue, snapshot, changes, store, closing },
             closing: Closer(Arc::new(closing_sender)),
             writer: Some(thread),
         })
@@ -218,31 +197,18 @@ impl EngineHandle {
         request_id: Option<String>,
     ) -> Result<Reply, EngineError> {
         if *self.closing.borrow() {
-            return Err(EngineError::Unavailable(
-                "the server is shutting down".to_owned(),
-            ));
+            return Err(EngineError::Unavailable("the server is shutting down".to_owned()));
         }
         let (reply, answer) = oneshot::channel();
-        let submission = Submission {
-            command,
-            actor: actor.to_owned(),
-            request_id,
-            reply,
-        };
+        let submission = Submission { command, actor: actor.to_owned(), request_id, reply };
         match self.queue.try_send(Message::Submit(Box::new(submission))) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => return Err(EngineError::Overloaded),
             Err(mpsc::error::TrySendError::Closed(_)) => {
-                return Err(EngineError::Unavailable(
-                    "the writer has stopped".to_owned(),
-                ));
+                return Err(EngineError::Unavailable("the writer has stopped".to_owned()));
             }
         }
-        answer.await.unwrap_or_else(|_| {
-            Err(EngineError::Unavailable(
-                "the writer has stopped".to_owned(),
-            ))
-        })
+        answer.await.unwrap_or_else(|_| Err(EngineError::Unavailable("the writer has stopped".to_owned())))
     }
 
     /// The last committed state.
@@ -274,30 +240,18 @@ impl EngineHandle {
     /// The state as it stood after the last record at or before `time`
     /// (`as_of` reads). Replays the log: blocking, call it from a blocking task.
     pub fn state_as_of(&self, time: Timestamp) -> Result<State, StoreError> {
-        replay(
-            self.store.as_ref(),
-            self.snapshot().last_sequence,
-            Some(time),
-        )
+        replay(self.store.as_ref(), self.snapshot().last_sequence, Some(time))
     }
 
     /// The state after record `sequence`, by replaying the log (blocking).
     pub fn state_at_sequence(&self, sequence: u64) -> Result<State, StoreError> {
-        replay(
-            self.store.as_ref(),
-            sequence.min(self.snapshot().last_sequence),
-            None,
-        )
+        replay(self.store.as_ref(), sequence.min(self.snapshot().last_sequence), None)
     }
 }
 
 /// Folds the log into a fresh state, up to sequence `up_to` and, when given,
 /// only records at or before `until`. Refuses a log with a gap.
-pub fn replay(
-    store: &dyn Store,
-    up_to: u64,
-    until: Option<Timestamp>,
-) -> Result<State, StoreError> {
+pub fn replay(store: &dyn Store, up_to: u64, until: Option<Timestamp>) -> Result<State, StoreError> {
     let mut state = State::default();
     let mut failure = None;
     store::for_each_record(store, 1, |record| {

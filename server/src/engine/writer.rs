@@ -11,7 +11,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Clock, Committed, EngineError, Message, Submission};
 use crate::domain::limits::REQUEST_ID_RETENTION_SECONDS;
-use crate::domain::{decide, Command, Context, DomainError, LogRecord, Reply, State};
+use crate::domain::{execute, Command, Context, DomainError, LogRecord, Reply, State};
 use crate::store::{Append, RequestKey, RequestRecord, Store};
 
 type ReplySender = oneshot::Sender<Result<Reply, EngineError>>;
@@ -47,30 +47,11 @@ impl Writer {
         changes: broadcast::Sender<Arc<Committed>>,
         max_batch: usize,
     ) -> Writer {
-        let mut ordered: Vec<_> = requests
-            .into_iter()
-            .map(|record| (record.time, record))
-            .collect();
+        let mut ordered: Vec<_> = requests.into_iter().map(|record| (record.time, record)).collect();
         ordered.sort_by(|left, right| (left.0, &left.1.key).cmp(&(right.0, &right.1.key)));
-        let expiry = ordered
-            .iter()
-            .map(|(time, record)| (*time, record.key.clone()))
-            .collect();
-        let requests = ordered
-            .into_iter()
-            .map(|(_, record)| (record.key.clone(), record))
-            .collect();
-        Writer {
-            state,
-            requests,
-            expiry,
-            store,
-            clock,
-            snapshot,
-            changes,
-            max_batch,
-            failed: None,
-        }
+        let expiry = ordered.iter().map(|(time, record)| (*time, record.key.clone())).collect();
+        let requests = ordered.into_iter().map(|(_, record)| (record.key.clone(), record)).collect();
+        Writer { state, requests, expiry, store, clock, snapshot, changes, max_batch, failed: None }
     }
 
     /// Takes groups of commands off the queue until a stop marker or until
@@ -113,11 +94,7 @@ impl Writer {
             Self::answer(group.replies);
             return;
         }
-        let append = Append {
-            records: &group.records,
-            requests: &group.requests,
-            expired: &expired,
-        };
+        let append = Append { records: &group.records, requests: &group.requests, expired: &expired };
         if let Err(error) = self.store.append(append) {
             // Nothing of this group was acknowledged; go back to the last
             // durable state and refuse all further writes: after a failed
@@ -126,9 +103,7 @@ impl Writer {
             self.failed = Some(error.to_string());
             self.state = State::clone(&self.snapshot.load_full());
             for (reply, _) in group.replies {
-                let _ = reply.send(Err(EngineError::Unavailable(format!(
-                    "storage failed: {error}"
-                ))));
+                let _ = reply.send(Err(EngineError::Unavailable(format!("storage failed: {error}"))));
             }
             return;
         }
@@ -154,11 +129,7 @@ impl Writer {
     /// Forgets request records past the retention; returns their keys so the
     /// store drops them in the same write.
     fn expire_requests(&mut self) -> Vec<RequestKey> {
-        let cutoff = self
-            .clock
-            .now()
-            .max(self.state.last_time)
-            .plus_seconds(-REQUEST_ID_RETENTION_SECONDS);
+        let cutoff = self.clock.now().max(self.state.last_time).plus_seconds(-REQUEST_ID_RETENTION_SECONDS);
         let mut expired = Vec::new();
         while let Some((time, _)) = self.expiry.front() {
             if *time >= cutoff {
@@ -179,15 +150,13 @@ impl Writer {
         group: &mut Group,
     ) -> Result<Reply, EngineError> {
         if let Some(reason) = &self.failed {
-            return Err(EngineError::Unavailable(format!(
-                "storage failed earlier: {reason}"
-            )));
+            return Err(EngineError::Unavailable(format!("storage failed earlier: {reason}")));
         }
         let fingerprint = fingerprint(&submission.command);
-        let key = submission.request_id.as_ref().map(|request_id| RequestKey {
-            actor: submission.actor.clone(),
-            request_id: request_id.clone(),
-        });
+        let key = submission
+            .request_id
+            .as_ref()
+            .map(|request_id| RequestKey { actor: submission.actor.clone(), request_id: request_id.clone() });
         if let Some(key) = &key {
             if let Some(first) = pending.get(key).or_else(|| self.requests.get(key)) {
                 if first.fingerprint != fingerprint {
@@ -201,56 +170,28 @@ impl Writer {
             }
         }
         let time = self.clock.now().max(self.state.last_time);
-        let context = Context {
-            time,
-            actor: submission.actor.clone(),
-        };
-        let decided = catch_unwind(AssertUnwindSafe(|| {
-            decide(&self.state, &submission.command, &context)
+        let context = Context { time, actor: submission.actor.clone() };
+        let state = &mut self.state;
+        let executed = catch_unwind(AssertUnwindSafe(|| {
+            execute(state, &submission.command, &context, submission.request_id.as_deref())
         }));
-        let events = match decided {
-            Ok(Ok(events)) => events,
+        let records = match executed {
+            Ok(Ok(records)) => records,
             Ok(Err(refusal)) => return Err(refusal.into()),
             Err(_) => {
-                tracing::error!(
-                    command = submission.command.name(),
-                    "decide panicked; the command was refused"
-                );
-                return Err(EngineError::Unavailable(
-                    "internal error while deciding the command".to_owned(),
-                ));
+                // `decide` runs before any `apply`, and `apply` cannot fail, so
+                // a panic here means a bug in `decide`; the state is intact.
+                tracing::error!(command = submission.command.name(), "deciding a command panicked; it was refused");
+                return Err(EngineError::Unavailable("internal error while deciding the command".to_owned()));
             }
         };
-        let mut records = Vec::with_capacity(events.len());
-        for event in events {
-            let record = LogRecord {
-                sequence: self.state.last_sequence + 1,
-                time,
-                actor: submission.actor.clone(),
-                request_id: submission.request_id.clone(),
-                event,
-            };
-            self.state.apply(&record);
-            records.push(record);
-        }
-        let reply = Reply::build(&submission.command, &self.state).map_err(EngineError::Domain)?;
+        let reply = Reply::build(&submission.command, &self.state, &records).map_err(EngineError::Domain)?;
         if let Some(key) = key {
-            pending.insert(
-                key.clone(),
-                RequestRecord {
-                    key,
-                    fingerprint,
-                    time,
-                    reply: reply.clone(),
-                },
-            );
+            pending.insert(key.clone(), RequestRecord { key, fingerprint, time, reply: reply.clone() });
         }
         if !records.is_empty() {
             group.records.extend(records.iter().cloned());
-            group.committed.push(Arc::new(Committed {
-                records,
-                state: Arc::new(self.state.clone()),
-            }));
+            group.committed.push(Arc::new(Committed { records, state: Arc::new(self.state.clone()) }));
         }
         Ok(reply)
     }

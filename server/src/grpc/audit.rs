@@ -57,16 +57,14 @@ impl pb::audit_service_server::AuditService for AuditService {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size).map_err(status::from_domain)?;
-        let after =
-            page_token::decode_sequence(&request.page_token).map_err(status::from_domain)?;
+        let after = page_token::decode_sequence(&request.page_token).map_err(status::from_domain)?;
         if !request.incident_id.is_empty() {
             validate::id("incident_id", &request.incident_id).map_err(status::from_domain)?;
         }
         if !request.team_id.is_empty() {
             validate::id("team_id", &request.team_id).map_err(status::from_domain)?;
         }
-        let since = convert::optional_timestamp_in("since", request.since.as_ref())
-            .map_err(status::from_domain)?;
+        let since = convert::optional_timestamp_in("since", request.since.as_ref()).map_err(status::from_domain)?;
         let engine = self.engine.clone();
         let (events, next) = tokio::task::spawn_blocking(move || {
             let mut events = Vec::new();
@@ -81,8 +79,7 @@ impl pb::audit_service_server::AuditService for AuditService {
                     let touched = record.event.touched();
                     let wanted = (request.incident_id.is_empty()
                         || touched.incident_ids.contains(&request.incident_id))
-                        && (request.team_id.is_empty()
-                            || touched.team_ids.contains(&request.team_id))
+                        && (request.team_id.is_empty() || touched.team_ids.contains(&request.team_id))
                         && since.is_none_or(|since| record.time >= since);
                     if wanted {
                         events.push(event_out(&record));
@@ -103,24 +100,15 @@ impl pb::audit_service_server::AuditService for AuditService {
         .map_err(status::from_join)?
         .map_err(|error| status::from_engine(error.into()))?;
         let next_page_token = next.map(page_token::encode_sequence).unwrap_or_default();
-        Ok(Response::new(pb::ListEventsResponse {
-            events,
-            next_page_token,
-        }))
+        Ok(Response::new(pb::ListEventsResponse { events, next_page_token }))
     }
 
-    async fn get_digest(
-        &self,
-        request: Request<pb::GetDigestRequest>,
-    ) -> Result<Response<pb::Digest>, Status> {
+    async fn get_digest(&self, request: Request<pb::GetDigestRequest>) -> Result<Response<pb::Digest>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let sequence = request.into_inner().sequence;
         let snapshot = self.engine.snapshot();
         if sequence == 0 || sequence == snapshot.last_sequence {
-            return Ok(Response::new(pb::Digest {
-                sequence: snapshot.last_sequence,
-                digest: snapshot.digest(),
-            }));
+            return Ok(Response::new(pb::Digest { sequence: snapshot.last_sequence, digest: snapshot.digest() }));
         }
         if sequence > snapshot.last_sequence {
             return Err(status::invalid(
@@ -133,9 +121,6 @@ impl pb::audit_service_server::AuditService for AuditService {
             .await
             .map_err(status::from_join)?
             .map_err(|error| status::from_engine(error.into()))?;
-        Ok(Response::new(pb::Digest {
-            sequence: state.last_sequence,
-            digest: state.digest(),
-        }))
+        Ok(Response::new(pb::Digest { sequence: state.last_sequence, digest: state.digest() }))
     }
 }

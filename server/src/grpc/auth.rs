@@ -72,10 +72,7 @@ impl Caller {
         if allowed {
             Ok(())
         } else {
-            Err(Status::permission_denied(format!(
-                "{} may not do this",
-                self.actor
-            )))
+            Err(Status::permission_denied(format!("{} may not do this", self.actor)))
         }
     }
 }
@@ -89,9 +86,7 @@ pub struct Tokens {
 impl Tokens {
     /// Tokens from configuration: `(token, name, role)`.
     pub fn new(entries: impl IntoIterator<Item = (String, Caller)>) -> Self {
-        Tokens {
-            by_token: Arc::new(entries.into_iter().collect()),
-        }
+        Tokens { by_token: Arc::new(entries.into_iter().collect()) }
     }
 
     /// True when no token is configured (loopback-only, unauthenticated mode).
@@ -102,10 +97,7 @@ impl Tokens {
     /// The interceptor: attaches the [`Caller`] to the request or refuses it.
     pub fn authenticate(&self, mut request: Request<()>) -> Result<Request<()>, Status> {
         let caller = if self.by_token.is_empty() {
-            Caller {
-                actor: "local".to_owned(),
-                role: Role::Commander,
-            }
+            Caller { actor: "local".to_owned(), role: Role::Commander }
         } else {
             let header = request
                 .metadata()
@@ -116,10 +108,7 @@ impl Tokens {
                 .ok()
                 .and_then(|value| value.strip_prefix("Bearer "))
                 .ok_or_else(|| Status::unauthenticated("authorization must be 'Bearer <token>'"))?;
-            self.by_token
-                .get(token.trim())
-                .cloned()
-                .ok_or_else(|| Status::unauthenticated("unknown token"))?
+            self.by_token.get(token.trim()).cloned().ok_or_else(|| Status::unauthenticated("unknown token"))?
         };
         request.extensions_mut().insert(caller);
         Ok(request)
@@ -129,14 +118,10 @@ impl Tokens {
 /// The caller the interceptor attached. A request without one did not pass
 /// the interceptor, which is a wiring bug: refuse it rather than trust it.
 pub fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    request
-        .extensions()
-        .get::<Caller>()
-        .cloned()
-        .ok_or_else(|| {
-            tracing::error!("a request reached a handler without passing authentication");
-            Status::internal("internal error")
-        })
+    request.extensions().get::<Caller>().cloned().ok_or_else(|| {
+        tracing::error!("a request reached a handler without passing authentication");
+        Status::internal("internal error")
+    })
 }
 
 #[cfg(test)]
@@ -144,10 +129,7 @@ mod tests {
     use super::*;
 
     fn caller(role: Role) -> Caller {
-        Caller {
-            actor: "tester".to_owned(),
-            role,
-        }
+        Caller { actor: "tester".to_owned(), role }
     }
 
     #[test]
@@ -155,15 +137,9 @@ mod tests {
         assert!(caller(Role::Commander).require(Access::Command).is_ok());
         assert!(caller(Role::Observer).require(Access::Read).is_ok());
         assert!(caller(Role::Observer).require(Access::Command).is_err());
-        assert!(caller(Role::Team("WR-01".into()))
-            .require(Access::Team("WR-01"))
-            .is_ok());
-        assert!(caller(Role::Team("WR-01".into()))
-            .require(Access::Team("WR-02"))
-            .is_err());
-        assert!(caller(Role::Team("WR-01".into()))
-            .require(Access::Command)
-            .is_err());
+        assert!(caller(Role::Team("WR-01".into())).require(Access::Team("WR-01")).is_ok());
+        assert!(caller(Role::Team("WR-01".into())).require(Access::Team("WR-02")).is_err());
+        assert!(caller(Role::Team("WR-01".into())).require(Access::Command).is_err());
         assert!(caller(Role::Drill).require(Access::Drill).is_ok());
         assert!(caller(Role::Drill).require(Access::Read).is_err());
     }

@@ -6,6 +6,8 @@
 pub mod audit;
 pub mod auth;
 pub mod convert;
+pub mod import;
+pub mod reserve;
 pub mod roster;
 pub mod status;
 mod watch;
@@ -25,10 +27,7 @@ pub(crate) async fn submit(
 ) -> Result<Reply, Status> {
     validate::request_id(request_id).map_err(status::from_domain)?;
     let request_id = (!request_id.is_empty()).then(|| request_id.to_owned());
-    engine
-        .submit(command, &caller.actor, request_id)
-        .await
-        .map_err(status::from_engine)
+    engine.submit(command, &caller.actor, request_id).await.map_err(status::from_engine)
 }
 
 /// The answer a handler expected from the engine did not come: a wiring bug.

@@ -28,50 +28,32 @@ impl RosterService {
 fn team_reply(reply: Reply) -> Result<Response<pb::Team>, Status> {
     match reply {
         Reply::Team(team) => Ok(Response::new(convert::team_out(&team))),
-        #[allow(unreachable_patterns)]
         other => Err(unexpected_reply(&other)),
     }
 }
 
-fn team_events(
-    state: &State,
-    team_ids: impl IntoIterator<Item = String>,
-    sequence: u64,
-) -> Vec<pb::TeamEvent> {
+fn team_events(state: &State, team_ids: impl IntoIterator<Item = String>, sequence: u64) -> Vec<pb::TeamEvent> {
     team_ids
         .into_iter()
         .filter_map(|id| {
-            state.teams.get(&id).map(|team| pb::TeamEvent {
-                team: Some(convert::team_out(team)),
-                sequence,
-            })
+            state.teams.get(&id).map(|team| pb::TeamEvent { team: Some(convert::team_out(team)), sequence })
         })
         .collect()
 }
 
 #[tonic::async_trait]
 impl pb::roster_service_server::RosterService for RosterService {
-    async fn register_team(
-        &self,
-        request: Request<pb::RegisterTeamRequest>,
-    ) -> Result<Response<pb::Team>, Status> {
+    async fn register_team(&self, request: Request<pb::RegisterTeamRequest>) -> Result<Response<pb::Team>, Status> {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
         let team = convert::team_in("team", request.team).map_err(status::from_domain)?;
-        let command = Command::RegisterTeam {
-            id: team.id,
-            profile: team.profile,
-            status: team.status,
-            position: team.position,
-        };
+        let command =
+            Command::RegisterTeam { id: team.id, profile: team.profile, status: team.status, position: team.position };
         team_reply(submit(&self.engine, &caller, &request.request_id, command).await?)
     }
 
-    async fn get_team(
-        &self,
-        request: Request<pb::GetTeamRequest>,
-    ) -> Result<Response<pb::Team>, Status> {
+    async fn get_team(&self, request: Request<pb::GetTeamRequest>) -> Result<Response<pb::Team>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         validate::id("id", &request.id).map_err(status::from_domain)?;
@@ -84,14 +66,13 @@ impl pb::roster_service_server::RosterService for RosterService {
                     .await
                     .map_err(status::from_join)?
                     .map_err(|error| status::from_engine(error.into()))?;
-                state.team(&request.id).cloned().map_err(|_| {
-                    DomainError::not_found("team", format!("{} (as of {as_of})", request.id))
-                })
+                state
+                    .team(&request.id)
+                    .cloned()
+                    .map_err(|_| DomainError::not_found("team", format!("{} (as of {as_of})", request.id)))
             }
         };
-        Ok(Response::new(convert::team_out(
-            &team.map_err(status::from_domain)?,
-        )))
+        Ok(Response::new(convert::team_out(&team.map_err(status::from_domain)?)))
     }
 
     async fn list_teams(
@@ -105,20 +86,16 @@ impl pb::roster_service_server::RosterService for RosterService {
         if !request.capability.is_empty() {
             validate::code("capability", &request.capability).map_err(status::from_domain)?;
         }
-        let wanted_status =
-            convert::team_status_in("status", request.status).map_err(status::from_domain)?;
+        let wanted_status = convert::team_status_in("status", request.status).map_err(status::from_domain)?;
         let state = self.engine.snapshot();
         let start = match &after {
             Some(after) => std::ops::Bound::Excluded(after.clone()),
             None => std::ops::Bound::Unbounded,
         };
-        let matching = state
-            .teams
-            .range((start, std::ops::Bound::Unbounded))
-            .filter(|(_, team)| {
-                (request.capability.is_empty() || team.tier(&request.capability).is_some())
-                    && wanted_status.is_none_or(|status| team.status == status)
-            });
+        let matching = state.teams.range((start, std::ops::Bound::Unbounded)).filter(|(_, team)| {
+            (request.capability.is_empty() || team.tier(&request.capability).is_some())
+                && wanted_status.is_none_or(|status| team.status == status)
+        });
         let (teams, next_page_token) = page(matching, page_size, |id: &String| id.clone());
         Ok(Response::new(pb::ListTeamsResponse {
             teams: teams.into_iter().map(convert::team_out).collect(),
@@ -126,33 +103,23 @@ impl pb::roster_service_server::RosterService for RosterService {
         }))
     }
 
-    async fn update_team(
-        &self,
-        request: Request<pb::UpdateTeamRequest>,
-    ) -> Result<Response<pb::Team>, Status> {
+    async fn update_team(&self, request: Request<pb::UpdateTeamRequest>) -> Result<Response<pb::Team>, Status> {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
         let team = convert::team_in("team", request.team).map_err(status::from_domain)?;
-        let command = Command::UpdateTeam {
-            id: team.id,
-            profile: team.profile,
-            expected_version: request.expected_version,
-        };
+        let command =
+            Command::UpdateTeam { id: team.id, profile: team.profile, expected_version: request.expected_version };
         team_reply(submit(&self.engine, &caller, &request.request_id, command).await?)
     }
 
-    async fn report_status(
-        &self,
-        request: Request<pb::ReportStatusRequest>,
-    ) -> Result<Response<pb::Team>, Status> {
+    async fn report_status(&self, request: Request<pb::ReportStatusRequest>) -> Result<Response<pb::Team>, Status> {
         let caller = auth::caller(&request)?;
         let request = request.into_inner();
         caller.require(Access::Team(&request.team_id))?;
         let command = Command::ReportStatus {
             team_id: request.team_id,
-            status: convert::team_status_in("status", request.status)
-                .map_err(status::from_domain)?,
+            status: convert::team_status_in("status", request.status).map_err(status::from_domain)?,
             position: convert::position_in(request.position.as_ref()),
         };
         team_reply(submit(&self.engine, &caller, &request.request_id, command).await?)
@@ -171,11 +138,7 @@ impl pb::roster_service_server::RosterService for RosterService {
                 for record in &committed.records {
                     touched.extend(record.event.touched().team_ids);
                 }
-                let sequence = committed
-                    .records
-                    .last()
-                    .map(|record| record.sequence)
-                    .unwrap_or(0);
+                let sequence = committed.records.last().map(|record| record.sequence).unwrap_or(0);
                 team_events(&committed.state, touched, sequence)
             },
         );

@@ -70,11 +70,7 @@ where
 }
 
 fn last_sequence(committed: &Committed) -> u64 {
-    committed
-        .records
-        .last()
-        .map(|record| record.sequence)
-        .unwrap_or(0)
+    committed.records.last().map(|record| record.sequence).unwrap_or(0)
 }
 
 async fn send_all<T>(sender: &mpsc::Sender<Result<T, Status>>, items: Vec<T>) -> bool {

@@ -28,9 +28,7 @@ impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A poisoned lock only means another thread panicked mid-append; the
         // data is still a valid prefix, so keep going.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -49,20 +47,12 @@ impl Store for MemoryStore {
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
         let inner = self.lock();
-        let start = usize::try_from(from.saturating_sub(1))
-            .unwrap_or(usize::MAX)
-            .min(inner.log.len());
+        let start = usize::try_from(from.saturating_sub(1)).unwrap_or(usize::MAX).min(inner.log.len());
         Ok(inner.log[start..].iter().take(limit).cloned().collect())
     }
 
     fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError> {
-        Ok(self
-            .lock()
-            .requests
-            .values()
-            .filter(|record| record.time >= since)
-            .cloned()
-            .collect())
+        Ok(self.lock().requests.values().filter(|record| record.time >= since).cloned().collect())
     }
 
     fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {

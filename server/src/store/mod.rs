@@ -145,29 +145,17 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// Decodes a value written by [`encode`].
-fn decode<T: for<'de> Deserialize<'de>>(
-    tree: &'static str,
-    key: &str,
-    bytes: &[u8],
-) -> Result<T, StoreError> {
+fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, key: &str, bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&FORMAT_TAG, rest)) => {
-            postcard::from_bytes(rest).map_err(|error| StoreError::Corrupt {
-                tree,
-                key: key.to_owned(),
-                reason: error.to_string(),
-            })
+        Some((&FORMAT_TAG, rest)) => postcard::from_bytes(rest).map_err(|error| StoreError::Corrupt {
+            tree,
+            key: key.to_owned(),
+            reason: error.to_string(),
+        }),
+        Some((tag, _)) => {
+            Err(StoreError::Corrupt { tree, key: key.to_owned(), reason: format!("unknown format tag {tag}") })
         }
-        Some((tag, _)) => Err(StoreError::Corrupt {
-            tree,
-            key: key.to_owned(),
-            reason: format!("unknown format tag {tag}"),
-        }),
-        None => Err(StoreError::Corrupt {
-            tree,
-            key: key.to_owned(),
-            reason: "empty value".to_owned(),
-        }),
+        None => Err(StoreError::Corrupt { tree, key: key.to_owned(), reason: "empty value".to_owned() }),
     }
 }
 

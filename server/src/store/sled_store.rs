@@ -33,28 +33,18 @@ pub struct SledStore {
 
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore")
-            .field("dir", &self.dir)
-            .finish_non_exhaustive()
+        f.debug_struct("SledStore").field("dir", &self.dir).finish_non_exhaustive()
     }
 }
 
 fn sled_error(key: impl Into<String>) -> impl FnOnce(sled::Error) -> StoreError {
     let key = key.into();
-    move |source| StoreError::Sled {
-        tree: TREE,
-        key,
-        source,
-    }
+    move |source| StoreError::Sled { tree: TREE, key, source }
 }
 
 fn io_error(operation: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
     let path = path.display().to_string();
-    move |source| StoreError::Io {
-        operation,
-        path,
-        source,
-    }
+    move |source| StoreError::Io { operation, path, source }
 }
 
 fn log_key(sequence: u64) -> [u8; 9] {
@@ -77,34 +67,20 @@ impl SledStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(256 * 1024 * 1024)
-            .open()
-            .map_err(sled_error("open"))?;
+        let db = sled::Config::new().path(dir).cache_capacity(256 * 1024 * 1024).open().map_err(sled_error("open"))?;
         let tree = db.open_tree(TREE).map_err(sled_error("open tree"))?;
         match tree.get(FORMAT_KEY).map_err(sled_error("format"))? {
             None => {
-                tree.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes())
-                    .map_err(sled_error("format"))?;
+                tree.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes()).map_err(sled_error("format"))?;
             }
             Some(found) if found.as_ref() == FORMAT_VERSION.to_be_bytes() => {}
             Some(found) => {
-                return Err(StoreError::Format {
-                    found: hex::encode(found),
-                    expected: FORMAT_VERSION,
-                });
+                return Err(StoreError::Format { found: hex::encode(found), expected: FORMAT_VERSION });
             }
         }
         let db_path = dir.join("db");
         let db_file = File::open(&db_path).map_err(io_error("open", &db_path))?;
-        let store = SledStore {
-            db,
-            tree,
-            dir: dir.to_owned(),
-            db_file,
-            known_blobs: Mutex::new(BTreeSet::new()),
-        };
+        let store = SledStore { db, tree, dir: dir.to_owned(), db_file, known_blobs: Mutex::new(BTreeSet::new()) };
         store.sync()?;
         let directory = File::open(dir).map_err(io_error("open", dir))?;
         directory.sync_all().map_err(io_error("fsync", dir))?;
@@ -114,9 +90,7 @@ impl SledStore {
     /// Makes everything written so far durable: sled's flush, then fdatasync.
     fn sync(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(sled_error("flush"))?;
-        self.db_file
-            .sync_data()
-            .map_err(io_error("fdatasync", &self.dir.join("db")))?;
+        self.db_file.sync_data().map_err(io_error("fdatasync", &self.dir.join("db")))?;
         self.sync_new_blobs()
     }
 
@@ -127,10 +101,7 @@ impl SledStore {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(error) => return Err(io_error("read directory", &blobs)(error)),
         };
-        let mut known = self
-            .known_blobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut known = self.known_blobs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut current = BTreeSet::new();
         let mut synced_any = false;
         for entry in entries {
@@ -175,11 +146,7 @@ impl Store for SledStore {
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
         let mut records = Vec::new();
-        for entry in self
-            .tree
-            .range(log_key(from)..=log_key(u64::MAX))
-            .take(limit)
-        {
+        for entry in self.tree.range(log_key(from)..=log_key(u64::MAX)).take(limit) {
             let (key, value) = entry.map_err(sled_error(format!("log from {from}")))?;
             let key_text = hex::encode(&key);
             records.push(decode("log", &key_text, &value)?);
@@ -211,9 +178,7 @@ impl Store for SledStore {
             }
         }
         if count > 0 {
-            self.tree
-                .apply_batch(batch)
-                .map_err(sled_error("forget requests"))?;
+            self.tree.apply_batch(batch).map_err(sled_error("forget requests"))?;
             self.sync()?;
         }
         Ok(count)

@@ -1,0 +1,46 @@
+//! `muster.v1.ImportService`: fixture files into a live server.
+
+use muster_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::auth::{self, Access};
+use super::{status, submit, unexpected_reply};
+use crate::domain::limits::MAX_ID_CHARS;
+use crate::domain::{Command, DomainError, Reply};
+use crate::engine::EngineHandle;
+use crate::fixture;
+
+/// The import service over the engine.
+#[derive(Debug, Clone)]
+pub struct ImportService {
+    engine: EngineHandle,
+}
+
+impl ImportService {
+    /// An import service writing through `engine`.
+    pub fn new(engine: EngineHandle) -> Self {
+        ImportService { engine }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::import_service_server::ImportService for ImportService {
+    async fn import(&self, request: Request<pb::ImportRequest>) -> Result<Response<pb::ImportResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        caller.require(Access::Command)?;
+        let request = request.into_inner();
+        let name = if request.name.is_empty() { "fixture".to_owned() } else { request.name.clone() };
+        if name.chars().count() > 4 * MAX_ID_CHARS || name.chars().any(char::is_control) {
+            return Err(status::from_domain(DomainError::invalid("name", "must be a short file name")));
+        }
+        let parsed = fixture::parse(&name, &request.toml).map_err(status::from_domain)?;
+        match submit(&self.engine, &caller, &request.request_id, Command::Import { fixture: parsed }).await? {
+            Reply::Import(summary) => Ok(Response::new(pb::ImportResponse {
+                created: summary.created,
+                changed: summary.changed,
+                unchanged: summary.unchanged,
+            })),
+            other => Err(unexpected_reply(&other)),
+        }
+    }
+}
