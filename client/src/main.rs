@@ -41,7 +41,15 @@ enum Command {
     /// Stock, minimums, transfers and the ledger.
     #[command(subcommand)]
     Stock(cli::reserve::StockCommand),
-    /// Loads a fixture file (items, depots, stock, teams) into the server, all or nothing.
+    /// Contingency plans.
+    #[command(subcommand)]
+    Plan(cli::plan::PlanCommand),
+    /// Incidents and their needs.
+    #[command(subcommand)]
+    Incident(Box<cli::incident::IncidentCommand>),
+    /// The event log: who did what, and when.
+    Audit(cli::audit::AuditArgs),
+    /// Loads a fixture file (items, depots, stock, teams, plans) into the server, all or nothing.
     Import {
         /// The TOML file.
         file: std::path::PathBuf,
@@ -70,5 +78,8 @@ async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         Command::Depot(command) => cli::reserve::depot(&client, command, output).await,
         Command::Stock(command) => cli::reserve::stock(&client, command, output).await,
         Command::Import { file } => cli::import(&client, &file, output).await,
+        Command::Plan(command) => cli::plan::run(&client, command, output).await,
+        Command::Incident(command) => cli::incident::run(&client, *command, output).await,
+        Command::Audit(args) => cli::audit::run(&client, args, output).await,
     }
 }

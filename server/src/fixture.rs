@@ -1,5 +1,5 @@
 //! Fixture files: the TOML format of `shared/design/drills.md` (`[[item]]`,
-//! `[[depot]]`, `[[stock]]`, `[[team]]`), parsed into domain values. Every
+//! `[[depot]]`, `[[stock]]`, `[[team]]`, `[[plan]]`), parsed into domain values. Every
 //! entry remembers its file, line and key, so any error names them. Drill
 //! scripts reuse the entry types.
 
@@ -8,9 +8,10 @@ use toml::Spanned;
 
 use crate::domain::error::{DomainError, DomainResult};
 use crate::domain::import::{Fixture, Sourced, StockSetting, TeamSetting};
+use crate::domain::plan::{LevelRequirement, Plan, Task, Trigger};
 use crate::domain::reserve::{Depot, Item};
 use crate::domain::team::TeamProfile;
-use crate::domain::{Capability, LatLng, Timestamp};
+use crate::domain::{Capability, Hazard, LatLng, Level, SupplyNeed, TeamNeed, Timestamp};
 
 /// `[[item]]`.
 #[derive(Debug, Deserialize)]
@@ -70,6 +71,133 @@ pub struct TeamEntry {
     insurance_expires: Option<TimeEntry>,
 }
 
+/// `[[plan]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanEntry {
+    id: String,
+    name: String,
+    hazard: String,
+    #[serde(default)]
+    level: Vec<PlanLevelEntry>,
+    #[serde(default)]
+    trigger: Vec<TriggerEntry>,
+}
+
+/// `[[plan.level]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLevelEntry {
+    level: String,
+    #[serde(default)]
+    teams: Vec<TeamNeedEntry>,
+    #[serde(default)]
+    supplies: Vec<SupplyNeedEntry>,
+    #[serde(default)]
+    tasks: Vec<TaskEntry>,
+}
+
+/// `{ capability = "water_rescue", min_tier = 2, count = 4 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamNeedEntry {
+    /// Capability code.
+    pub capability: String,
+    /// Minimum tier.
+    pub min_tier: u32,
+    /// How many teams.
+    pub count: u32,
+}
+
+/// `{ item = "sandbag", quantity = 30000 }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupplyNeedEntry {
+    /// Item code.
+    pub item: String,
+    /// Units.
+    pub quantity: i64,
+}
+
+/// `{ title = "...", lead = "...", supporting = [...] }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskEntry {
+    title: String,
+    #[serde(default)]
+    lead: String,
+    #[serde(default)]
+    supporting: Vec<String>,
+}
+
+/// `[[plan.trigger]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerEntry {
+    metric: String,
+    threshold: f64,
+    level: String,
+}
+
+/// Parses a level written `"I"` .. `"IV"`.
+pub fn level(field: &str, text: &str) -> DomainResult<Level> {
+    Level::parse(text).ok_or_else(|| DomainError::invalid(field, format!("{text:?} is not a level (I, II, III or IV)")))
+}
+
+/// Parses a hazard written without its prefix (`"FLOOD"`).
+pub fn hazard(field: &str, text: &str) -> DomainResult<Hazard> {
+    Hazard::parse(text).ok_or_else(|| {
+        let names: Vec<_> = Hazard::ALL.iter().map(|hazard| hazard.as_str()).collect();
+        DomainError::invalid(field, format!("{text:?} is not a hazard ({})", names.join(", ")))
+    })
+}
+
+impl TeamNeedEntry {
+    /// As a domain need.
+    pub fn to_need(&self) -> TeamNeed {
+        TeamNeed { capability: self.capability.clone(), min_tier: self.min_tier, count: self.count }
+    }
+}
+
+impl SupplyNeedEntry {
+    /// As a domain need.
+    pub fn to_need(&self) -> SupplyNeed {
+        SupplyNeed { item_code: self.item.clone(), quantity: self.quantity }
+    }
+}
+
+fn plan_from_entry(source: &str, entry: PlanEntry) -> DomainResult<Plan> {
+    let mut levels = Vec::with_capacity(entry.level.len());
+    for (index, requirement) in entry.level.into_iter().enumerate() {
+        levels.push(LevelRequirement {
+            level: level(&format!("{source}.level[{index}].level"), &requirement.level)?,
+            teams: requirement.teams.iter().map(TeamNeedEntry::to_need).collect(),
+            supplies: requirement.supplies.iter().map(SupplyNeedEntry::to_need).collect(),
+            tasks: requirement
+                .tasks
+                .into_iter()
+                .map(|task| Task { title: task.title, lead: task.lead, supporting: task.supporting })
+                .collect(),
+        });
+    }
+    let mut triggers = Vec::with_capacity(entry.trigger.len());
+    for (index, trigger) in entry.trigger.into_iter().enumerate() {
+        triggers.push(Trigger {
+            level: level(&format!("{source}.trigger[{index}].level"), &trigger.level)?,
+            metric: trigger.metric,
+            threshold: trigger.threshold,
+        });
+    }
+    Ok(Plan {
+        hazard: hazard(&format!("{source}.hazard"), &entry.hazard)?,
+        id: entry.id,
+        name: entry.name,
+        levels,
+        triggers,
+        version: 0,
+    })
+}
+
 /// A time: an RFC 3339 string or a TOML date-time.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
@@ -118,6 +246,8 @@ struct FixtureFile {
     stock: Vec<Spanned<StockEntry>>,
     #[serde(default)]
     team: Vec<Spanned<TeamEntry>>,
+    #[serde(default)]
+    plan: Vec<Spanned<PlanEntry>>,
 }
 
 /// Where an entry starts: `name:line: key[index]`.
@@ -154,15 +284,25 @@ fn position(field: String, pair: [f64; 2]) -> (String, LatLng) {
     (field, LatLng { lat: pair[0], lng: pair[1] })
 }
 
-/// Converts the `[[item]]`, `[[depot]]`, `[[stock]]` and `[[team]]` entries
-/// (shared by fixtures and drill scripts) into a domain fixture.
-pub fn entries_to_fixture(
-    locator: &Locator<'_>,
-    items: Vec<Spanned<ItemEntry>>,
-    depots: Vec<Spanned<DepotEntry>>,
-    stock: Vec<Spanned<StockEntry>>,
-    teams: Vec<Spanned<TeamEntry>>,
-) -> DomainResult<Fixture> {
+/// The entries of a world, as fixtures and drill scripts write them.
+#[derive(Debug, Default)]
+pub struct Entries {
+    /// `[[item]]`.
+    pub items: Vec<Spanned<ItemEntry>>,
+    /// `[[depot]]`.
+    pub depots: Vec<Spanned<DepotEntry>>,
+    /// `[[stock]]`.
+    pub stock: Vec<Spanned<StockEntry>>,
+    /// `[[team]]`.
+    pub teams: Vec<Spanned<TeamEntry>>,
+    /// `[[plan]]`.
+    pub plans: Vec<Spanned<PlanEntry>>,
+}
+
+/// Converts the `[[item]]`, `[[depot]]`, `[[stock]]`, `[[team]]` and
+/// `[[plan]]` entries (shared by fixtures and drill scripts) into a domain fixture.
+pub fn entries_to_fixture(locator: &Locator<'_>, entries: Entries) -> DomainResult<Fixture> {
+    let Entries { items, depots, stock, teams, plans } = entries;
     let mut fixture = Fixture::default();
     for (index, entry) in items.into_iter().enumerate() {
         let source = locator.source("item", index, entry.span());
@@ -212,6 +352,11 @@ pub fn entries_to_fixture(
         };
         fixture.teams.push(Sourced { source, value: TeamSetting { id: entry.id, profile } });
     }
+    for (index, entry) in plans.into_iter().enumerate() {
+        let source = locator.source("plan", index, entry.span());
+        let value = plan_from_entry(&source, entry.into_inner())?;
+        fixture.plans.push(Sourced { source, value });
+    }
     Ok(fixture)
 }
 
@@ -219,7 +364,9 @@ pub fn entries_to_fixture(
 pub fn parse(name: &str, text: &str) -> DomainResult<Fixture> {
     let locator = Locator::new(name, text);
     let file: FixtureFile = toml::from_str(text).map_err(|error| locator.syntax_error(&error))?;
-    entries_to_fixture(&locator, file.item, file.depot, file.stock, file.team)
+    let entries =
+        Entries { items: file.item, depots: file.depot, stock: file.stock, teams: file.team, plans: file.plan };
+    entries_to_fixture(&locator, entries)
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ use crate::engine::{Clock, Engine, EngineConfig};
 use crate::grpc::audit::AuditService;
 use crate::grpc::auth::{Caller, Role, Tokens};
 use crate::grpc::import::ImportService;
+use crate::grpc::incident::IncidentService;
+use crate::grpc::plan::PlanService;
 use crate::grpc::reserve::ReserveService;
 use crate::grpc::roster::RosterService;
 use crate::store::{SledStore, Store};
@@ -171,6 +173,9 @@ pub async fn serve_store(
     let roster = service!(pb::roster_service_server::RosterServiceServer<_>, RosterService::new(handle.clone()));
     let reserve = service!(pb::reserve_service_server::ReserveServiceServer<_>, ReserveService::new(handle.clone()));
     let import = service!(pb::import_service_server::ImportServiceServer<_>, ImportService::new(handle.clone()));
+    let plans = service!(pb::plan_service_server::PlanServiceServer<_>, PlanService::new(handle.clone()));
+    let incidents =
+        service!(pb::incident_service_server::IncidentServiceServer<_>, IncidentService::new(handle.clone()));
     let audit = service!(pb::audit_service_server::AuditServiceServer<_>, AuditService::new(handle.clone()));
 
     let closer = engine.closer();
@@ -192,6 +197,8 @@ pub async fn serve_store(
         .add_service(roster)
         .add_service(reserve)
         .add_service(import)
+        .add_service(plans)
+        .add_service(incidents)
         .add_service(audit)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown)
         .await;

@@ -6,6 +6,8 @@ mod access;
 mod audit;
 mod durability;
 mod import;
+mod incidents;
+mod plans;
 mod reserve;
 mod roster;
 mod service;

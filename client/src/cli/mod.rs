@@ -1,7 +1,11 @@
 //! The CLI's subcommands, one module per area, and what they share.
 
+pub mod assignment;
+pub mod audit;
+pub mod incident;
 pub mod output;
 pub mod parse;
+pub mod plan;
 pub mod reserve;
 pub mod team;
 

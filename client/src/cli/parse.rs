@@ -46,6 +46,65 @@ pub fn ledger_reason(text: &str) -> Result<pb::LedgerReason, String> {
         .ok_or_else(|| format!("{text:?} is not a ledger reason (received, issued, consumed, returned, lost, counted)"))
 }
 
+/// A level: `I`, `II`, `III` or `IV`.
+pub fn level(text: &str) -> Result<pb::Level, String> {
+    let name = format!("LEVEL_{}", text.trim().to_ascii_uppercase());
+    pb::Level::from_str_name(&name)
+        .filter(|level| *level != pb::Level::Unspecified)
+        .ok_or_else(|| format!("{text:?} is not a level (I, II, III or IV)"))
+}
+
+/// A hazard name (`flood`, `POWER_OUTAGE`, `hazmat`, ...).
+pub fn hazard(text: &str) -> Result<pb::Hazard, String> {
+    let name = format!("HAZARD_{}", text.trim().to_ascii_uppercase().replace('-', "_"));
+    pb::Hazard::from_str_name(&name).filter(|hazard| *hazard != pb::Hazard::Unspecified).ok_or_else(|| {
+        format!("{text:?} is not a hazard (power_outage, hazmat, flood, fire, earthquake, mine, forest_fire, other)")
+    })
+}
+
+/// An incident status name (`active`, `contained`, `closed`).
+pub fn incident_status(text: &str) -> Result<pb::IncidentStatus, String> {
+    let name = format!("INCIDENT_STATUS_{}", text.trim().to_ascii_uppercase());
+    pb::IncidentStatus::from_str_name(&name)
+        .filter(|status| *status != pb::IncidentStatus::Unspecified)
+        .ok_or_else(|| format!("{text:?} is not an incident status (active, contained, closed)"))
+}
+
+/// `NAME=VALUE`, a metric.
+pub fn metric(text: &str) -> Result<(String, f64), String> {
+    let (name, value) = text.split_once('=').ok_or_else(|| format!("{text:?}: expected NAME=VALUE"))?;
+    let value = value.trim().parse().map_err(|_| format!("{value:?} is not a number"))?;
+    Ok((name.trim().to_owned(), value))
+}
+
+/// `CAPABILITY:MIN_TIER:COUNT`, a team need.
+pub fn team_need(text: &str) -> Result<pb::TeamNeed, String> {
+    let parts: Vec<_> = text.split(':').collect();
+    let [capability, min_tier, count] = parts.as_slice() else {
+        return Err(format!("{text:?}: expected CAPABILITY:MIN_TIER:COUNT, e.g. water_rescue:2:3"));
+    };
+    Ok(pb::TeamNeed {
+        capability: capability.trim().to_owned(),
+        min_tier: min_tier.trim().parse().map_err(|_| format!("{min_tier:?} is not a tier"))?,
+        count: count.trim().parse().map_err(|_| format!("{count:?} is not a count"))?,
+    })
+}
+
+/// `ITEM:QUANTITY`, a supply need.
+pub fn supply_need(text: &str) -> Result<pb::SupplyNeed, String> {
+    let (item, quantity) =
+        text.split_once(':').ok_or_else(|| format!("{text:?}: expected ITEM:QUANTITY, e.g. sandbag:5000"))?;
+    Ok(pb::SupplyNeed {
+        item_code: item.trim().to_owned(),
+        quantity: quantity.trim().parse().map_err(|_| format!("{quantity:?} is not a quantity"))?,
+    })
+}
+
+/// `LAT,LNG;LAT,LNG;...`, a polygon.
+pub fn polygon(text: &str) -> Result<Vec<pb::LatLng>, String> {
+    text.split(';').filter(|vertex| !vertex.trim().is_empty()).map(position).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +117,11 @@ mod tests {
         assert_eq!(time("2027-06-30").map(|t| t.seconds), Ok(1_814_313_600));
         assert_eq!(team_status("out-of-service"), Ok(pb::TeamStatus::OutOfService));
         assert!(team_status("sleeping").is_err());
+        assert_eq!(level("ii"), Ok(pb::Level::Ii));
+        assert_eq!(hazard("power-outage"), Ok(pb::Hazard::PowerOutage));
+        assert_eq!(metric("water_level_m=38.4"), Ok(("water_level_m".to_owned(), 38.4)));
+        assert_eq!(team_need("hazmat:2:3").map(|need| need.count), Ok(3));
+        assert_eq!(supply_need("sandbag:500").map(|need| need.quantity), Ok(500));
+        assert_eq!(polygon("28.2,112.9;28.2,113.0;28.1,113.0").map(|ring| ring.len()), Ok(3));
     }
 }

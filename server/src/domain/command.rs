@@ -4,9 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 use super::import::Fixture;
+use super::incident::{Declaration, IncidentUpdate};
+use super::plan::Plan;
 use super::reserve::{Depot, Item, LedgerReason};
 use super::team::{TeamProfile, TeamStatus};
 use super::types::{LatLng, Timestamp};
+use super::types::{SupplyNeed, TeamNeed};
 
 /// Everything `decide` may know besides the state and the command: the time
 /// from the engine's clock and who is asking. No wall clock is read anywhere
@@ -101,6 +104,35 @@ pub enum Command {
         /// What the file holds.
         fixture: Fixture,
     },
+    /// `PlanService.PutPlan`.
+    PutPlan {
+        /// The plan (its version is the server's).
+        plan: Plan,
+    },
+    /// `IncidentService.DeclareIncident`.
+    DeclareIncident {
+        /// What was declared.
+        declaration: Declaration,
+    },
+    /// `IncidentService.UpdateIncident`.
+    UpdateIncident {
+        /// What changes.
+        update: IncidentUpdate,
+    },
+    /// `IncidentService.CloseIncident`.
+    CloseIncident {
+        /// The incident.
+        id: String,
+    },
+    /// `IncidentService.RequestResources`.
+    RequestResources {
+        /// The incident.
+        incident_id: String,
+        /// Teams requested.
+        teams: Vec<TeamNeed>,
+        /// Supplies requested.
+        supplies: Vec<SupplyNeed>,
+    },
 }
 
 impl Command {
@@ -116,6 +148,11 @@ impl Command {
             Command::SetMinReserve { .. } => "SetMinReserve",
             Command::TransferStock { .. } => "TransferStock",
             Command::Import { .. } => "Import",
+            Command::PutPlan { .. } => "PutPlan",
+            Command::DeclareIncident { .. } => "DeclareIncident",
+            Command::UpdateIncident { .. } => "UpdateIncident",
+            Command::CloseIncident { .. } => "CloseIncident",
+            Command::RequestResources { .. } => "RequestResources",
         }
     }
 }

@@ -6,12 +6,11 @@ use super::error::DomainResult;
 use super::event::Event;
 use super::event::LogRecord;
 use super::state::State;
-use super::{import, reserve, team};
+use super::{import, incident, plan, reserve, team};
 
 /// Validates `command` against `state` and returns the events it causes, or
 /// why it is refused. An empty list means the command changes nothing.
 pub fn decide(state: &State, command: &Command, context: &Context) -> DomainResult<Vec<Event>> {
-    let _ = context;
     match command {
         Command::RegisterTeam { id, profile, status, position } => {
             team::register(state, id, profile.clone(), *status, *position)
@@ -32,6 +31,13 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> DomainResu
             reserve::transfer_stock(state, from_depot_id, to_depot_id, item_code, *quantity, note)
         }
         Command::Import { fixture } => import::decide(state, fixture),
+        Command::PutPlan { plan } => plan::put(state, plan),
+        Command::DeclareIncident { declaration } => incident::declare(state, declaration, context.time),
+        Command::UpdateIncident { update } => incident::update(state, update, context.time),
+        Command::CloseIncident { id } => incident::close(state, id),
+        Command::RequestResources { incident_id, teams, supplies } => {
+            incident::request(state, incident_id, teams, supplies, context.time)
+        }
     }
 }
 

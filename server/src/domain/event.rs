@@ -7,8 +7,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::incident::{Incident, IncidentStatus, LevelCause, Need};
+use super::plan::Plan;
 use super::reserve::{Depot, Item, LedgerReason};
 use super::team::{Team, TeamProfile, TeamStatus};
+use super::types::Level;
 use super::types::{LatLng, Timestamp};
 
 /// One fact of the log.
@@ -90,6 +93,67 @@ pub enum Event {
         /// The depot as it is now.
         depot: Depot,
     },
+    /// A new version of a plan was stored.
+    PlanPut {
+        /// The plan, with its version.
+        plan: Plan,
+    },
+    /// An incident was declared (its needs follow as `NeedRaised`).
+    IncidentDeclared {
+        /// The incident at version 1.
+        incident: Incident,
+    },
+    /// A need was raised, by the plan or by hand.
+    NeedRaised {
+        /// The need.
+        need: Need,
+    },
+    /// An open need was lowered (its level dropped).
+    NeedLowered {
+        /// Its incident.
+        incident_id: String,
+        /// The need.
+        need_number: u64,
+        /// Its new amount.
+        amount: i64,
+    },
+    /// A need was cancelled.
+    NeedCancelled {
+        /// Its incident.
+        incident_id: String,
+        /// The need.
+        need_number: u64,
+    },
+    /// An incident's level changed.
+    IncidentLevelChanged {
+        /// The incident.
+        incident_id: String,
+        /// The old level.
+        from: Level,
+        /// The new level.
+        to: Level,
+        /// Operator, or trigger with metric and value.
+        cause: LevelCause,
+    },
+    /// Metric values were recorded.
+    IncidentMetricsUpdated {
+        /// The incident.
+        incident_id: String,
+        /// The values that changed.
+        metrics: std::collections::BTreeMap<String, f64>,
+    },
+    /// An incident moved between active and contained.
+    IncidentStatusChanged {
+        /// The incident.
+        incident_id: String,
+        /// The new status.
+        status: IncidentStatus,
+    },
+    /// An incident was closed.
+    IncidentClosed {
+        /// The incident.
+        incident_id: String,
+    },
 }
 
 /// What an event touched, for the audit's filters.
@@ -127,6 +191,15 @@ impl Event {
             Event::StockTransferred { .. } => "StockTransferred",
             Event::ItemUpdated { .. } => "ItemUpdated",
             Event::DepotUpdated { .. } => "DepotUpdated",
+            Event::PlanPut { .. } => "PlanPut",
+            Event::IncidentDeclared { .. } => "IncidentDeclared",
+            Event::NeedRaised { .. } => "NeedRaised",
+            Event::NeedLowered { .. } => "NeedLowered",
+            Event::NeedCancelled { .. } => "NeedCancelled",
+            Event::IncidentLevelChanged { .. } => "IncidentLevelChanged",
+            Event::IncidentMetricsUpdated { .. } => "IncidentMetricsUpdated",
+            Event::IncidentStatusChanged { .. } => "IncidentStatusChanged",
+            Event::IncidentClosed { .. } => "IncidentClosed",
         }
     }
 
@@ -151,6 +224,34 @@ impl Event {
                 item_codes: vec![item_code.clone()],
                 ..Touched::default()
             },
+            Event::PlanPut { plan } => Touched { plan_ids: vec![plan.id.clone()], ..Touched::default() },
+            Event::IncidentDeclared { incident } => Touched {
+                incident_ids: vec![incident.id.clone()],
+                plan_ids: incident.plan.iter().map(|plan| plan.id.clone()).collect(),
+                ..Touched::default()
+            },
+            Event::NeedRaised { need } => Touched {
+                incident_ids: vec![need.incident_id.clone()],
+                need_ids: vec![need.id()],
+                item_codes: match &need.key {
+                    super::plan::NeedKey::Supply { item_code } => vec![item_code.clone()],
+                    super::plan::NeedKey::Team { .. } => Vec::new(),
+                },
+                ..Touched::default()
+            },
+            Event::NeedLowered { incident_id, need_number, .. } | Event::NeedCancelled { incident_id, need_number } => {
+                Touched {
+                    incident_ids: vec![incident_id.clone()],
+                    need_ids: vec![super::incident::need_id(*need_number)],
+                    ..Touched::default()
+                }
+            }
+            Event::IncidentLevelChanged { incident_id, .. }
+            | Event::IncidentMetricsUpdated { incident_id, .. }
+            | Event::IncidentStatusChanged { incident_id, .. }
+            | Event::IncidentClosed { incident_id } => {
+                Touched { incident_ids: vec![incident_id.clone()], ..Touched::default() }
+            }
         }
     }
 
@@ -202,6 +303,51 @@ impl Event {
                 let note = if note.is_empty() { String::new() } else { format!(": {note}") };
                 format!("{quantity} {item_code} transferred from {from_depot_id} to {to_depot_id}{note}")
             }
+            Event::PlanPut { plan } => format!(
+                "plan {} ({}, {}) stored as version {} with levels {}",
+                plan.id,
+                plan.name,
+                plan.hazard,
+                plan.version,
+                plan.levels.iter().map(|level| level.level.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+            Event::IncidentDeclared { incident } => format!(
+                "incident {} declared: {} ({}) at level {} at {}{}",
+                incident.id,
+                incident.title,
+                incident.hazard,
+                incident.level,
+                incident.position,
+                match &incident.plan {
+                    Some(plan) => format!(", activating plan {} version {}", plan.id, plan.version),
+                    None => String::new(),
+                }
+            ),
+            Event::NeedRaised { need } => format!(
+                "need {} of incident {} raised {}: {}",
+                need.id(),
+                need.incident_id,
+                if need.from_plan { "by the plan" } else { "by hand" },
+                need.describe()
+            ),
+            Event::NeedLowered { incident_id, need_number, amount } => {
+                format!("need {} of incident {incident_id} lowered to {amount}", super::incident::need_id(*need_number))
+            }
+            Event::NeedCancelled { incident_id, need_number } => {
+                format!("need {} of incident {incident_id} cancelled", super::incident::need_id(*need_number))
+            }
+            Event::IncidentLevelChanged { incident_id, from, to, cause } => {
+                let direction = if to.is_more_severe_than(*from) { "escalated" } else { "de-escalated" };
+                format!("incident {incident_id} {direction} from level {from} to {to} {cause}")
+            }
+            Event::IncidentMetricsUpdated { incident_id, metrics } => format!(
+                "incident {incident_id} reported {}",
+                metrics.iter().map(|(name, value)| format!("{name} = {value}")).collect::<Vec<_>>().join(", ")
+            ),
+            Event::IncidentStatusChanged { incident_id, status } => {
+                format!("incident {incident_id} is now {}", status.as_str())
+            }
+            Event::IncidentClosed { incident_id } => format!("incident {incident_id} closed"),
         }
     }
 }

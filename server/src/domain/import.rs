@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::error::{DomainError, DomainResult};
 use super::event::{Event, LogRecord};
 use super::limits::MAX_QUANTITY;
+use super::plan::{next_version, same_content, Plan};
 use super::reserve::{check_on_hand, Depot, Item, LedgerReason};
 use super::state::State;
 use super::team::{Team, TeamProfile, TeamStatus};
@@ -62,12 +63,14 @@ pub struct Fixture {
     pub stock: Vec<Sourced<StockSetting>>,
     /// `[[team]]`.
     pub teams: Vec<Sourced<TeamSetting>>,
+    /// `[[plan]]`.
+    pub plans: Vec<Sourced<Plan>>,
 }
 
 impl Fixture {
     /// How many entries the fixture holds.
     pub fn entries(&self) -> usize {
-        self.items.len() + self.depots.len() + self.stock.len() + self.teams.len()
+        self.items.len() + self.depots.len() + self.stock.len() + self.teams.len() + self.plans.len()
     }
 }
 
@@ -104,6 +107,7 @@ pub(super) fn decide(state: &State, fixture: &Fixture) -> DomainResult<Vec<Event
     check_unique(&fixture.depots, |depot| depot.id.clone(), "id")?;
     check_unique(&fixture.teams, |team| team.id.clone(), "id")?;
     check_unique(&fixture.stock, |stock| format!("{}/{}", stock.depot_id, stock.item_code), "depot")?;
+    check_unique(&fixture.plans, |plan| plan.id.clone(), "id")?;
     let mut events = Vec::new();
     for Sourced { source, value: item } in &fixture.items {
         item.validate(source)?;
@@ -144,6 +148,13 @@ pub(super) fn decide(state: &State, fixture: &Fixture) -> DomainResult<Vec<Event
     let fixture_items: BTreeSet<&str> = fixture.items.iter().map(|item| item.value.code.as_str()).collect();
     for Sourced { source, value: setting } in &fixture.stock {
         events.extend(stock_events(state, source, setting, &fixture_depots, &fixture_items)?);
+    }
+    for Sourced { source, value: plan } in &fixture.plans {
+        plan.validate(source)?;
+        let unchanged = state.plan(&plan.id, 0).is_ok_and(|latest| same_content(plan, latest));
+        if !unchanged {
+            events.push(Event::PlanPut { plan: next_version(state, plan) });
+        }
     }
     Ok(events)
 }
@@ -230,6 +241,12 @@ pub(super) fn summarize(fixture: &Fixture, state: &State, records: &[LogRecord])
             }
             Event::TeamRegistered { team } => {
                 created.insert(format!("team {}", team.id));
+            }
+            Event::PlanPut { plan } if plan.version == 1 => {
+                created.insert(format!("plan {} version 1", plan.id));
+            }
+            Event::PlanPut { plan } => {
+                changed.insert(format!("plan {} version {}", plan.id, plan.version));
             }
             Event::ItemUpdated { item } => {
                 changed.insert(format!("item {}", item.code));

@@ -2,10 +2,75 @@
 //! breaks. Tests call it after every step; nothing in production relies on
 //! it to be correct.
 
+use std::collections::BTreeMap;
+
+use super::incident::IncidentStatus;
+use super::plan::NeedKey;
 use super::state::State;
 
 /// Returns a description of the first broken invariant, if any.
 pub fn check(state: &State) -> Result<(), String> {
+    check_stock(state)?;
+    check_incidents(state)
+}
+
+/// Plan-derived needs match the level's figures key by key (over only by
+/// what is assigned and could not be taken back); closed incidents hold nothing.
+fn check_incidents(state: &State) -> Result<(), String> {
+    for incident in state.incidents.values() {
+        let needs: Vec<_> = state.needs_of(incident).collect();
+        if needs.len() != incident.needs.len() {
+            return Err(format!("incident {} lists needs that do not exist", incident.id));
+        }
+        for need in &needs {
+            if need.incident_id != incident.id {
+                return Err(format!(
+                    "need {} is listed by {} but belongs to {}",
+                    need.id(),
+                    incident.id,
+                    need.incident_id
+                ));
+            }
+            if !need.cancelled && (need.amount <= 0 || need.filled < 0) {
+                return Err(format!("need {} has amount {} and filled {}", need.id(), need.amount, need.filled));
+            }
+        }
+        if incident.status == IncidentStatus::Closed {
+            if let Some(open) = needs.iter().find(|need| need.missing() > 0) {
+                return Err(format!("closed incident {} still needs {}", incident.id, open.describe()));
+            }
+            continue;
+        }
+        let Some(plan) = state.incident_plan(incident) else { continue };
+        let figures = plan.figures(incident.level);
+        let mut by_key: BTreeMap<&NeedKey, Vec<_>> = BTreeMap::new();
+        for need in needs.iter().filter(|need| need.from_plan && !need.cancelled) {
+            by_key.entry(&need.key).or_default().push(*need);
+        }
+        for key in figures.keys() {
+            by_key.entry(key).or_default();
+        }
+        for (key, needs) in by_key {
+            let target = figures.get(key).copied().unwrap_or(0);
+            let total: i64 = needs.iter().map(|need| need.amount).sum();
+            if total < target {
+                return Err(format!(
+                    "incident {} at level {} needs {target} of {key:?} but has {total}",
+                    incident.id, incident.level
+                ));
+            }
+            if total > target && needs.iter().any(|need| need.missing() > 0) {
+                return Err(format!(
+                    "incident {} at level {} asks {total} of {key:?} (figure {target}) with open needs that should have been lowered",
+                    incident.id, incident.level
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_stock(state: &State) -> Result<(), String> {
     for ((depot_id, item_code), stock) in &state.stock {
         let place = format!("{item_code} at {depot_id}");
         if stock.reserved < 0 || stock.reserved > stock.on_hand {
@@ -87,12 +152,125 @@ mod tests {
         ]
     }
 
+    fn plan_world_plan() -> crate::domain::plan::Plan {
+        use crate::domain::plan::{LevelRequirement, Plan, Trigger};
+        use crate::domain::{Level, SupplyNeed, TeamNeed};
+        let level = |level: Level, boats: u32, medics: u32, sandbags: i64| LevelRequirement {
+            level,
+            teams: [("water_rescue", 2, boats), ("medical", 3, medics)]
+                .into_iter()
+                .filter(|(_, _, count)| *count > 0)
+                .map(|(capability, min_tier, count)| TeamNeed { capability: capability.into(), min_tier, count })
+                .collect(),
+            supplies: vec![SupplyNeed { item_code: "sandbag".into(), quantity: sandbags }],
+            tasks: Vec::new(),
+        };
+        Plan {
+            id: "flood".into(),
+            name: "Flood plan".into(),
+            hazard: crate::domain::Hazard::Flood,
+            levels: vec![
+                level(Level::IV, 1, 0, 1_000),
+                level(Level::III, 2, 1, 5_000),
+                level(Level::II, 4, 2, 20_000),
+                level(Level::I, 7, 4, 50_000),
+            ],
+            triggers: vec![
+                Trigger { metric: "water_level_m".into(), threshold: 37.0, level: Level::III },
+                Trigger { metric: "water_level_m".into(), threshold: 38.0, level: Level::II },
+                Trigger { metric: "water_level_m".into(), threshold: 39.5, level: Level::I },
+            ],
+            version: 0,
+        }
+    }
+
+    fn incident_world() -> State {
+        let mut state = world();
+        let context = Context { time: Timestamp::from_unix_seconds(1_000), actor: "test".into() };
+        execute(&mut state, &Command::PutPlan { plan: plan_world_plan() }, &context, None).unwrap_or_default();
+        state
+    }
+
+    fn incident_command() -> impl Strategy<Value = Command> {
+        use crate::domain::incident::{Declaration, IncidentStatus, IncidentUpdate};
+        use crate::domain::{Hazard, Level, SupplyNeed, TeamNeed};
+        let id = prop_oneof![Just("F-1".to_owned()), Just("F-2".to_owned()), Just("H-1".to_owned())];
+        let level = prop_oneof![Just(Level::I), Just(Level::II), Just(Level::III), Just(Level::IV)];
+        let water = prop::option::of(35.0f64..41.0);
+        prop_oneof![
+            2 => (id.clone(), level.clone(), prop::bool::ANY, water.clone()).prop_map(|(id, level, with_plan, water)| Command::DeclareIncident {
+                declaration: Declaration {
+                    id,
+                    title: "River overtops embankment".into(),
+                    hazard: Some(Hazard::Flood),
+                    position: Some(LatLng { lat: 28.2, lng: 112.96 }),
+                    area: Vec::new(),
+                    level: Some(level),
+                    metrics: water.map(|value| [("water_level_m".to_owned(), value)].into_iter().collect()).unwrap_or_default(),
+                    plan_id: with_plan.then(|| "flood".to_owned()),
+                },
+            }),
+            5 => (id.clone(), prop::option::of(level), water, prop::option::of(prop::bool::ANY)).prop_map(|(id, level, water, contained)| Command::UpdateIncident {
+                update: IncidentUpdate {
+                    id,
+                    level,
+                    metrics: water.map(|value| [("water_level_m".to_owned(), value)].into_iter().collect()).unwrap_or_default(),
+                    status: contained.map(|contained| if contained { IncidentStatus::Contained } else { IncidentStatus::Active }),
+                },
+            }),
+            2 => (id.clone(), 1u32..4, 1i64..500).prop_map(|(incident_id, count, quantity)| Command::RequestResources {
+                incident_id,
+                teams: vec![TeamNeed { capability: "water_rescue".into(), min_tier: 2, count }],
+                supplies: vec![SupplyNeed { item_code: "sandbag".into(), quantity }],
+            }),
+            1 => id.prop_map(|id| Command::CloseIncident { id }),
+        ]
+    }
+
     fn units(state: &State, item: &str) -> i64 {
         state.stock.iter().filter(|(key, _)| key.1 == item).map(|(_, stock)| stock.on_hand).sum()
     }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Over random sequences of declare, update, request and close, each
+        /// incident's plan-derived needs follow its level key by key, hand
+        /// requests never change with the level, and a closed incident holds
+        /// nothing.
+        #[test]
+        fn plan_needs_follow_the_level_and_hand_requests_stay(commands in prop::collection::vec(incident_command(), 1..40)) {
+            let mut state = incident_world();
+            let mut hand: std::collections::BTreeMap<u64, i64> = std::collections::BTreeMap::new();
+            for (step, command) in commands.iter().enumerate() {
+                let context = Context { time: Timestamp::from_unix_seconds(5_000 + step as i64 * 60), actor: "test".into() };
+                let before = state.clone();
+                match execute(&mut state, command, &context, None) {
+                    Ok(records) => {
+                        for record in &records {
+                            if let crate::domain::Event::NeedRaised { need } = &record.event {
+                                if !need.from_plan {
+                                    hand.insert(need.number, need.amount);
+                                }
+                            }
+                        }
+                    }
+                    Err(_) => prop_assert_eq!(&state, &before, "step {}: a refused command changed the state", step),
+                }
+                for (number, amount) in &hand {
+                    let need = state.needs.get(number).cloned();
+                    let Some(need) = need else { prop_assert!(false, "hand need {} vanished", number); continue };
+                    let closed = state.incidents.get(&need.incident_id).map(|incident| incident.status) == Some(crate::domain::incident::IncidentStatus::Closed);
+                    if !closed {
+                        prop_assert_eq!(need.amount, *amount, "step {}: hand request {} changed", step, need.id());
+                        prop_assert!(!need.cancelled, "step {}: hand request {} cancelled", step, need.id());
+                    }
+                }
+                if let Err(broken) = check(&state) {
+                    prop_assert!(false, "step {}: {:?} broke {}", step, command, broken);
+                }
+            }
+        }
 
         /// Invariants 3 and 4 hold after every step of any sequence of stock
         /// commands; a refused command changes nothing; transfers create and

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::command::Command;
 use super::error::DomainResult;
 use super::import::ImportSummary;
+use super::incident::{Incident, Need};
+use super::plan::Plan;
 use super::reserve::{Depot, Item, StockLevel};
 use super::state::State;
 use super::team::Team;
@@ -31,6 +33,27 @@ pub enum Reply {
     },
     /// What an import created and changed.
     Import(ImportSummary),
+    /// A plan version.
+    Plan(Plan),
+    /// An incident with its needs.
+    Incident(IncidentView),
+}
+
+/// An incident with its needs, oldest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentView {
+    /// The incident.
+    pub incident: Incident,
+    /// Its needs.
+    pub needs: Vec<Need>,
+}
+
+impl IncidentView {
+    /// The view of incident `id` in `state`.
+    pub fn of(state: &State, id: &str) -> DomainResult<IncidentView> {
+        let incident = state.incident(id)?;
+        Ok(IncidentView { incident: incident.clone(), needs: state.needs_of(incident).cloned().collect() })
+    }
 }
 
 impl Reply {
@@ -51,6 +74,20 @@ impl Reply {
                 to: state.stock_level(to_depot_id, item_code)?,
             }),
             Command::Import { fixture } => Ok(Reply::Import(super::import::summarize(fixture, state, records))),
+            Command::PutPlan { plan } => Ok(Reply::Plan(state.plan(&plan.id, 0)?.clone())),
+            Command::DeclareIncident { .. } => {
+                let id = records
+                    .iter()
+                    .find_map(|record| match &record.event {
+                        super::event::Event::IncidentDeclared { incident } => Some(incident.id.clone()),
+                        _ => None,
+                    })
+                    .unwrap_or_default();
+                Ok(Reply::Incident(IncidentView::of(state, &id)?))
+            }
+            Command::UpdateIncident { update } => Ok(Reply::Incident(IncidentView::of(state, &update.id)?)),
+            Command::CloseIncident { id } => Ok(Reply::Incident(IncidentView::of(state, id)?)),
+            Command::RequestResources { incident_id, .. } => Ok(Reply::Incident(IncidentView::of(state, incident_id)?)),
         }
     }
 }

@@ -9,6 +9,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::error::{DomainError, DomainResult};
 use super::event::{Event, LogRecord};
+use super::incident::{self, Incident, Need};
+use super::plan::PlanHistory;
 use super::reserve::{self, Depot, Item, LedgerEntry, LedgerReason, Stock};
 use super::team::Team;
 use super::types::Timestamp;
@@ -28,6 +30,25 @@ pub struct State {
     pub depots: OrdMap<String, Depot>,
     /// Stock, by (depot id, item code).
     pub stock: OrdMap<(String, String), Stock>,
+    /// Plans, every version, by id.
+    pub plans: OrdMap<String, PlanHistory>,
+    /// Incidents, by id.
+    pub incidents: OrdMap<String, Incident>,
+    /// Needs of every incident, by number.
+    pub needs: OrdMap<u64, Need>,
+    /// Counters for server-assigned ids.
+    pub counters: Counters,
+}
+
+/// The last number handed out for each kind of server-assigned id.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Incidents declared (for `INC-<n>`).
+    pub incidents: u64,
+    /// Needs raised (`N<n>`).
+    pub needs: u64,
+    /// Assignments made (`A<n>`).
+    pub assignments: u64,
 }
 
 impl State {
@@ -86,6 +107,19 @@ impl State {
                 let into = ledger_entry(record, *quantity, LedgerReason::Transferred, note);
                 reserve::apply_ledger(self, to_depot_id, item_code, into);
             }
+            Event::PlanPut { plan } => {
+                let mut history = self.plans.get(&plan.id).cloned().unwrap_or_default();
+                history.versions.push_back(plan.clone());
+                self.plans.insert(plan.id.clone(), history);
+            }
+            Event::IncidentDeclared { .. }
+            | Event::NeedRaised { .. }
+            | Event::NeedLowered { .. }
+            | Event::NeedCancelled { .. }
+            | Event::IncidentLevelChanged { .. }
+            | Event::IncidentMetricsUpdated { .. }
+            | Event::IncidentStatusChanged { .. }
+            | Event::IncidentClosed { .. } => incident::apply(self, &record.event, record.time),
         }
     }
 

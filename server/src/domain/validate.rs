@@ -117,6 +117,14 @@ pub fn polygon(field: &str, ring: &[LatLng]) -> DomainResult<()> {
     Ok(())
 }
 
+/// A polygon's vertex count, checked before its vertices are converted.
+pub fn polygon_size<T>(field: &str, ring: &[T]) -> DomainResult<()> {
+    if ring.len() > MAX_POLYGON_VERTICES {
+        return Err(DomainError::invalid(field, format!("has more than {MAX_POLYGON_VERTICES} vertices")));
+    }
+    Ok(())
+}
+
 /// Clamps a requested page size: 0 means the default; above the maximum is lowered.
 pub fn page_size(requested: i32) -> DomainResult<usize> {
     if requested < 0 {

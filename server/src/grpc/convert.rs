@@ -351,3 +351,250 @@ pub fn ledger_entry_out(
         time: Some(timestamp_out(entry.time)),
     }
 }
+
+/// A level; unspecified is `None`.
+pub fn level_in(field: &str, value: i32) -> DomainResult<Option<crate::domain::Level>> {
+    use crate::domain::Level;
+    let level =
+        pb::Level::try_from(value).map_err(|_| DomainError::invalid(field, format!("{value} is not a Level")))?;
+    Ok(match level {
+        pb::Level::Unspecified => None,
+        pb::Level::I => Some(Level::I),
+        pb::Level::Ii => Some(Level::II),
+        pb::Level::Iii => Some(Level::III),
+        pb::Level::Iv => Some(Level::IV),
+    })
+}
+
+/// A domain level as protobuf.
+pub fn level_out(level: crate::domain::Level) -> pb::Level {
+    use crate::domain::Level;
+    match level {
+        Level::I => pb::Level::I,
+        Level::II => pb::Level::Ii,
+        Level::III => pb::Level::Iii,
+        Level::IV => pb::Level::Iv,
+    }
+}
+
+/// A hazard; unspecified is `None`.
+pub fn hazard_in(field: &str, value: i32) -> DomainResult<Option<crate::domain::Hazard>> {
+    use crate::domain::Hazard;
+    let hazard =
+        pb::Hazard::try_from(value).map_err(|_| DomainError::invalid(field, format!("{value} is not a Hazard")))?;
+    Ok(match hazard {
+        pb::Hazard::Unspecified => None,
+        pb::Hazard::PowerOutage => Some(Hazard::PowerOutage),
+        pb::Hazard::Hazmat => Some(Hazard::Hazmat),
+        pb::Hazard::Flood => Some(Hazard::Flood),
+        pb::Hazard::Fire => Some(Hazard::Fire),
+        pb::Hazard::Earthquake => Some(Hazard::Earthquake),
+        pb::Hazard::Mine => Some(Hazard::Mine),
+        pb::Hazard::ForestFire => Some(Hazard::ForestFire),
+        pb::Hazard::Other => Some(Hazard::Other),
+    })
+}
+
+/// A domain hazard as protobuf.
+pub fn hazard_out(hazard: crate::domain::Hazard) -> pb::Hazard {
+    use crate::domain::Hazard;
+    match hazard {
+        Hazard::PowerOutage => pb::Hazard::PowerOutage,
+        Hazard::Hazmat => pb::Hazard::Hazmat,
+        Hazard::Flood => pb::Hazard::Flood,
+        Hazard::Fire => pb::Hazard::Fire,
+        Hazard::Earthquake => pb::Hazard::Earthquake,
+        Hazard::Mine => pb::Hazard::Mine,
+        Hazard::ForestFire => pb::Hazard::ForestFire,
+        Hazard::Other => pb::Hazard::Other,
+    }
+}
+
+/// A team need from protobuf.
+pub fn team_need_in(need: &pb::TeamNeed) -> crate::domain::TeamNeed {
+    crate::domain::TeamNeed { capability: need.capability.clone(), min_tier: need.min_tier, count: need.count }
+}
+
+/// A supply need from protobuf.
+pub fn supply_need_in(need: &pb::SupplyNeed) -> crate::domain::SupplyNeed {
+    crate::domain::SupplyNeed { item_code: need.item_code.clone(), quantity: need.quantity }
+}
+
+/// A plan from protobuf (its version is ignored: the server assigns it).
+pub fn plan_in(field: &str, plan: Option<pb::Plan>) -> DomainResult<crate::domain::plan::Plan> {
+    use crate::domain::plan::{LevelRequirement, Plan, Task, Trigger};
+    let plan = plan.ok_or_else(|| DomainError::invalid(field, "is required"))?;
+    crate::domain::validate::repeated(&format!("{field}.levels"), &plan.levels)?;
+    crate::domain::validate::repeated(&format!("{field}.triggers"), &plan.triggers)?;
+    let mut levels = Vec::with_capacity(plan.levels.len());
+    for (index, requirement) in plan.levels.iter().enumerate() {
+        let level_field = format!("{field}.levels[{index}]");
+        crate::domain::validate::repeated(&format!("{level_field}.teams"), &requirement.teams)?;
+        crate::domain::validate::repeated(&format!("{level_field}.supplies"), &requirement.supplies)?;
+        crate::domain::validate::repeated(&format!("{level_field}.tasks"), &requirement.tasks)?;
+        levels.push(LevelRequirement {
+            level: level_in(&format!("{level_field}.level"), requirement.level)?
+                .ok_or_else(|| DomainError::invalid(format!("{level_field}.level"), "is required"))?,
+            teams: requirement.teams.iter().map(team_need_in).collect(),
+            supplies: requirement.supplies.iter().map(supply_need_in).collect(),
+            tasks: requirement
+                .tasks
+                .iter()
+                .map(|task| Task {
+                    title: task.title.clone(),
+                    lead: task.lead.clone(),
+                    supporting: task.supporting.clone(),
+                })
+                .collect(),
+        });
+    }
+    let mut triggers = Vec::with_capacity(plan.triggers.len());
+    for (index, trigger) in plan.triggers.iter().enumerate() {
+        let trigger_field = format!("{field}.triggers[{index}]");
+        triggers.push(Trigger {
+            metric: trigger.metric.clone(),
+            threshold: trigger.threshold,
+            level: level_in(&format!("{trigger_field}.level"), trigger.level)?
+                .ok_or_else(|| DomainError::invalid(format!("{trigger_field}.level"), "is required"))?,
+        });
+    }
+    Ok(Plan {
+        hazard: hazard_in(&format!("{field}.hazard"), plan.hazard)?
+            .ok_or_else(|| DomainError::invalid(format!("{field}.hazard"), "is required"))?,
+        id: plan.id,
+        name: plan.name,
+        levels,
+        triggers,
+        version: 0,
+    })
+}
+
+/// A domain plan as protobuf.
+pub fn plan_out(plan: &crate::domain::plan::Plan) -> pb::Plan {
+    pb::Plan {
+        id: plan.id.clone(),
+        name: plan.name.clone(),
+        hazard: hazard_out(plan.hazard).into(),
+        levels: plan
+            .levels
+            .iter()
+            .map(|requirement| pb::LevelRequirement {
+                level: level_out(requirement.level).into(),
+                teams: requirement
+                    .teams
+                    .iter()
+                    .map(|team| pb::TeamNeed {
+                        capability: team.capability.clone(),
+                        min_tier: team.min_tier,
+                        count: team.count,
+                    })
+                    .collect(),
+                supplies: requirement
+                    .supplies
+                    .iter()
+                    .map(|supply| pb::SupplyNeed { item_code: supply.item_code.clone(), quantity: supply.quantity })
+                    .collect(),
+                tasks: requirement
+                    .tasks
+                    .iter()
+                    .map(|task| pb::Task {
+                        title: task.title.clone(),
+                        lead: task.lead.clone(),
+                        supporting: task.supporting.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        triggers: plan
+            .triggers
+            .iter()
+            .map(|trigger| pb::Trigger {
+                metric: trigger.metric.clone(),
+                threshold: trigger.threshold,
+                level: level_out(trigger.level).into(),
+            })
+            .collect(),
+        version: plan.version,
+    }
+}
+
+/// An incident status; unspecified is `None`.
+pub fn incident_status_in(field: &str, value: i32) -> DomainResult<Option<crate::domain::incident::IncidentStatus>> {
+    use crate::domain::incident::IncidentStatus;
+    let status = pb::IncidentStatus::try_from(value)
+        .map_err(|_| DomainError::invalid(field, format!("{value} is not an IncidentStatus")))?;
+    Ok(match status {
+        pb::IncidentStatus::Unspecified => None,
+        pb::IncidentStatus::Active => Some(IncidentStatus::Active),
+        pb::IncidentStatus::Contained => Some(IncidentStatus::Contained),
+        pb::IncidentStatus::Closed => Some(IncidentStatus::Closed),
+    })
+}
+
+/// A domain incident status as protobuf.
+pub fn incident_status_out(status: crate::domain::incident::IncidentStatus) -> pb::IncidentStatus {
+    use crate::domain::incident::IncidentStatus;
+    match status {
+        IncidentStatus::Active => pb::IncidentStatus::Active,
+        IncidentStatus::Contained => pb::IncidentStatus::Contained,
+        IncidentStatus::Closed => pb::IncidentStatus::Closed,
+    }
+}
+
+/// Metrics from protobuf, ordered.
+pub fn metrics_in(metrics: std::collections::HashMap<String, f64>) -> std::collections::BTreeMap<String, f64> {
+    metrics.into_iter().collect()
+}
+
+/// A need as protobuf; its priority follows its incident's level.
+pub fn need_out(need: &crate::domain::incident::Need, priority: crate::domain::Level) -> pb::Need {
+    use crate::domain::incident::NeedStatus;
+    use crate::domain::plan::NeedKey;
+    let resource = match &need.key {
+        NeedKey::Team { capability, min_tier } => pb::need::Resource::Team(pb::TeamNeed {
+            capability: capability.clone(),
+            min_tier: *min_tier,
+            count: u32::try_from(need.amount).unwrap_or(u32::MAX),
+        }),
+        NeedKey::Supply { item_code } => {
+            pb::need::Resource::Supply(pb::SupplyNeed { item_code: item_code.clone(), quantity: need.amount })
+        }
+    };
+    pb::Need {
+        id: need.id(),
+        incident_id: need.incident_id.clone(),
+        resource: Some(resource),
+        priority: level_out(priority).into(),
+        filled: u64::try_from(need.filled).unwrap_or(0),
+        status: match need.status() {
+            NeedStatus::Open => pb::NeedStatus::Open,
+            NeedStatus::Partial => pb::NeedStatus::Partial,
+            NeedStatus::Filled => pb::NeedStatus::Filled,
+            NeedStatus::Cancelled => pb::NeedStatus::Cancelled,
+        }
+        .into(),
+        from_plan: need.from_plan,
+        raised_at: Some(timestamp_out(need.raised_at)),
+    }
+}
+
+/// An incident with its needs as protobuf.
+pub fn incident_out(view: &crate::domain::reply::IncidentView) -> pb::Incident {
+    let incident = &view.incident;
+    pb::Incident {
+        id: incident.id.clone(),
+        title: incident.title.clone(),
+        hazard: hazard_out(incident.hazard).into(),
+        position: Some(position_out(incident.position)),
+        area: incident.area.iter().copied().map(position_out).collect(),
+        level: level_out(incident.level).into(),
+        metrics: incident.metrics.iter().map(|(name, value)| (name.clone(), *value)).collect(),
+        status: incident_status_out(incident.status).into(),
+        plan_id: incident.plan.as_ref().map(|plan| plan.id.clone()).unwrap_or_default(),
+        plan_version: incident.plan.as_ref().map(|plan| plan.version).unwrap_or(0),
+        needs: view.needs.iter().map(|need| need_out(need, incident.level)).collect(),
+        declared_at: Some(timestamp_out(incident.declared_at)),
+        closed_at: incident.closed_at.map(timestamp_out),
+        version: incident.version,
+    }
+}

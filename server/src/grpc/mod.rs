@@ -7,6 +7,8 @@ pub mod audit;
 pub mod auth;
 pub mod convert;
 pub mod import;
+pub mod incident;
+pub mod plan;
 pub mod reserve;
 pub mod roster;
 pub mod status;

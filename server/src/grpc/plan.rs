@@ -1,0 +1,71 @@
+//! `muster.v1.PlanService`: versioned contingency plans.
+
+use std::ops::Bound;
+
+use muster_proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::auth::{self, Access};
+use super::convert::{self, page_token};
+use super::{status, submit, unexpected_reply};
+use crate::domain::{validate, Command, Reply};
+use crate::engine::EngineHandle;
+
+/// The plan service over the engine.
+#[derive(Debug, Clone)]
+pub struct PlanService {
+    engine: EngineHandle,
+}
+
+impl PlanService {
+    /// A plan service writing through `engine`.
+    pub fn new(engine: EngineHandle) -> Self {
+        PlanService { engine }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::plan_service_server::PlanService for PlanService {
+    async fn put_plan(&self, request: Request<pb::PutPlanRequest>) -> Result<Response<pb::Plan>, Status> {
+        let caller = auth::caller(&request)?;
+        caller.require(Access::Command)?;
+        let request = request.into_inner();
+        let plan = convert::plan_in("plan", request.plan).map_err(status::from_domain)?;
+        match submit(&self.engine, &caller, &request.request_id, Command::PutPlan { plan }).await? {
+            Reply::Plan(plan) => Ok(Response::new(convert::plan_out(&plan))),
+            other => Err(unexpected_reply(&other)),
+        }
+    }
+
+    async fn get_plan(&self, request: Request<pb::GetPlanRequest>) -> Result<Response<pb::Plan>, Status> {
+        auth::caller(&request)?.require(Access::Read)?;
+        let request = request.into_inner();
+        validate::id("id", &request.id).map_err(status::from_domain)?;
+        let state = self.engine.snapshot();
+        let plan = state.plan(&request.id, request.version).map_err(status::from_domain)?;
+        Ok(Response::new(convert::plan_out(plan)))
+    }
+
+    async fn list_plans(
+        &self,
+        request: Request<pb::ListPlansRequest>,
+    ) -> Result<Response<pb::ListPlansResponse>, Status> {
+        auth::caller(&request)?.require(Access::Read)?;
+        let request = request.into_inner();
+        let page_size = validate::page_size(request.page_size).map_err(status::from_domain)?;
+        let after = page_token::decode(&request.page_token).map_err(status::from_domain)?;
+        let hazard = convert::hazard_in("hazard", request.hazard).map_err(status::from_domain)?;
+        let state = self.engine.snapshot();
+        let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
+        let matching = state
+            .plans
+            .range((start, Bound::Unbounded))
+            .filter_map(|(id, history)| history.latest().map(|plan| (id, plan)))
+            .filter(|(_, plan)| hazard.is_none_or(|hazard| plan.hazard == hazard));
+        let (plans, next_page_token) = convert::page(matching, page_size, String::clone);
+        Ok(Response::new(pb::ListPlansResponse {
+            plans: plans.into_iter().map(convert::plan_out).collect(),
+            next_page_token,
+        }))
+    }
+}
