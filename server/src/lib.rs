@@ -10,6 +10,7 @@
 //! - [`grpc`]: thin tonic services translating between protobuf and the domain.
 //! - [`server`]: wiring: configuration, health, reflection, shutdown.
 
+pub mod dispatch;
 pub mod domain;
 pub mod engine;
 pub mod fixture;

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::assignment::AssignmentStatus;
 use super::import::Fixture;
 use super::incident::{Declaration, IncidentUpdate};
 use super::plan::Plan;
@@ -10,6 +11,7 @@ use super::reserve::{Depot, Item, LedgerReason};
 use super::team::{TeamProfile, TeamStatus};
 use super::types::{LatLng, Timestamp};
 use super::types::{SupplyNeed, TeamNeed};
+use super::zone::Zone;
 
 /// Everything `decide` may know besides the state and the command: the time
 /// from the engine's clock and who is asking. No wall clock is read anywhere
@@ -20,6 +22,15 @@ pub struct Context {
     pub time: Timestamp,
     /// Who issued the command.
     pub actor: String,
+    /// How the dispatcher estimates travel.
+    pub settings: crate::dispatch::travel::Settings,
+}
+
+impl Context {
+    /// A context at `time` for `actor`, with default dispatch settings.
+    pub fn new(time: Timestamp, actor: impl Into<String>) -> Self {
+        Context { time, actor: actor.into(), settings: crate::dispatch::travel::Settings::default() }
+    }
 }
 
 /// A request to change the state.
@@ -133,6 +144,28 @@ pub enum Command {
         /// Supplies requested.
         supplies: Vec<SupplyNeed>,
     },
+    /// `IncidentService.Dispatch` (committed; dry runs never reach the engine).
+    Dispatch {
+        /// One incident, or every incident.
+        incident_id: Option<String>,
+    },
+    /// `IncidentService.UpdateAssignment`.
+    UpdateAssignment {
+        /// The assignment.
+        assignment_id: String,
+        /// Where it goes.
+        status: AssignmentStatus,
+    },
+    /// `IncidentService.SetZone`.
+    SetZone {
+        /// The zone.
+        zone: Zone,
+    },
+    /// `IncidentService.ClearZone`.
+    ClearZone {
+        /// The zone.
+        id: String,
+    },
 }
 
 impl Command {
@@ -153,6 +186,10 @@ impl Command {
             Command::UpdateIncident { .. } => "UpdateIncident",
             Command::CloseIncident { .. } => "CloseIncident",
             Command::RequestResources { .. } => "RequestResources",
+            Command::Dispatch { .. } => "Dispatch",
+            Command::UpdateAssignment { .. } => "UpdateAssignment",
+            Command::SetZone { .. } => "SetZone",
+            Command::ClearZone { .. } => "ClearZone",
         }
     }
 }

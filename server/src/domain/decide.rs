@@ -6,7 +6,7 @@ use super::error::DomainResult;
 use super::event::Event;
 use super::event::LogRecord;
 use super::state::State;
-use super::{import, incident, plan, reserve, team};
+use super::{assignment, import, incident, plan, reserve, team, zone};
 
 /// Validates `command` against `state` and returns the events it causes, or
 /// why it is refused. An empty list means the command changes nothing.
@@ -38,6 +38,12 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> DomainResu
         Command::RequestResources { incident_id, teams, supplies } => {
             incident::request(state, incident_id, teams, supplies, context.time)
         }
+        Command::Dispatch { incident_id } => {
+            crate::dispatch::commit(state, incident_id.as_deref(), &context.settings, context.time)
+        }
+        Command::UpdateAssignment { assignment_id, status } => assignment::update(state, assignment_id, *status),
+        Command::SetZone { zone } => zone::set(zone),
+        Command::ClearZone { id } => zone::clear(state, id),
     }
 }
 

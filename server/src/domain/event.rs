@@ -7,12 +7,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::assignment::{AssignedResource, Assignment, AssignmentStatus};
 use super::incident::{Incident, IncidentStatus, LevelCause, Need};
 use super::plan::Plan;
 use super::reserve::{Depot, Item, LedgerReason};
 use super::team::{Team, TeamProfile, TeamStatus};
 use super::types::Level;
 use super::types::{LatLng, Timestamp};
+use super::zone::Zone;
 
 /// One fact of the log.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -154,6 +156,58 @@ pub enum Event {
         /// The incident.
         incident_id: String,
     },
+    /// The dispatcher (or an operator) assigned a team or stock to a need.
+    AssignmentCreated {
+        /// The assignment, `DISPATCHED`.
+        assignment: Assignment,
+    },
+    /// An assignment moved on.
+    AssignmentStatusChanged {
+        /// Its incident.
+        incident_id: String,
+        /// The assignment.
+        assignment_number: u64,
+        /// Where it was.
+        from: AssignmentStatus,
+        /// Where it is.
+        to: AssignmentStatus,
+        /// Supplies: issue the stock through the ledger now.
+        issue: bool,
+        /// Why, when not the caller's plain request.
+        note: String,
+    },
+    /// A dispatch finished: what it could not fill, and why.
+    DispatchCompleted {
+        /// The incident dispatched for (`None`: every incident).
+        incident_id: Option<String>,
+        /// Assignments it made.
+        assignments: u64,
+        /// Needs it could not fill.
+        shortfalls: Vec<Shortfall>,
+    },
+    /// An impassable zone was set (or replaced).
+    ZoneSet {
+        /// The zone, active.
+        zone: Zone,
+    },
+    /// An impassable zone was lifted.
+    ZoneCleared {
+        /// The zone.
+        zone_id: String,
+    },
+}
+
+/// What a dispatch could not fill.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Shortfall {
+    /// The need.
+    pub need_number: u64,
+    /// Its incident.
+    pub incident_id: String,
+    /// Teams or units still missing.
+    pub missing: i64,
+    /// Why, in words.
+    pub reason: String,
 }
 
 /// What an event touched, for the audit's filters.
@@ -200,6 +254,11 @@ impl Event {
             Event::IncidentMetricsUpdated { .. } => "IncidentMetricsUpdated",
             Event::IncidentStatusChanged { .. } => "IncidentStatusChanged",
             Event::IncidentClosed { .. } => "IncidentClosed",
+            Event::AssignmentCreated { .. } => "AssignmentCreated",
+            Event::AssignmentStatusChanged { .. } => "AssignmentStatusChanged",
+            Event::DispatchCompleted { .. } => "DispatchCompleted",
+            Event::ZoneSet { .. } => "ZoneSet",
+            Event::ZoneCleared { .. } => "ZoneCleared",
         }
     }
 
@@ -252,6 +311,44 @@ impl Event {
             | Event::IncidentClosed { incident_id } => {
                 Touched { incident_ids: vec![incident_id.clone()], ..Touched::default() }
             }
+            Event::AssignmentCreated { assignment } => {
+                let mut touched = Touched {
+                    incident_ids: vec![assignment.incident_id.clone()],
+                    need_ids: vec![super::incident::need_id(assignment.need_number)],
+                    assignment_ids: vec![assignment.id()],
+                    ..Touched::default()
+                };
+                match &assignment.resource {
+                    AssignedResource::Team { team_id } => touched.team_ids.push(team_id.clone()),
+                    AssignedResource::Supply { depot_id, item_code, .. } => {
+                        touched.depot_ids.push(depot_id.clone());
+                        touched.item_codes.push(item_code.clone());
+                    }
+                }
+                touched
+            }
+            Event::AssignmentStatusChanged { incident_id, assignment_number, .. } => Touched {
+                incident_ids: vec![incident_id.clone()],
+                assignment_ids: vec![super::assignment::assignment_id(*assignment_number)],
+                ..Touched::default()
+            },
+            Event::DispatchCompleted { incident_id, shortfalls, .. } => {
+                let mut incident_ids: Vec<String> =
+                    shortfalls.iter().map(|shortfall| shortfall.incident_id.clone()).collect();
+                incident_ids.extend(incident_id.iter().cloned());
+                incident_ids.sort();
+                incident_ids.dedup();
+                Touched {
+                    incident_ids,
+                    need_ids: shortfalls
+                        .iter()
+                        .map(|shortfall| super::incident::need_id(shortfall.need_number))
+                        .collect(),
+                    ..Touched::default()
+                }
+            }
+            Event::ZoneSet { zone } => Touched { zone_ids: vec![zone.id.clone()], ..Touched::default() },
+            Event::ZoneCleared { zone_id } => Touched { zone_ids: vec![zone_id.clone()], ..Touched::default() },
         }
     }
 
@@ -348,6 +445,69 @@ impl Event {
                 format!("incident {incident_id} is now {}", status.as_str())
             }
             Event::IncidentClosed { incident_id } => format!("incident {incident_id} closed"),
+            Event::AssignmentCreated { assignment } => {
+                let what = match &assignment.resource {
+                    AssignedResource::Team { team_id } => format!("team {team_id}"),
+                    AssignedResource::Supply { depot_id, item_code, quantity } => {
+                        format!("{quantity} {item_code} from {depot_id}")
+                    }
+                };
+                let override_note = if assignment.reserve_override {
+                    format!(" (reserve override: {} below the strategic minimum)", assignment.override_quantity)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{} dispatched {what} to need {} of incident {} ({:.1} km, {:.0} min){override_note}: {}",
+                    assignment.id(),
+                    super::incident::need_id(assignment.need_number),
+                    assignment.incident_id,
+                    assignment.distance_km,
+                    assignment.eta_minutes,
+                    assignment.reason
+                )
+            }
+            Event::AssignmentStatusChanged { assignment_number, from, to, issue, note, .. } => {
+                let mut text = format!(
+                    "{} {} -> {}",
+                    super::assignment::assignment_id(*assignment_number),
+                    from.as_str(),
+                    to.as_str()
+                );
+                if *issue {
+                    text.push_str("; stock issued through the ledger");
+                }
+                if !note.is_empty() {
+                    text.push_str(&format!(" ({note})"));
+                }
+                text
+            }
+            Event::DispatchCompleted { incident_id, assignments, shortfalls } => {
+                let scope = incident_id
+                    .as_deref()
+                    .map(|id| format!("incident {id}"))
+                    .unwrap_or_else(|| "every incident".to_owned());
+                let mut text = format!("dispatch for {scope}: {assignments} assignment(s)");
+                for shortfall in shortfalls {
+                    text.push_str(&format!(
+                        "; need {} of {} short by {}: {}",
+                        super::incident::need_id(shortfall.need_number),
+                        shortfall.incident_id,
+                        shortfall.missing,
+                        shortfall.reason
+                    ));
+                }
+                text
+            }
+            Event::ZoneSet { zone } => {
+                format!(
+                    "impassable zone {} set ({} vertices){}",
+                    zone.id,
+                    zone.polygon.len(),
+                    if zone.note.is_empty() { String::new() } else { format!(": {}", zone.note) }
+                )
+            }
+            Event::ZoneCleared { zone_id } => format!("impassable zone {zone_id} lifted"),
         }
     }
 }

@@ -95,6 +95,8 @@ pub struct Need {
     pub raised_at: Timestamp,
     /// Cancelled needs stay for the record.
     pub cancelled: bool,
+    /// Teams that declined an assignment for this need: not proposed again.
+    pub declined_by: Vec<String>,
 }
 
 /// Where a need stands.
@@ -357,6 +359,7 @@ fn reconcile(state: &State, incident: &Incident, plan: &Plan, level: Level, time
                     from_plan: true,
                     raised_at: time,
                     cancelled: false,
+                    declined_by: Vec::new(),
                 },
             });
         }
@@ -483,6 +486,7 @@ pub(super) fn request(
                 from_plan: false,
                 raised_at: time,
                 cancelled: false,
+                declined_by: Vec::new(),
             },
         }
     };
@@ -497,11 +501,13 @@ pub(super) fn request(
     Ok(events)
 }
 
-/// Closes an incident: cancels what is still open of its needs (what was
-/// assigned stays on record) and marks it closed.
+/// Closes an incident: releases its active assignments (teams return,
+/// reserved stock is unreserved, issued stock stays issued), cancels what is
+/// still open of its needs (what was assigned stays on record) and marks it
+/// closed.
 pub(super) fn close(state: &State, id: &str) -> DomainResult<Vec<Event>> {
     let incident = open_incident(state, id)?;
-    let mut events = Vec::new();
+    let mut events = super::assignment::release_for_close(state, id);
     for need in state.needs_of(incident).filter(|need| !need.cancelled && need.missing() > 0) {
         events.push(if need.filled == 0 {
             Event::NeedCancelled { incident_id: incident.id.clone(), need_number: need.number }

@@ -11,7 +11,72 @@ use super::state::State;
 /// Returns a description of the first broken invariant, if any.
 pub fn check(state: &State) -> Result<(), String> {
     check_stock(state)?;
-    check_incidents(state)
+    check_incidents(state)?;
+    check_assignments(state)
+}
+
+/// Invariant 1 (one active assignment per team, and the team points at it),
+/// `filled` is the sum of the need's live assignments, `reserved` is the sum
+/// of the stock's active assignments not yet issued, and reserve overrides
+/// happen at level I only.
+fn check_assignments(state: &State) -> Result<(), String> {
+    use super::assignment::{AssignedResource, AssignmentStatus};
+    let mut active_by_team: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut filled: BTreeMap<u64, i64> = BTreeMap::new();
+    let mut reserved: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for assignment in state.assignments.values() {
+        if !matches!(assignment.status, AssignmentStatus::Cancelled | AssignmentStatus::Declined) {
+            *filled.entry(assignment.need_number).or_default() += assignment.amount();
+        }
+        if assignment.reserve_override && assignment.priority != super::Level::I {
+            return Err(format!(
+                "invariant 3: {} overrides a reserve at level {}",
+                assignment.id(),
+                assignment.priority
+            ));
+        }
+        match &assignment.resource {
+            AssignedResource::Team { team_id } if assignment.status.is_active() => {
+                active_by_team.entry(team_id).or_default().push(assignment.id());
+            }
+            AssignedResource::Supply { depot_id, item_code, quantity }
+                if assignment.status.is_active() && !assignment.issued =>
+            {
+                *reserved.entry((depot_id.clone(), item_code.clone())).or_default() += quantity;
+            }
+            _ => {}
+        }
+    }
+    for (team_id, active) in &active_by_team {
+        if active.len() > 1 {
+            return Err(format!("invariant 1: team {team_id} holds {active:?}"));
+        }
+        let pointed = state.teams.get(*team_id).and_then(|team| team.assignment_id.clone());
+        if pointed.as_ref() != active.first() {
+            return Err(format!("team {team_id} points at {pointed:?} but holds {active:?}"));
+        }
+    }
+    for team in state.teams.values() {
+        if team.assignment_id.is_some() && !active_by_team.contains_key(team.id.as_str()) {
+            return Err(format!("team {} points at {:?}, which is not active", team.id, team.assignment_id));
+        }
+    }
+    for need in state.needs.values() {
+        let live = filled.get(&need.number).copied().unwrap_or(0);
+        if need.filled != live {
+            return Err(format!("need {} says filled {} but its assignments add up to {live}", need.id(), need.filled));
+        }
+    }
+    for (key, stock) in &state.stock {
+        let expected = reserved.get(key).copied().unwrap_or(0);
+        if stock.reserved != expected {
+            return Err(format!(
+                "{} at {} has {} reserved but its assignments hold {expected}",
+                key.1, key.0, stock.reserved
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Plan-derived needs match the level's figures key by key (over only by
@@ -114,7 +179,7 @@ mod tests {
 
     fn world() -> State {
         let mut state = State::default();
-        let context = Context { time: Timestamp::from_unix_seconds(1_000), actor: "test".into() };
+        let context = Context::new(Timestamp::from_unix_seconds(1_000), "test");
         for id in DEPOTS {
             let depot =
                 Depot { id: id.into(), name: id.into(), organization: String::new(), position: LatLng::default() };
@@ -186,7 +251,7 @@ mod tests {
 
     fn incident_world() -> State {
         let mut state = world();
-        let context = Context { time: Timestamp::from_unix_seconds(1_000), actor: "test".into() };
+        let context = Context::new(Timestamp::from_unix_seconds(1_000), "test");
         execute(&mut state, &Command::PutPlan { plan: plan_world_plan() }, &context, None).unwrap_or_default();
         state
     }
@@ -243,7 +308,7 @@ mod tests {
             let mut state = incident_world();
             let mut hand: std::collections::BTreeMap<u64, i64> = std::collections::BTreeMap::new();
             for (step, command) in commands.iter().enumerate() {
-                let context = Context { time: Timestamp::from_unix_seconds(5_000 + step as i64 * 60), actor: "test".into() };
+                let context = Context::new(Timestamp::from_unix_seconds(5_000 + step as i64 * 60), "test");
                 let before = state.clone();
                 match execute(&mut state, command, &context, None) {
                     Ok(records) => {
@@ -279,7 +344,7 @@ mod tests {
         fn stock_invariants_hold_after_every_command(commands in prop::collection::vec(stock_command(), 1..60)) {
             let mut state = world();
             for (step, command) in commands.iter().enumerate() {
-                let context = Context { time: Timestamp::from_unix_seconds(2_000 + step as i64), actor: "test".into() };
+                let context = Context::new(Timestamp::from_unix_seconds(2_000 + step as i64), "test");
                 let before = state.clone();
                 let totals_before: Vec<i64> = ITEMS.iter().map(|item| units(&state, item)).collect();
                 match execute(&mut state, command, &context, None) {

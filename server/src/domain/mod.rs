@@ -7,6 +7,7 @@
 //! sled or prost: time comes in through [`Context`], storage and transport
 //! are the engine's and the gRPC layer's business.
 
+pub mod assignment;
 pub mod command;
 pub mod decide;
 pub mod error;
@@ -22,6 +23,7 @@ pub mod state;
 pub mod team;
 pub mod types;
 pub mod validate;
+pub mod zone;
 
 pub use command::{Command, Context};
 pub use decide::{decide, execute};

@@ -37,6 +37,17 @@ pub enum Reply {
     Plan(Plan),
     /// An incident with its needs.
     Incident(IncidentView),
+    /// What a dispatch assigned and could not fill.
+    Dispatch {
+        /// The assignments made.
+        assignments: Vec<super::assignment::Assignment>,
+        /// What is still missing, and why.
+        shortfalls: Vec<super::event::Shortfall>,
+    },
+    /// An assignment after the change.
+    Assignment(super::assignment::Assignment),
+    /// A zone after the change.
+    Zone(super::zone::Zone),
 }
 
 /// An incident with its needs, oldest first.
@@ -88,6 +99,37 @@ impl Reply {
             Command::UpdateIncident { update } => Ok(Reply::Incident(IncidentView::of(state, &update.id)?)),
             Command::CloseIncident { id } => Ok(Reply::Incident(IncidentView::of(state, id)?)),
             Command::RequestResources { incident_id, .. } => Ok(Reply::Incident(IncidentView::of(state, incident_id)?)),
+            Command::Dispatch { .. } => {
+                let mut assignments = Vec::new();
+                let mut shortfalls = Vec::new();
+                for record in records {
+                    match &record.event {
+                        super::event::Event::AssignmentCreated { assignment } => {
+                            assignments.push(
+                                state
+                                    .assignments
+                                    .get(&assignment.number)
+                                    .cloned()
+                                    .unwrap_or_else(|| assignment.clone()),
+                            );
+                        }
+                        super::event::Event::DispatchCompleted { shortfalls: missing, .. } => {
+                            shortfalls.clone_from(missing)
+                        }
+                        _ => {}
+                    }
+                }
+                Ok(Reply::Dispatch { assignments, shortfalls })
+            }
+            Command::UpdateAssignment { assignment_id, .. } => {
+                Ok(Reply::Assignment(state.assignment(assignment_id)?.clone()))
+            }
+            Command::SetZone { zone } => Ok(Reply::Zone(
+                state.zones.get(&zone.id).cloned().ok_or_else(|| super::DomainError::not_found("zone", &zone.id))?,
+            )),
+            Command::ClearZone { id } => {
+                Ok(Reply::Zone(state.zones.get(id).cloned().ok_or_else(|| super::DomainError::not_found("zone", id))?))
+            }
         }
     }
 }

@@ -36,6 +36,10 @@ pub struct State {
     pub incidents: OrdMap<String, Incident>,
     /// Needs of every incident, by number.
     pub needs: OrdMap<u64, Need>,
+    /// Assignments, by number.
+    pub assignments: OrdMap<u64, super::assignment::Assignment>,
+    /// Impassable zones (active or lifted), by id.
+    pub zones: OrdMap<String, super::zone::Zone>,
     /// Counters for server-assigned ids.
     pub counters: Counters,
 }
@@ -120,6 +124,25 @@ impl State {
             | Event::IncidentMetricsUpdated { .. }
             | Event::IncidentStatusChanged { .. }
             | Event::IncidentClosed { .. } => incident::apply(self, &record.event, record.time),
+            Event::AssignmentCreated { assignment } => super::assignment::apply_created(self, assignment),
+            Event::AssignmentStatusChanged { assignment_number, to, issue, .. } => super::assignment::apply_status(
+                self,
+                *assignment_number,
+                *to,
+                *issue,
+                record.sequence,
+                record.time,
+                &record.actor,
+            ),
+            Event::DispatchCompleted { .. } => {}
+            Event::ZoneSet { zone } => {
+                self.zones.insert(zone.id.clone(), zone.clone());
+            }
+            Event::ZoneCleared { zone_id } => {
+                if let Some(zone) = self.zones.get_mut(zone_id) {
+                    zone.active = false;
+                }
+            }
         }
     }
 

@@ -288,11 +288,20 @@ pub(super) fn report_status(
             )));
         }
         if let Some(assignment_id) = &team.assignment_id {
-            return Err(DomainError::precondition(format!(
-                "team {team_id:?} holds assignment {assignment_id:?}; its status follows the \
-                 assignment (use UpdateAssignment)"
-            )));
+            if new_status != TeamStatus::OutOfService {
+                return Err(DomainError::precondition(format!(
+                    "team {team_id:?} holds assignment {assignment_id:?}; its status follows the \
+                     assignment (use UpdateAssignment)"
+                )));
+            }
         }
     }
-    Ok(vec![Event::TeamStatusReported { team_id: team_id.to_owned(), status, position }])
+    let mut events = Vec::new();
+    if let (Some(TeamStatus::OutOfService), Some(assignment_id)) = (status, &team.assignment_id) {
+        // A team that breaks down or is hurt cannot go on: its assignment is
+        // withdrawn and that part of the need is open again.
+        events.extend(super::assignment::withdraw(state, assignment_id, team_id)?);
+    }
+    events.push(Event::TeamStatusReported { team_id: team_id.to_owned(), status, position });
+    Ok(events)
 }

@@ -31,11 +31,18 @@ pub struct EngineConfig {
     pub max_batch: usize,
     /// Committed commands a watcher may fall behind before it must resync.
     pub watch_buffer: usize,
+    /// How the dispatcher estimates travel.
+    pub dispatch: crate::dispatch::travel::Settings,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { queue_capacity: 4_096, max_batch: 512, watch_buffer: 8_192 }
+        EngineConfig {
+            queue_capacity: 4_096,
+            max_batch: 512,
+            watch_buffer: 8_192,
+            dispatch: crate::dispatch::travel::Settings::default(),
+        }
     }
 }
 
@@ -98,6 +105,8 @@ pub struct EngineHandle {
     changes: broadcast::Sender<Arc<Committed>>,
     store: Arc<dyn Store>,
     closing: watch::Receiver<bool>,
+    clock: Arc<dyn Clock>,
+    dispatch: crate::dispatch::travel::Settings,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -129,10 +138,11 @@ impl Engine {
             state,
             requests,
             Arc::clone(&store),
-            clock,
+            Arc::clone(&clock),
             Arc::clone(&snapshot),
             changes.clone(),
             config.max_batch.max(1),
+            config.dispatch,
         );
         let thread =
             std::thread::Builder::new()
@@ -140,7 +150,7 @@ impl Engine {
                 .spawn(move || writer.run(receiver))
                 .map_err(|source| StoreError::Io { operation: "spawn writer thread", path: String::new(), source })?;
         Ok(Engine {
-            handle: EngineHandle { queue, snapshot, changes, store, closing },
+            handle: EngineHandle { queue, snapshot, changes, store, closing, clock, dispatch: config.dispatch },
             closing: Closer(Arc::new(closing_sender)),
             writer: Some(thread),
         })
@@ -209,6 +219,17 @@ impl EngineHandle {
             }
         }
         answer.await.unwrap_or_else(|_| Err(EngineError::Unavailable("the writer has stopped".to_owned())))
+    }
+
+    /// The engine clock's time now (never before the last committed record):
+    /// what a dry-run dispatch plans with.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now().max(self.snapshot().last_time)
+    }
+
+    /// How the dispatcher estimates travel.
+    pub fn dispatch_settings(&self) -> crate::dispatch::travel::Settings {
+        self.dispatch
     }
 
     /// The last committed state.

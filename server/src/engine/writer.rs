@@ -25,6 +25,7 @@ pub(super) struct Writer {
     snapshot: Arc<ArcSwap<State>>,
     changes: broadcast::Sender<Arc<Committed>>,
     max_batch: usize,
+    dispatch: crate::dispatch::travel::Settings,
     failed: Option<String>,
 }
 
@@ -38,6 +39,7 @@ struct Group {
 }
 
 impl Writer {
+    #[allow(clippy::too_many_arguments)] // Each is a distinct part the writer owns; a struct would only rename them.
     pub(super) fn new(
         state: State,
         requests: Vec<RequestRecord>,
@@ -46,12 +48,13 @@ impl Writer {
         snapshot: Arc<ArcSwap<State>>,
         changes: broadcast::Sender<Arc<Committed>>,
         max_batch: usize,
+        dispatch: crate::dispatch::travel::Settings,
     ) -> Writer {
         let mut ordered: Vec<_> = requests.into_iter().map(|record| (record.time, record)).collect();
         ordered.sort_by(|left, right| (left.0, &left.1.key).cmp(&(right.0, &right.1.key)));
         let expiry = ordered.iter().map(|(time, record)| (*time, record.key.clone())).collect();
         let requests = ordered.into_iter().map(|(_, record)| (record.key.clone(), record)).collect();
-        Writer { state, requests, expiry, store, clock, snapshot, changes, max_batch, failed: None }
+        Writer { state, requests, expiry, store, clock, snapshot, changes, max_batch, dispatch, failed: None }
     }
 
     /// Takes groups of commands off the queue until a stop marker or until
@@ -170,7 +173,7 @@ impl Writer {
             }
         }
         let time = self.clock.now().max(self.state.last_time);
-        let context = Context { time, actor: submission.actor.clone() };
+        let context = Context { time, actor: submission.actor.clone(), settings: self.dispatch };
         let state = &mut self.state;
         let executed = catch_unwind(AssertUnwindSafe(|| {
             execute(state, &submission.command, &context, submission.request_id.as_deref())

@@ -54,6 +54,8 @@ pub enum Access<'a> {
     Command,
     /// A change a team may make for itself (its status, its assignments).
     Team(&'a str),
+    /// A read about one team: commanders and observers, or that team itself.
+    TeamRead(&'a str),
     /// The drill service.
     Drill,
 }
@@ -66,6 +68,8 @@ impl Caller {
             (Role::Observer, Access::Read) => true,
             (Role::Team(_), Access::Read) => true,
             (Role::Team(own), Access::Team(team_id)) => own == team_id,
+            (Role::Observer, Access::TeamRead(_)) => true,
+            (Role::Team(own), Access::TeamRead(team_id)) => own == team_id,
             (Role::Drill, Access::Drill) => true,
             _ => false,
         };

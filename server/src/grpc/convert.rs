@@ -598,3 +598,117 @@ pub fn incident_out(view: &crate::domain::reply::IncidentView) -> pb::Incident {
         version: incident.version,
     }
 }
+
+/// An assignment status as protobuf.
+pub fn assignment_status_out(status: crate::domain::assignment::AssignmentStatus) -> pb::AssignmentStatus {
+    use crate::domain::assignment::AssignmentStatus;
+    match status {
+        AssignmentStatus::Dispatched => pb::AssignmentStatus::Dispatched,
+        AssignmentStatus::Acknowledged => pb::AssignmentStatus::Acknowledged,
+        AssignmentStatus::EnRoute => pb::AssignmentStatus::EnRoute,
+        AssignmentStatus::OnScene => pb::AssignmentStatus::OnScene,
+        AssignmentStatus::Released => pb::AssignmentStatus::Released,
+        AssignmentStatus::Cancelled => pb::AssignmentStatus::Cancelled,
+        AssignmentStatus::Declined => pb::AssignmentStatus::Declined,
+    }
+}
+
+/// A target status for `UpdateAssignment` (proposed and unspecified are not targets).
+pub fn assignment_status_in(field: &str, value: i32) -> DomainResult<crate::domain::assignment::AssignmentStatus> {
+    use crate::domain::assignment::AssignmentStatus;
+    let status = pb::AssignmentStatus::try_from(value)
+        .map_err(|_| DomainError::invalid(field, format!("{value} is not an AssignmentStatus")))?;
+    match status {
+        pb::AssignmentStatus::Unspecified => Err(DomainError::invalid(field, "is required")),
+        pb::AssignmentStatus::Proposed => Err(DomainError::invalid(field, "PROPOSED is for dry runs only")),
+        pb::AssignmentStatus::Dispatched => Ok(AssignmentStatus::Dispatched),
+        pb::AssignmentStatus::Acknowledged => Ok(AssignmentStatus::Acknowledged),
+        pb::AssignmentStatus::EnRoute => Ok(AssignmentStatus::EnRoute),
+        pb::AssignmentStatus::OnScene => Ok(AssignmentStatus::OnScene),
+        pb::AssignmentStatus::Released => Ok(AssignmentStatus::Released),
+        pb::AssignmentStatus::Cancelled => Ok(AssignmentStatus::Cancelled),
+        pb::AssignmentStatus::Declined => Ok(AssignmentStatus::Declined),
+    }
+}
+
+fn resource_out(resource: &crate::domain::assignment::AssignedResource) -> pb::assignment::Resource {
+    use crate::domain::assignment::AssignedResource;
+    match resource {
+        AssignedResource::Team { team_id } => pb::assignment::Resource::TeamId(team_id.clone()),
+        AssignedResource::Supply { depot_id, item_code, quantity } => {
+            pb::assignment::Resource::Supply(pb::SupplyAllocation {
+                depot_id: depot_id.clone(),
+                item_code: item_code.clone(),
+                quantity: *quantity,
+            })
+        }
+    }
+}
+
+/// A stored assignment as protobuf.
+pub fn assignment_out(assignment: &crate::domain::assignment::Assignment) -> pb::Assignment {
+    pb::Assignment {
+        id: assignment.id(),
+        incident_id: assignment.incident_id.clone(),
+        need_id: crate::domain::incident::need_id(assignment.need_number),
+        resource: Some(resource_out(&assignment.resource)),
+        status: assignment_status_out(assignment.status).into(),
+        distance_km: assignment.distance_km,
+        eta_minutes: assignment.eta_minutes,
+        reason: assignment.reason.clone(),
+        reserve_override: assignment.reserve_override,
+        priority: level_out(assignment.priority).into(),
+        created_at: Some(timestamp_out(assignment.created_at)),
+        updated_at: Some(timestamp_out(assignment.updated_at)),
+    }
+}
+
+/// A dry run's proposal as protobuf: status `PROPOSED`, no id.
+pub fn proposal_out(proposal: &crate::dispatch::Proposal, now: crate::domain::Timestamp) -> pb::Assignment {
+    pb::Assignment {
+        id: String::new(),
+        incident_id: proposal.incident_id.clone(),
+        need_id: crate::domain::incident::need_id(proposal.need_number),
+        resource: Some(resource_out(&proposal.resource)),
+        status: pb::AssignmentStatus::Proposed.into(),
+        distance_km: proposal.distance_km,
+        eta_minutes: proposal.eta_minutes,
+        reason: proposal.reason.clone(),
+        reserve_override: proposal.override_quantity > 0,
+        priority: level_out(proposal.priority).into(),
+        created_at: Some(timestamp_out(now)),
+        updated_at: Some(timestamp_out(now)),
+    }
+}
+
+/// A shortfall as protobuf.
+pub fn shortfall_out(shortfall: &crate::domain::event::Shortfall) -> pb::Shortfall {
+    pb::Shortfall {
+        need_id: crate::domain::incident::need_id(shortfall.need_number),
+        missing: u64::try_from(shortfall.missing).unwrap_or(0),
+        reason: shortfall.reason.clone(),
+        incident_id: shortfall.incident_id.clone(),
+    }
+}
+
+/// A zone from protobuf.
+pub fn zone_in(field: &str, zone: Option<pb::Zone>) -> DomainResult<crate::domain::zone::Zone> {
+    let zone = zone.ok_or_else(|| DomainError::invalid(field, "is required"))?;
+    crate::domain::validate::polygon_size(&format!("{field}.polygon"), &zone.polygon)?;
+    Ok(crate::domain::zone::Zone {
+        id: zone.id,
+        polygon: zone.polygon.iter().map(|vertex| LatLng { lat: vertex.lat, lng: vertex.lng }).collect(),
+        note: zone.note,
+        active: true,
+    })
+}
+
+/// A zone as protobuf.
+pub fn zone_out(zone: &crate::domain::zone::Zone) -> pb::Zone {
+    pb::Zone {
+        id: zone.id.clone(),
+        polygon: zone.polygon.iter().copied().map(position_out).collect(),
+        note: zone.note.clone(),
+        active: zone.active,
+    }
+}

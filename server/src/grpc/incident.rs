@@ -13,7 +13,7 @@ use super::{status, submit, unexpected_reply, watch};
 use crate::domain::event::Event;
 use crate::domain::incident::{Declaration, IncidentStatus, IncidentUpdate};
 use crate::domain::reply::IncidentView;
-use crate::domain::{validate, Command, DomainError, Reply, State};
+use crate::domain::{validate, Command, DomainError, DomainResult, Reply, State};
 use crate::engine::{Committed, EngineHandle};
 
 /// The incident service over the engine.
@@ -63,6 +63,13 @@ fn incident_changes(committed: &Committed, filter: &str) -> Vec<pb::IncidentEven
             Event::NeedLowered { need_number, .. } | Event::NeedCancelled { need_number, .. } => {
                 changes.extend(need_event(state, *need_number, sequence));
             }
+            Event::AssignmentCreated { assignment } => {
+                changes.extend(assignment_event(state, assignment.number, sequence));
+            }
+            Event::AssignmentStatusChanged { assignment_number, .. } => {
+                changes.extend(assignment_event(state, *assignment_number, sequence));
+            }
+            Event::DispatchCompleted { .. } => {}
             _ => {
                 for id in &touched.incident_ids {
                     changes.extend(incident_event(state, id, sequence));
@@ -71,6 +78,33 @@ fn incident_changes(committed: &Committed, filter: &str) -> Vec<pb::IncidentEven
         }
     }
     changes
+}
+
+fn assignment_event(state: &State, number: u64, sequence: u64) -> Option<pb::IncidentEvent> {
+    let assignment = state.assignments.get(&number)?;
+    Some(pb::IncidentEvent {
+        change: Some(pb::incident_event::Change::Assignment(convert::assignment_out(assignment))),
+        sequence,
+    })
+}
+
+/// The assignments of `team_id` that one committed command changed.
+fn team_assignment_changes(committed: &Committed, team_id: &str) -> Vec<pb::Assignment> {
+    let mut numbers = Vec::new();
+    for record in &committed.records {
+        match &record.event {
+            Event::AssignmentCreated { assignment } => numbers.push(assignment.number),
+            Event::AssignmentStatusChanged { assignment_number, .. } => numbers.push(*assignment_number),
+            _ => {}
+        }
+    }
+    numbers.dedup();
+    numbers
+        .into_iter()
+        .filter_map(|number| committed.state.assignments.get(&number))
+        .filter(|assignment| assignment.team_id() == Some(team_id))
+        .map(convert::assignment_out)
+        .collect()
 }
 
 fn need_event(state: &State, number: u64, sequence: u64) -> Option<pb::IncidentEvent> {
@@ -246,5 +280,169 @@ impl pb::incident_service_server::IncidentService for IncidentService {
             move |committed| incident_changes(committed, &filter),
         );
         Ok(Response::new(stream))
+    }
+
+    async fn dispatch(&self, request: Request<pb::DispatchRequest>) -> Result<Response<pb::DispatchResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let request = request.into_inner();
+        let scope = (!request.incident_id.is_empty()).then(|| request.incident_id.clone());
+        if request.dry_run {
+            caller.require(Access::Read)?;
+            let engine = self.engine.clone();
+            let (plan, now) = tokio::task::spawn_blocking(move || {
+                let now = engine.now();
+                let plan =
+                    crate::dispatch::plan(&engine.snapshot(), scope.as_deref(), &engine.dispatch_settings(), now);
+                (plan, now)
+            })
+            .await
+            .map_err(status::from_join)?;
+            let plan = plan.map_err(status::from_domain)?;
+            return Ok(Response::new(pb::DispatchResponse {
+                assignments: plan.proposals.iter().map(|proposal| convert::proposal_out(proposal, now)).collect(),
+                shortfalls: plan.shortfalls.iter().map(convert::shortfall_out).collect(),
+            }));
+        }
+        caller.require(Access::Command)?;
+        match submit(&self.engine, &caller, &request.request_id, Command::Dispatch { incident_id: scope }).await? {
+            Reply::Dispatch { assignments, shortfalls } => Ok(Response::new(pb::DispatchResponse {
+                assignments: assignments.iter().map(convert::assignment_out).collect(),
+                shortfalls: shortfalls.iter().map(convert::shortfall_out).collect(),
+            })),
+            other => Err(unexpected_reply(&other)),
+        }
+    }
+
+    async fn list_assignments(
+        &self,
+        request: Request<pb::ListAssignmentsRequest>,
+    ) -> Result<Response<pb::ListAssignmentsResponse>, Status> {
+        let caller = auth::caller(&request)?;
+        let request = request.into_inner();
+        if request.team_id.is_empty() {
+            caller.require(Access::Read)?;
+        } else {
+            caller.require(Access::TeamRead(&request.team_id))?;
+        }
+        let state = self.engine.snapshot();
+        let (page_size, after) = (|| {
+            if !request.incident_id.is_empty() {
+                validate::id("incident_id", &request.incident_id)?;
+                state.incident(&request.incident_id)?;
+            }
+            if !request.team_id.is_empty() {
+                validate::id("team_id", &request.team_id)?;
+                state.team(&request.team_id)?;
+            }
+            Ok::<_, DomainError>((
+                validate::page_size(request.page_size)?,
+                page_token::decode_sequence(&request.page_token)?,
+            ))
+        })()
+        .map_err(status::from_domain)?;
+        let matching = state.assignments.range((Bound::Excluded(after), Bound::Unbounded)).filter(|(_, assignment)| {
+            (request.incident_id.is_empty() || assignment.incident_id == request.incident_id)
+                && (request.team_id.is_empty() || assignment.team_id() == Some(request.team_id.as_str()))
+                && (!request.active_only || assignment.status.is_active())
+        });
+        let (assignments, next_page_token) = convert::page(matching, page_size, u64::to_string);
+        let next_page_token = if next_page_token.is_empty() {
+            next_page_token
+        } else {
+            assignments.last().map(|last| page_token::encode_sequence(last.number)).unwrap_or_default()
+        };
+        Ok(Response::new(pb::ListAssignmentsResponse {
+            assignments: assignments.into_iter().map(convert::assignment_out).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_assignment(
+        &self,
+        request: Request<pb::UpdateAssignmentRequest>,
+    ) -> Result<Response<pb::Assignment>, Status> {
+        let caller = auth::caller(&request)?;
+        let request = request.into_inner();
+        let target = convert::assignment_status_in("status", request.status).map_err(status::from_domain)?;
+        if caller.require(Access::Command).is_err() {
+            let state = self.engine.snapshot();
+            let team_id = (|| -> DomainResult<Option<String>> {
+                validate::id("assignment_id", &request.assignment_id)?;
+                Ok(state.assignment(&request.assignment_id)?.team_id().map(str::to_owned))
+            })()
+            .map_err(status::from_domain)?;
+            caller.require(Access::Team(team_id.as_deref().unwrap_or_default()))?;
+        }
+        let command = Command::UpdateAssignment { assignment_id: request.assignment_id, status: target };
+        match submit(&self.engine, &caller, &request.request_id, command).await? {
+            Reply::Assignment(assignment) => Ok(Response::new(convert::assignment_out(&assignment))),
+            other => Err(unexpected_reply(&other)),
+        }
+    }
+
+    async fn watch_assignments(
+        &self,
+        request: Request<pb::WatchAssignmentsRequest>,
+    ) -> Result<Response<BoxStream<pb::Assignment>>, Status> {
+        let caller = auth::caller(&request)?;
+        let team_id = request.into_inner().team_id;
+        validate::id("team_id", &team_id).map_err(status::from_domain)?;
+        caller.require(Access::TeamRead(&team_id))?;
+        self.engine.snapshot().team(&team_id).map_err(status::from_domain)?;
+        let initial_team = team_id.clone();
+        let stream = watch::spawn(
+            &self.engine,
+            move |state| {
+                state
+                    .assignments
+                    .values()
+                    .filter(|assignment| {
+                        assignment.status.is_active() && assignment.team_id() == Some(initial_team.as_str())
+                    })
+                    .map(convert::assignment_out)
+                    .collect()
+            },
+            move |committed| team_assignment_changes(committed, &team_id),
+        );
+        Ok(Response::new(stream))
+    }
+
+    async fn set_zone(&self, request: Request<pb::SetZoneRequest>) -> Result<Response<pb::Zone>, Status> {
+        let caller = auth::caller(&request)?;
+        caller.require(Access::Command)?;
+        let request = request.into_inner();
+        let zone = convert::zone_in("zone", request.zone).map_err(status::from_domain)?;
+        match submit(&self.engine, &caller, &request.request_id, Command::SetZone { zone }).await? {
+            Reply::Zone(zone) => Ok(Response::new(convert::zone_out(&zone))),
+            other => Err(unexpected_reply(&other)),
+        }
+    }
+
+    async fn clear_zone(&self, request: Request<pb::ClearZoneRequest>) -> Result<Response<pb::Zone>, Status> {
+        let caller = auth::caller(&request)?;
+        caller.require(Access::Command)?;
+        let request = request.into_inner();
+        match submit(&self.engine, &caller, &request.request_id, Command::ClearZone { id: request.id }).await? {
+            Reply::Zone(zone) => Ok(Response::new(convert::zone_out(&zone))),
+            other => Err(unexpected_reply(&other)),
+        }
+    }
+
+    async fn list_zones(
+        &self,
+        request: Request<pb::ListZonesRequest>,
+    ) -> Result<Response<pb::ListZonesResponse>, Status> {
+        auth::caller(&request)?.require(Access::Read)?;
+        let request = request.into_inner();
+        let page_size = validate::page_size(request.page_size).map_err(status::from_domain)?;
+        let after = page_token::decode(&request.page_token).map_err(status::from_domain)?;
+        let state = self.engine.snapshot();
+        let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
+        let (zones, next_page_token) =
+            convert::page(state.zones.range((start, Bound::Unbounded)), page_size, String::clone);
+        Ok(Response::new(pb::ListZonesResponse {
+            zones: zones.into_iter().map(convert::zone_out).collect(),
+            next_page_token,
+        }))
     }
 }

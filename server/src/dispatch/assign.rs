@@ -1,0 +1,236 @@
+//! An exact solver for the team problem: a rectangular, sparse assignment
+//! of rows (one per team a need still lacks) to columns (available teams),
+//! where each row may also stay unfilled at a cost (its private "dummy"
+//! column). Shortest augmenting paths with dual potentials, one row at a
+//! time (the Jonker-Volgenant / Hungarian scheme): each search is a Dijkstra
+//! over reduced costs that usually ends at the nearest free team, so it
+//! stays local even with thousands of teams, and the result is optimal for
+//! the whole problem, not just for the row being placed.
+//!
+//! Hand-written because no maintained crate solves sparse assignment over
+//! lexicographic (vector) costs with deterministic tie-breaking, and both
+//! are part of what the dispatcher promises.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use super::cost::Lex;
+
+/// One eligible pairing: row may take `column` at `cost`.
+#[derive(Clone, Copy, Debug)]
+pub struct Edge<const N: usize> {
+    /// The column (team index).
+    pub column: usize,
+    /// The cost of serving the row with it.
+    pub cost: Lex<N>,
+}
+
+/// A sparse assignment problem.
+#[derive(Debug)]
+pub struct Problem<'a, const N: usize> {
+    /// Real columns.
+    pub columns: usize,
+    /// Per row, its eligible columns (sorted by column).
+    pub edges: Vec<&'a [Edge<N>]>,
+    /// Per row, the cost of leaving it unfilled.
+    pub unfilled: Vec<Lex<N>>,
+}
+
+/// Solves the problem: for each row, the column it takes, or `None` when it
+/// stays unfilled. Rows are placed in the order given; ties between equally
+/// cheap choices go to the lower column index.
+pub fn solve<const N: usize>(problem: &Problem<'_, N>) -> Vec<Option<usize>> {
+    let rows = problem.edges.len();
+    let total_columns = problem.columns + rows;
+    let mut row_potential = vec![Lex::<N>::ZERO; rows];
+    let mut column_potential = vec![Lex::<N>::ZERO; total_columns];
+    let mut owner: Vec<Option<usize>> = vec![None; total_columns];
+    let mut taken: Vec<Option<usize>> = vec![None; rows];
+
+    // Per-search scratch, reset lazily through a generation counter.
+    let mut generation = vec![0u32; total_columns];
+    let mut distance = vec![Lex::<N>::ZERO; total_columns];
+    let mut predecessor = vec![0usize; total_columns];
+    let mut finalized = vec![0u32; total_columns];
+    let mut scanned: Vec<usize> = Vec::new();
+    let mut heap: BinaryHeap<Reverse<(Lex<N>, usize)>> = BinaryHeap::new();
+
+    for row in 0..rows {
+        let search = u32::try_from(row + 1).unwrap_or(u32::MAX);
+        scanned.clear();
+        heap.clear();
+        let relax = |from_row: usize,
+                     base: Lex<N>,
+                     heap: &mut BinaryHeap<Reverse<(Lex<N>, usize)>>,
+                     generation: &mut Vec<u32>,
+                     distance: &mut Vec<Lex<N>>,
+                     predecessor: &mut Vec<usize>,
+                     finalized: &Vec<u32>,
+                     row_potential: &Vec<Lex<N>>,
+                     column_potential: &Vec<Lex<N>>| {
+            let dummy = problem.columns + from_row;
+            let dummy_edge = Edge { column: dummy, cost: problem.unfilled[from_row] };
+            for edge in problem.edges[from_row].iter().chain(std::iter::once(&dummy_edge)) {
+                if finalized[edge.column] == search {
+                    continue;
+                }
+                let reduced = edge.cost - row_potential[from_row] - column_potential[edge.column];
+                let candidate = base + reduced;
+                if generation[edge.column] != search || candidate < distance[edge.column] {
+                    generation[edge.column] = search;
+                    distance[edge.column] = candidate;
+                    predecessor[edge.column] = from_row;
+                    heap.push(Reverse((candidate, edge.column)));
+                }
+            }
+        };
+        relax(
+            row,
+            Lex::ZERO,
+            &mut heap,
+            &mut generation,
+            &mut distance,
+            &mut predecessor,
+            &finalized,
+            &row_potential,
+            &column_potential,
+        );
+        let (target, target_distance) = loop {
+            let Some(Reverse((dist, column))) = heap.pop() else {
+                // Unreachable: the row's own dummy column is always free.
+                break (problem.columns + row, Lex::ZERO);
+            };
+            if finalized[column] == search || dist != distance[column] {
+                continue;
+            }
+            finalized[column] = search;
+            match owner[column] {
+                None => break (column, dist),
+                Some(next_row) => {
+                    scanned.push(column);
+                    relax(
+                        next_row,
+                        dist,
+                        &mut heap,
+                        &mut generation,
+                        &mut distance,
+                        &mut predecessor,
+                        &finalized,
+                        &row_potential,
+                        &column_potential,
+                    );
+                }
+            }
+        };
+        // Dual update: keeps every reduced cost >= 0 and makes the path tight.
+        for &column in &scanned {
+            let slack = target_distance - distance[column];
+            column_potential[column] = column_potential[column] - slack;
+            if let Some(matched) = owner[column] {
+                row_potential[matched] = row_potential[matched] + slack;
+            }
+        }
+        row_potential[row] = row_potential[row] + target_distance;
+        // Augment along the predecessor chain.
+        let mut column = target;
+        loop {
+            let from_row = predecessor[column];
+            let previous = taken[from_row];
+            owner[column] = Some(from_row);
+            taken[from_row] = Some(column);
+            match previous {
+                Some(previous_column) if from_row != row => column = previous_column,
+                _ => break,
+            }
+        }
+    }
+    taken.into_iter().map(|column| column.filter(|column| *column < problem.columns)).collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::dispatch::cost::Lex;
+
+    fn edge(column: usize, cost: i64) -> Edge<2> {
+        Edge { column, cost: Lex([0, cost]) }
+    }
+
+    fn brute_force(problem: &Problem<'_, 2>) -> Lex<2> {
+        fn go(problem: &Problem<'_, 2>, row: usize, used: &mut Vec<bool>) -> Lex<2> {
+            if row == problem.edges.len() {
+                return Lex::ZERO;
+            }
+            let mut best = problem.unfilled[row] + go(problem, row + 1, used);
+            for edge in problem.edges[row] {
+                if !used[edge.column] {
+                    used[edge.column] = true;
+                    let candidate = edge.cost + go(problem, row + 1, used);
+                    used[edge.column] = false;
+                    best = best.min(candidate);
+                }
+            }
+            best
+        }
+        go(problem, 0, &mut vec![false; problem.columns])
+    }
+
+    fn value(problem: &Problem<'_, 2>, solution: &[Option<usize>]) -> Lex<2> {
+        let mut total = Lex::ZERO;
+        let mut used = vec![false; problem.columns];
+        for (row, column) in solution.iter().enumerate() {
+            match column {
+                None => total = total + problem.unfilled[row],
+                Some(column) => {
+                    assert!(!used[*column], "column {column} used twice");
+                    used[*column] = true;
+                    let edge =
+                        problem.edges[row].iter().find(|edge| edge.column == *column).expect("an eligible column");
+                    total = total + edge.cost;
+                }
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn the_nearest_team_to_both_needs_goes_where_it_saves_most() {
+        // Team 0 is nearest to both rows; closest-first gives it to row 0
+        // (cost 1) and leaves row 1 with team 1 (cost 10): 11. The optimum
+        // sends team 0 to row 1 (2) and team 1 to row 0 (3): 5.
+        let rows: Vec<Vec<Edge<2>>> = vec![vec![edge(0, 1), edge(1, 3)], vec![edge(0, 2), edge(1, 10)]];
+        let problem =
+            Problem { columns: 2, edges: rows.iter().map(Vec::as_slice).collect(), unfilled: vec![Lex([1, 0]); 2] };
+        let solution = solve(&problem);
+        assert_eq!(solution, vec![Some(1), Some(0)]);
+        assert_eq!(value(&problem, &solution), Lex([0, 5]));
+    }
+
+    #[test]
+    fn a_row_stays_unfilled_only_when_nothing_is_left() {
+        let rows: Vec<Vec<Edge<2>>> = vec![vec![edge(0, 5)], vec![edge(0, 1)], vec![]];
+        let problem =
+            Problem { columns: 1, edges: rows.iter().map(Vec::as_slice).collect(), unfilled: vec![Lex([1, 0]); 3] };
+        let solution = solve(&problem);
+        assert_eq!(solution.iter().filter(|column| column.is_some()).count(), 1);
+        assert_eq!(solution[1], Some(0), "the cheaper row keeps the only column");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_brute_force_on_small_problems(
+            costs in proptest::collection::vec(proptest::collection::vec(proptest::option::of(0i64..50), 4), 1..5),
+            penalty in proptest::collection::vec(0i64..2, 4),
+        ) {
+            let rows: Vec<Vec<Edge<2>>> = costs
+                .iter()
+                .map(|row| row.iter().enumerate().filter_map(|(column, cost)| cost.map(|cost| edge(column, cost))).collect())
+                .collect();
+            let unfilled: Vec<Lex<2>> = (0..rows.len()).map(|row| if penalty[row % 4] == 0 { Lex([1, 0]) } else { Lex([0, 60]) }).collect();
+            let problem = Problem { columns: 4, edges: rows.iter().map(Vec::as_slice).collect(), unfilled };
+            let solution = solve(&problem);
+            proptest::prop_assert_eq!(value(&problem, &solution), brute_force(&problem));
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! Reasons in words: why each assignment was chosen and what each shortfall
+//! lacks. Reviewers read these in the audit log long after the incident.
+
+use std::collections::BTreeMap;
+
+use super::travel::{Leg, Zones};
+use super::{depot_stock, DepotStock, OpenNeed, Unavailable};
+use crate::domain::incident::need_id;
+use crate::domain::plan::NeedKey;
+use crate::domain::team::Team;
+use crate::domain::{Level, State};
+
+fn capability_of(open: &OpenNeed<'_>) -> (String, u32) {
+    match &open.need.key {
+        NeedKey::Team { capability, min_tier } => (capability.clone(), *min_tier),
+        NeedKey::Supply { item_code } => (item_code.clone(), 0),
+    }
+}
+
+/// Why `column` serves need `need_index`.
+pub(super) fn team_reason(
+    teams: &[&Team],
+    needs: &[&OpenNeed<'_>],
+    candidates: &[Vec<(usize, Leg)>],
+    served_by: &BTreeMap<usize, usize>,
+    need_index: usize,
+    column: usize,
+    leg: &Leg,
+) -> String {
+    let (capability, min_tier) = capability_of(needs[need_index]);
+    let team = teams[column];
+    let tier = team.tier(&capability).unwrap_or(0);
+    let mut by_travel: Vec<&(usize, Leg)> = candidates[need_index].iter().collect();
+    by_travel.sort_by(|left, right| left.1.millis().cmp(&right.1.millis()).then(left.0.cmp(&right.0)));
+    let rank = by_travel.iter().position(|(index, _)| *index == column).unwrap_or(0);
+    let detour = if leg.crosses_zone { ", detouring around an impassable zone" } else { "" };
+    let head = format!(
+        "{} ({capability} tier {tier}, tier {min_tier} or better needed) is {:.1} km, {:.0} min away{detour}",
+        team.id, leg.distance_km, leg.minutes
+    );
+    if rank == 0 {
+        return format!("{head}: the nearest available qualifying team");
+    }
+    let nearer_elsewhere = by_travel[..rank].iter().find_map(|(index, nearer_leg)| {
+        served_by.get(index).filter(|other| **other != need_index).map(|other| (*index, nearer_leg, *other))
+    });
+    match nearer_elsewhere {
+        Some((index, nearer_leg, other)) => {
+            let other = needs[other];
+            format!(
+                "{head}: the nearer {} ({:.0} min) serves need {} of {} (level {}), which makes total travel lower",
+                teams[index].id,
+                nearer_leg.minutes,
+                need_id(other.need.number),
+                other.incident.id,
+                other.level()
+            )
+        }
+        None => format!("{head}: the {rank} nearer qualifying team(s) serve this need too"),
+    }
+}
+
+/// What need `need_index` still lacks, and why.
+pub(super) fn team_shortfall(
+    teams: &[&Team],
+    availability: &[Result<(), Unavailable>],
+    served_by: &BTreeMap<usize, usize>,
+    needs: &[&OpenNeed<'_>],
+    need_index: usize,
+) -> String {
+    let open = needs[need_index];
+    let (capability, min_tier) = capability_of(open);
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut qualifying = 0;
+    for (index, team) in teams.iter().enumerate() {
+        if !team.qualifies(&capability, min_tier) {
+            continue;
+        }
+        qualifying += 1;
+        let label = if open.need.declined_by.iter().any(|declined| declined == &team.id) {
+            "declined this need"
+        } else {
+            match &availability[index] {
+                Ok(()) => match served_by.get(&index) {
+                    Some(other) if *other != need_index => {
+                        "assigned in this dispatch to needs of equal or higher priority"
+                    }
+                    _ => "left over",
+                },
+                Err(Unavailable::Busy) => "busy with other assignments",
+                Err(Unavailable::OutOfService) => "out of service",
+                Err(Unavailable::Uninsured) => "without valid accident insurance",
+                Err(Unavailable::NobodyOnDuty) => "with nobody on duty",
+                Err(Unavailable::InZone(_)) => "inside an impassable zone",
+            }
+        };
+        *counts.entry(label).or_default() += 1;
+    }
+    if qualifying == 0 {
+        return format!("no team on the roster has {capability} at tier {min_tier} or better");
+    }
+    let parts: Vec<String> = counts.iter().map(|(label, count)| format!("{count} {label}")).collect();
+    format!("{qualifying} team(s) have {capability} at tier {min_tier} or better: {}", parts.join(", "))
+}
+
+/// Why `above + below` units come from `depot`.
+pub(super) fn supply_reason(
+    item_code: &str,
+    depot: &DepotStock<'_>,
+    leg: &Leg,
+    above: i64,
+    below: i64,
+    legs: &[Leg],
+    depots: &[DepotStock<'_>],
+) -> String {
+    let nearer = legs.iter().zip(depots).filter(|(other, _)| other.seconds() < leg.seconds()).count();
+    let mut text = format!(
+        "{} {item_code} from {} ({:.1} km, {:.0} min by convoy{}), {} usable above its strategic minimum of {}",
+        above + below,
+        depot.depot_id,
+        leg.distance_km,
+        leg.minutes,
+        if leg.crosses_zone { ", detouring around an impassable zone" } else { "" },
+        depot.above_floor,
+        depot.min_reserve
+    );
+    if nearer > 0 {
+        text.push_str(&format!("; {nearer} nearer depot(s) had no more to spare at this priority"));
+    }
+    if below > 0 {
+        text.push_str(&format!(
+            "; level I: {below} taken below the strategic minimum because stock above the minimums does not cover the need"
+        ));
+    }
+    text
+}
+
+/// What an item's need still lacks, and why.
+pub(super) fn supply_shortfall(state: &State, item_code: &str, level: Level, zones: &Zones) -> String {
+    let depots = depot_stock(state, item_code, zones);
+    if depots.iter().all(|depot| depot.above_floor + depot.below_floor == 0) {
+        return format!("no depot has {item_code} available");
+    }
+    let usable: i64 = depots.iter().filter(|depot| depot.zone.is_none()).map(|depot| depot.above_floor).sum();
+    let reserve: i64 = depots.iter().filter(|depot| depot.zone.is_none()).map(|depot| depot.below_floor).sum();
+    let zoned: i64 =
+        depots.iter().filter(|depot| depot.zone.is_some()).map(|depot| depot.above_floor + depot.below_floor).sum();
+    let mut parts =
+        vec![format!("{usable} usable above the strategic minimums went to needs of equal or higher priority")];
+    if reserve > 0 {
+        parts.push(if level == Level::I {
+            format!("{reserve} held as strategic reserve went to other level-I needs")
+        } else {
+            format!("{reserve} more are held as strategic reserve, which only level-I incidents may take")
+        });
+    }
+    if zoned > 0 {
+        parts.push(format!("{zoned} are in depots inside impassable zones"));
+    }
+    parts.join("; ")
+}

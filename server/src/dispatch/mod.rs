@@ -1,0 +1,487 @@
+//! The dispatcher: which available team and which depot's stock serve each
+//! open need, and why. It serves more severe levels first and, within a
+//! level, minimises total travel across every incident at once: teams as an
+//! exact assignment problem (`assign`), each item's stock as an exact
+//! min-cost flow (`flow`), both over lexicographic costs (`cost`). Level-I
+//! needs may take stock below a depot's strategic minimum, but only for what
+//! the stock above the minimums cannot cover, and that is flagged.
+//!
+//! A pure function of the state, the settings and the engine's clock: the
+//! same inputs give the same plan, ties going to the lower team or depot id.
+//! The engine records what it decides as events, so a replay of the log
+//! reproduces every assignment without running the dispatcher again.
+
+mod assign;
+pub mod cost;
+mod explain;
+mod flow;
+pub mod greedy;
+#[cfg(test)]
+mod tests;
+pub mod travel;
+
+use std::collections::BTreeMap;
+
+use crate::domain::assignment::{AssignedResource, Assignment, AssignmentStatus};
+use crate::domain::event::{Event, Shortfall};
+use crate::domain::incident::{Incident, IncidentStatus, Need};
+use crate::domain::plan::NeedKey;
+use crate::domain::team::{Team, TeamStatus};
+use crate::domain::{validate, DomainError, DomainResult, Level, State, Timestamp};
+use cost::{Lex, SupplyCost};
+use travel::{Leg, Settings, Zones};
+
+/// One proposed assignment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Proposal {
+    /// The need.
+    pub need_number: u64,
+    /// Its incident.
+    pub incident_id: String,
+    /// The team or stock.
+    pub resource: AssignedResource,
+    /// Road distance, km.
+    pub distance_km: f64,
+    /// Travel time, minutes.
+    pub eta_minutes: f64,
+    /// Why, in words.
+    pub reason: String,
+    /// Units taken below the depot's minimum (level I only).
+    pub override_quantity: i64,
+    /// The incident's level.
+    pub priority: Level,
+}
+
+/// What a dispatch would do.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct DispatchPlan {
+    /// Assignments to make, in need order.
+    pub proposals: Vec<Proposal>,
+    /// Needs left short, and why.
+    pub shortfalls: Vec<Shortfall>,
+}
+
+impl DispatchPlan {
+    /// Total team travel in minutes, and total supply travel in unit-minutes
+    /// (the dispatcher's objective within each level, summed over levels).
+    pub fn total_travel(&self) -> (f64, f64) {
+        let mut teams = 0.0;
+        let mut units = 0.0;
+        for proposal in &self.proposals {
+            match &proposal.resource {
+                AssignedResource::Team { .. } => teams += proposal.eta_minutes,
+                AssignedResource::Supply { quantity, .. } => units += proposal.eta_minutes * *quantity as f64,
+            }
+        }
+        (teams, units)
+    }
+
+    /// Teams and units assigned, per level (index 0 is level I).
+    pub fn filled_by_level(&self) -> [i64; 4] {
+        let mut filled = [0; 4];
+        for proposal in &self.proposals {
+            filled[proposal.priority.index()] += match &proposal.resource {
+                AssignedResource::Team { .. } => 1,
+                AssignedResource::Supply { quantity, .. } => *quantity,
+            };
+        }
+        filled
+    }
+}
+
+/// An open need the dispatch considers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct OpenNeed<'a> {
+    pub need: &'a Need,
+    pub incident: &'a Incident,
+    pub missing: i64,
+}
+
+impl OpenNeed<'_> {
+    pub fn level(&self) -> Level {
+        self.incident.level
+    }
+}
+
+/// The open needs in scope, most severe level first, then by incident and need.
+pub(crate) fn open_needs<'a>(state: &'a State, scope: Option<&str>) -> DomainResult<Vec<OpenNeed<'a>>> {
+    if let Some(id) = scope {
+        validate::id("incident_id", id)?;
+        let incident = state.incident(id)?;
+        if incident.status == IncidentStatus::Closed {
+            return Err(DomainError::precondition(format!("incident {id} is closed; there is nothing to dispatch")));
+        }
+    }
+    let mut open: Vec<OpenNeed<'a>> = state
+        .incidents
+        .values()
+        .filter(|incident| incident.status != IncidentStatus::Closed && scope.is_none_or(|id| incident.id == id))
+        .flat_map(|incident| {
+            state.needs_of(incident).filter(|need| need.missing() > 0).map(move |need| OpenNeed {
+                need,
+                incident,
+                missing: need.missing(),
+            })
+        })
+        .collect();
+    open.sort_by(|left, right| {
+        (left.level(), &left.incident.id, left.need.number).cmp(&(right.level(), &right.incident.id, right.need.number))
+    });
+    Ok(open)
+}
+
+/// Why a team is not available for dispatch, if it is not.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Unavailable {
+    Busy,
+    OutOfService,
+    Uninsured,
+    NobodyOnDuty,
+    InZone(String),
+}
+
+/// Whether a team can be dispatched now.
+pub(crate) fn team_availability(team: &Team, zones: &Zones, now: Timestamp) -> Result<(), Unavailable> {
+    if team.status == TeamStatus::OutOfService {
+        return Err(Unavailable::OutOfService);
+    }
+    if team.status != TeamStatus::Available || team.assignment_id.is_some() {
+        return Err(Unavailable::Busy);
+    }
+    if !team.insured_at(now) {
+        return Err(Unavailable::Uninsured);
+    }
+    if team.profile.headcount == 0 {
+        return Err(Unavailable::NobodyOnDuty);
+    }
+    if let Some(zone) = zones.containing(team.position) {
+        return Err(Unavailable::InZone(zone.to_owned()));
+    }
+    Ok(())
+}
+
+/// Plans a dispatch for one incident (`scope`) or all, without changing anything.
+pub fn plan(state: &State, scope: Option<&str>, settings: &Settings, now: Timestamp) -> DomainResult<DispatchPlan> {
+    let open = open_needs(state, scope)?;
+    let zones = Zones::new(state.zones.values());
+    let mut plan = DispatchPlan::default();
+    plan_teams(state, &open, settings, &zones, now, &mut plan);
+    plan_supplies(state, &open, settings, &zones, &mut plan);
+    let order: BTreeMap<u64, usize> = open.iter().enumerate().map(|(index, open)| (open.need.number, index)).collect();
+    plan.proposals.sort_by(|left, right| {
+        let rank = |proposal: &Proposal| order.get(&proposal.need_number).copied().unwrap_or(usize::MAX);
+        let resource = |proposal: &Proposal| match &proposal.resource {
+            AssignedResource::Team { team_id } => team_id.clone(),
+            AssignedResource::Supply { depot_id, .. } => depot_id.clone(),
+        };
+        (rank(left), resource(left)).cmp(&(rank(right), resource(right)))
+    });
+    plan.shortfalls.sort_by_key(|shortfall| order.get(&shortfall.need_number).copied().unwrap_or(usize::MAX));
+    Ok(plan)
+}
+
+/// Plans and turns the plan into events: one `AssignmentCreated` per
+/// proposal and a `DispatchCompleted` with the shortfalls. Nothing to do:
+/// no events.
+pub(crate) fn commit(
+    state: &State,
+    scope: Option<&str>,
+    settings: &Settings,
+    now: Timestamp,
+) -> DomainResult<Vec<Event>> {
+    let plan = plan(state, scope, settings, now)?;
+    if plan.proposals.is_empty() && plan.shortfalls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut events = Vec::with_capacity(plan.proposals.len() + 1);
+    for (number, proposal) in (state.counters.assignments + 1..).zip(&plan.proposals) {
+        events.push(Event::AssignmentCreated {
+            assignment: Assignment {
+                number,
+                incident_id: proposal.incident_id.clone(),
+                need_number: proposal.need_number,
+                resource: proposal.resource.clone(),
+                status: AssignmentStatus::Dispatched,
+                distance_km: proposal.distance_km,
+                eta_minutes: proposal.eta_minutes,
+                reason: proposal.reason.clone(),
+                reserve_override: proposal.override_quantity > 0,
+                override_quantity: proposal.override_quantity,
+                priority: proposal.priority,
+                created_at: now,
+                updated_at: now,
+                issued: false,
+            },
+        });
+    }
+    events.push(Event::DispatchCompleted {
+        incident_id: scope.map(str::to_owned),
+        assignments: u64::try_from(plan.proposals.len()).unwrap_or(u64::MAX),
+        shortfalls: plan.shortfalls,
+    });
+    Ok(events)
+}
+
+/// Travel legs from teams to incidents, computed once per pair.
+struct LegCache<'a> {
+    settings: &'a Settings,
+    zones: &'a Zones,
+    legs: BTreeMap<(String, usize), Leg>,
+}
+
+impl<'a> LegCache<'a> {
+    fn team_leg(&mut self, incident: &Incident, team_index: usize, team: &Team) -> Leg {
+        *self.legs.entry((incident.id.clone(), team_index)).or_insert_with(|| {
+            travel::leg(self.settings, self.zones, team.position, incident.position, team.profile.speed_kmh)
+        })
+    }
+}
+
+fn plan_teams(
+    state: &State,
+    open: &[OpenNeed<'_>],
+    settings: &Settings,
+    zones: &Zones,
+    now: Timestamp,
+    plan: &mut DispatchPlan,
+) {
+    let teams: Vec<&Team> = state.teams.values().collect();
+    let availability: Vec<Result<(), Unavailable>> =
+        teams.iter().map(|team| team_availability(team, zones, now)).collect();
+    let team_needs: Vec<&OpenNeed<'_>> =
+        open.iter().filter(|open| matches!(open.need.key, NeedKey::Team { .. })).collect();
+    if team_needs.is_empty() {
+        return;
+    }
+    let mut legs = LegCache { settings, zones, legs: BTreeMap::new() };
+    // Eligible teams per need, with their legs, in team order.
+    let mut candidates: Vec<Vec<(usize, Leg)>> = Vec::with_capacity(team_needs.len());
+    for open in &team_needs {
+        let NeedKey::Team { capability, min_tier } = &open.need.key else { continue };
+        let mut eligible = Vec::new();
+        for (index, team) in teams.iter().enumerate() {
+            if availability[index].is_ok()
+                && team.qualifies(capability, *min_tier)
+                && !open.need.declined_by.iter().any(|declined| declined == &team.id)
+            {
+                eligible.push((index, legs.team_leg(open.incident, index, team)));
+            }
+        }
+        candidates.push(eligible);
+    }
+    let edges: Vec<Vec<assign::Edge<8>>> = team_needs
+        .iter()
+        .zip(&candidates)
+        .map(|(open, eligible)| {
+            eligible
+                .iter()
+                .map(|(index, leg)| assign::Edge {
+                    column: *index,
+                    cost: cost::team_travel(open.level(), leg.millis()),
+                })
+                .collect()
+        })
+        .collect();
+    let mut row_need = Vec::new();
+    for (need_index, open) in team_needs.iter().enumerate() {
+        let rows = open.missing.min(i64::try_from(candidates[need_index].len()).unwrap_or(i64::MAX));
+        for _ in 0..rows {
+            row_need.push(need_index);
+        }
+    }
+    let problem = assign::Problem {
+        columns: teams.len(),
+        edges: row_need.iter().map(|need_index| edges[*need_index].as_slice()).collect(),
+        unfilled: row_need.iter().map(|need_index| cost::team_unfilled(team_needs[*need_index].level())).collect(),
+    };
+    let solution = assign::solve(&problem);
+    let mut served_by: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut filled = vec![0i64; team_needs.len()];
+    for (row, column) in solution.iter().enumerate() {
+        if let Some(column) = column {
+            served_by.insert(*column, row_need[row]);
+            filled[row_need[row]] += 1;
+        }
+    }
+    for (row, column) in solution.iter().enumerate() {
+        let Some(column) = *column else { continue };
+        let need_index = row_need[row];
+        let open = team_needs[need_index];
+        let leg = candidates[need_index].iter().find(|(index, _)| *index == column).map(|(_, leg)| *leg);
+        let Some(leg) = leg else { continue };
+        let reason = explain::team_reason(&teams, &team_needs, &candidates, &served_by, need_index, column, &leg);
+        plan.proposals.push(Proposal {
+            need_number: open.need.number,
+            incident_id: open.incident.id.clone(),
+            resource: AssignedResource::Team { team_id: teams[column].id.clone() },
+            distance_km: leg.distance_km,
+            eta_minutes: leg.minutes,
+            reason,
+            override_quantity: 0,
+            priority: open.level(),
+        });
+    }
+    for (need_index, open) in team_needs.iter().enumerate() {
+        let missing = open.missing - filled[need_index];
+        if missing > 0 {
+            plan.shortfalls.push(Shortfall {
+                need_number: open.need.number,
+                incident_id: open.incident.id.clone(),
+                missing,
+                reason: explain::team_shortfall(&teams, &availability, &served_by, &team_needs, need_index),
+            });
+        }
+    }
+}
+
+/// One depot's stock of an item, as the supply problem sees it.
+pub(crate) struct DepotStock<'a> {
+    pub depot_id: &'a str,
+    pub position: crate::domain::LatLng,
+    /// Units that may be promised without breaking the floor.
+    pub above_floor: i64,
+    /// Units between the floor and zero: level I only.
+    pub below_floor: i64,
+    /// The strategic minimum.
+    pub min_reserve: i64,
+    /// The zone the depot is in, if any (then it is not used).
+    pub zone: Option<String>,
+}
+
+/// Every depot holding `item_code`, by depot id.
+pub(crate) fn depot_stock<'a>(state: &'a State, item_code: &str, zones: &Zones) -> Vec<DepotStock<'a>> {
+    state
+        .stock
+        .iter()
+        .filter(|(key, _)| key.1 == item_code)
+        .filter_map(|(key, stock)| {
+            let depot = state.depots.get(&key.0)?;
+            Some(DepotStock {
+                depot_id: &depot.id,
+                position: depot.position,
+                above_floor: stock.above_floor(),
+                below_floor: stock.available() - stock.above_floor(),
+                min_reserve: stock.min_reserve,
+                zone: zones.containing(depot.position).map(str::to_owned),
+            })
+        })
+        .collect()
+}
+
+fn plan_supplies(state: &State, open: &[OpenNeed<'_>], settings: &Settings, zones: &Zones, plan: &mut DispatchPlan) {
+    let mut by_item: BTreeMap<&str, Vec<&OpenNeed<'_>>> = BTreeMap::new();
+    for need in open {
+        if let NeedKey::Supply { item_code } = &need.need.key {
+            by_item.entry(item_code.as_str()).or_default().push(need);
+        }
+    }
+    for (item_code, needs) in by_item {
+        if !state.items.contains_key(item_code) {
+            for open in needs {
+                plan.shortfalls.push(Shortfall {
+                    need_number: open.need.number,
+                    incident_id: open.incident.id.clone(),
+                    missing: open.missing,
+                    reason: format!("item {item_code} is not in the catalog yet"),
+                });
+            }
+            continue;
+        }
+        let depots: Vec<DepotStock<'_>> =
+            depot_stock(state, item_code, zones).into_iter().filter(|depot| depot.zone.is_none()).collect();
+        plan_item(state, item_code, &needs, &depots, settings, zones, plan);
+    }
+}
+
+fn plan_item(
+    state: &State,
+    item_code: &str,
+    needs: &[&OpenNeed<'_>],
+    depots: &[DepotStock<'_>],
+    settings: &Settings,
+    zones: &Zones,
+    plan: &mut DispatchPlan,
+) {
+    let (source, sink) = (0, 1);
+    let need_node = |index: usize| 2 + index;
+    let above_node = |index: usize| 2 + needs.len() + index;
+    let below_node = |index: usize| 2 + needs.len() + depots.len() + index;
+    let mut network = flow::Network::<12>::new(2 + needs.len() + 2 * depots.len());
+    let mut legs: Vec<Vec<Leg>> = Vec::with_capacity(needs.len());
+    // Per need: (depot, arc above the floor, arc below it).
+    type DepotArcs = Vec<(usize, Option<usize>, Option<usize>)>;
+    let mut arcs: Vec<DepotArcs> = Vec::with_capacity(needs.len());
+    for (need_index, open) in needs.iter().enumerate() {
+        let level = open.level();
+        network.add_arc(source, need_node(need_index), open.missing, cost::supply_filled(level));
+        let mut need_legs = Vec::with_capacity(depots.len());
+        let mut need_arcs = Vec::with_capacity(depots.len());
+        for (depot_index, depot) in depots.iter().enumerate() {
+            let leg = travel::leg(settings, zones, depot.position, open.incident.position, settings.convoy_speed_kmh);
+            let travel_cost = cost::supply_travel(level, leg.seconds());
+            let above = (depot.above_floor > 0)
+                .then(|| network.add_arc(need_node(need_index), above_node(depot_index), open.missing, travel_cost));
+            let below = (level == Level::I && depot.below_floor > 0).then(|| {
+                let per_unit: SupplyCost = travel_cost + cost::supply_override(level);
+                network.add_arc(need_node(need_index), below_node(depot_index), open.missing, per_unit)
+            });
+            need_legs.push(leg);
+            need_arcs.push((depot_index, above, below));
+        }
+        legs.push(need_legs);
+        arcs.push(need_arcs);
+    }
+    for (depot_index, depot) in depots.iter().enumerate() {
+        if depot.above_floor > 0 {
+            network.add_arc(above_node(depot_index), sink, depot.above_floor, Lex::ZERO);
+        }
+        if depot.below_floor > 0 {
+            network.add_arc(below_node(depot_index), sink, depot.below_floor, Lex::ZERO);
+        }
+    }
+    let order: Vec<usize> =
+        (0..2 + needs.len() + 2 * depots.len()).filter(|node| *node != sink).chain([sink]).collect();
+    network.solve(source, sink, &order);
+    let mut taken: BTreeMap<(usize, usize), (i64, i64)> = BTreeMap::new();
+    for (need_index, need_arcs) in arcs.iter().enumerate() {
+        for (depot_index, above, below) in need_arcs {
+            let above = above.map(|arc| network.flow(arc)).unwrap_or(0);
+            let below = below.map(|arc| network.flow(arc)).unwrap_or(0);
+            if above + below > 0 {
+                taken.insert((need_index, *depot_index), (above, below));
+            }
+        }
+    }
+    let mut filled = vec![0i64; needs.len()];
+    for ((need_index, depot_index), (above, below)) in &taken {
+        let open = needs[*need_index];
+        let depot = &depots[*depot_index];
+        let leg = legs[*need_index][*depot_index];
+        filled[*need_index] += above + below;
+        plan.proposals.push(Proposal {
+            need_number: open.need.number,
+            incident_id: open.incident.id.clone(),
+            resource: AssignedResource::Supply {
+                depot_id: depot.depot_id.to_owned(),
+                item_code: item_code.to_owned(),
+                quantity: above + below,
+            },
+            distance_km: leg.distance_km,
+            eta_minutes: leg.minutes,
+            reason: explain::supply_reason(item_code, depot, &leg, *above, *below, &legs[*need_index], depots),
+            override_quantity: *below,
+            priority: open.level(),
+        });
+    }
+    for (need_index, open) in needs.iter().enumerate() {
+        let missing = open.missing - filled[need_index];
+        if missing > 0 {
+            plan.shortfalls.push(Shortfall {
+                need_number: open.need.number,
+                incident_id: open.incident.id.clone(),
+                missing,
+                reason: explain::supply_shortfall(state, item_code, open.level(), zones),
+            });
+        }
+    }
+}

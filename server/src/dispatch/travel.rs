@@ -1,0 +1,170 @@
+//! Travel: great-circle distance (the `geo` crate's haversine) times the
+//! road factor, over a speed; impassable zones block what is inside them and
+//! make routes that cross them longer.
+
+use geo::{Contains, Distance, Haversine, Intersects, Line, LineString, Point, Polygon};
+
+use crate::domain::zone::Zone;
+use crate::domain::LatLng;
+
+/// How travel is estimated (server configuration, `[dispatch]`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Road distance over great-circle distance.
+    pub road_factor: f64,
+    /// Convoy speed for supplies, km/h.
+    pub convoy_speed_kmh: f64,
+    /// Road distance is multiplied by this when the straight route crosses
+    /// an impassable zone (a detour).
+    pub zone_detour_factor: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { road_factor: 1.3, convoy_speed_kmh: 40.0, zone_detour_factor: 2.0 }
+    }
+}
+
+impl Settings {
+    /// Refuses settings that would make travel meaningless.
+    pub fn validate(&self) -> Result<(), String> {
+        let checks = [
+            ("dispatch.road_factor", self.road_factor, 1.0, 10.0),
+            ("dispatch.convoy_speed_kmh", self.convoy_speed_kmh, 1.0, 500.0),
+            ("dispatch.zone_detour_factor", self.zone_detour_factor, 1.0, 100.0),
+        ];
+        for (name, value, low, high) in checks {
+            if !value.is_finite() || value < low || value > high {
+                return Err(format!("{name} must be between {low} and {high}, not {value}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A leg's estimate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Leg {
+    /// Road distance, km.
+    pub distance_km: f64,
+    /// Travel time, minutes.
+    pub minutes: f64,
+    /// True when the route crosses an impassable zone.
+    pub crosses_zone: bool,
+}
+
+impl Leg {
+    /// Travel time in whole milliseconds (the team cost), bounded.
+    pub fn millis(&self) -> i64 {
+        (self.minutes * 60_000.0).round().clamp(0.0, 1e13) as i64
+    }
+
+    /// Travel time in whole seconds (the per-unit supply cost), bounded.
+    pub fn seconds(&self) -> i64 {
+        (self.minutes * 60.0).round().clamp(0.0, 1e9) as i64
+    }
+}
+
+/// The active zones as polygons, ready for repeated tests.
+#[derive(Debug, Default)]
+pub struct Zones {
+    polygons: Vec<(String, Polygon<f64>)>,
+}
+
+fn point(position: LatLng) -> Point<f64> {
+    Point::new(position.lng, position.lat)
+}
+
+impl Zones {
+    /// The active zones among `zones`.
+    pub fn new<'a>(zones: impl IntoIterator<Item = &'a Zone>) -> Self {
+        let polygons = zones
+            .into_iter()
+            .filter(|zone| zone.active)
+            .map(|zone| {
+                let ring: Vec<(f64, f64)> = zone.polygon.iter().map(|vertex| (vertex.lng, vertex.lat)).collect();
+                (zone.id.clone(), Polygon::new(LineString::from(ring), Vec::new()))
+            })
+            .collect();
+        Zones { polygons }
+    }
+
+    /// The zone a position is in (boundary included), if any.
+    pub fn containing(&self, position: LatLng) -> Option<&str> {
+        let point = point(position);
+        self.polygons.iter().find(|(_, polygon)| polygon.intersects(&point)).map(|(id, _)| id.as_str())
+    }
+
+    /// True when the straight route crosses a zone that does not contain the
+    /// destination (responders going into a flooded area are not detoured
+    /// around it; an incident inside a zone is still served).
+    pub fn crossed(&self, from: LatLng, to: LatLng) -> bool {
+        let line = Line::new(point(from).0, point(to).0);
+        let destination = point(to);
+        self.polygons.iter().any(|(_, polygon)| {
+            !polygon.contains(&destination) && !polygon.intersects(&destination) && polygon.intersects(&line)
+        })
+    }
+
+    /// True when there are no active zones.
+    pub fn is_empty(&self) -> bool {
+        self.polygons.is_empty()
+    }
+}
+
+/// The leg from `from` to `to` at `speed_kmh`.
+pub fn leg(settings: &Settings, zones: &Zones, from: LatLng, to: LatLng, speed_kmh: f64) -> Leg {
+    let great_circle_km = Haversine.distance(point(from), point(to)) / 1000.0;
+    let crosses_zone = !zones.is_empty() && zones.crossed(from, to);
+    let detour = if crosses_zone { settings.zone_detour_factor } else { 1.0 };
+    let distance_km = great_circle_km * settings.road_factor * detour;
+    let minutes = if speed_kmh > 0.0 { distance_km / speed_kmh * 60.0 } else { f64::INFINITY };
+    Leg { distance_km, minutes, crosses_zone }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(ring: &[(f64, f64)]) -> Zone {
+        Zone {
+            id: "orange-isle".into(),
+            polygon: ring.iter().map(|(lat, lng)| LatLng { lat: *lat, lng: *lng }).collect(),
+            note: String::new(),
+            active: true,
+        }
+    }
+
+    #[test]
+    fn distances_follow_the_great_circle_times_the_road_factor() {
+        let settings = Settings::default();
+        let a = LatLng { lat: 28.0, lng: 113.0 };
+        let b = LatLng { lat: 28.1, lng: 113.0 };
+        let leg = leg(&settings, &Zones::default(), a, b, 60.0);
+        // 0.1 degree of latitude is about 11.1 km.
+        assert!((leg.distance_km - 11.12 * 1.3).abs() < 0.05, "{leg:?}");
+        assert!((leg.minutes - leg.distance_km).abs() < 1e-9, "60 km/h: a km a minute");
+    }
+
+    #[test]
+    fn zones_contain_their_boundary_and_detour_crossing_routes() {
+        let zones = Zones::new([&zone(&[(28.18, 112.95), (28.20, 112.95), (28.20, 112.96), (28.18, 112.96)])]);
+        assert_eq!(zones.containing(LatLng { lat: 28.19, lng: 112.955 }), Some("orange-isle"));
+        assert_eq!(
+            zones.containing(LatLng { lat: 28.20, lng: 112.955 }),
+            Some("orange-isle"),
+            "the boundary is inside"
+        );
+        assert_eq!(zones.containing(LatLng { lat: 28.25, lng: 112.955 }), None);
+        let west = LatLng { lat: 28.19, lng: 112.90 };
+        let east = LatLng { lat: 28.19, lng: 113.00 };
+        assert!(zones.crossed(west, east));
+        let settings = Settings::default();
+        let detoured = leg(&settings, &zones, west, east, 50.0);
+        let direct = leg(&settings, &Zones::default(), west, east, 50.0);
+        assert!((detoured.distance_km / direct.distance_km - settings.zone_detour_factor).abs() < 1e-9);
+        let inside = LatLng { lat: 28.19, lng: 112.955 };
+        assert!(!zones.crossed(west, inside), "a route into the zone's incident is not detoured");
+    }
+}

@@ -1,0 +1,341 @@
+//! Assignments: one team, or one quantity of one item from one depot,
+//! serving one need. Their lifecycle (`DISPATCHED -> ACKNOWLEDGED -> EN_ROUTE
+//! -> ON_SCENE -> RELEASED`, or `CANCELLED`, or `DECLINED`) drives the
+//! team's status, the need's `filled`, and the stock: reserved on dispatch,
+//! issued through the ledger when the convoy leaves, unreserved when
+//! cancelled before that.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{DomainError, DomainResult};
+use super::event::Event;
+use super::incident::need_id;
+use super::state::State;
+use super::team::TeamStatus;
+use super::types::{Level, Timestamp};
+use super::validate;
+
+/// Where an assignment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AssignmentStatus {
+    /// Decided; the team or depot has been told.
+    Dispatched,
+    /// The team confirmed.
+    Acknowledged,
+    /// On the way (supplies: issued from the depot).
+    EnRoute,
+    /// Arrived.
+    OnScene,
+    /// Done; the team returns.
+    Released,
+    /// Withdrawn before arrival; that part of the need is open again.
+    Cancelled,
+    /// Refused by the team; it is not proposed again for this need.
+    Declined,
+}
+
+impl AssignmentStatus {
+    /// True while the assignment holds its team or stock.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Dispatched | Self::Acknowledged | Self::EnRoute | Self::OnScene)
+    }
+
+    /// The position in the forward sequence (terminal states are not in it).
+    fn step(self) -> Option<u8> {
+        match self {
+            Self::Dispatched => Some(0),
+            Self::Acknowledged => Some(1),
+            Self::EnRoute => Some(2),
+            Self::OnScene => Some(3),
+            Self::Released => Some(4),
+            Self::Cancelled | Self::Declined => None,
+        }
+    }
+
+    /// The status name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dispatched => "DISPATCHED",
+            Self::Acknowledged => "ACKNOWLEDGED",
+            Self::EnRoute => "EN_ROUTE",
+            Self::OnScene => "ON_SCENE",
+            Self::Released => "RELEASED",
+            Self::Cancelled => "CANCELLED",
+            Self::Declined => "DECLINED",
+        }
+    }
+}
+
+/// What is assigned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AssignedResource {
+    /// A team.
+    Team {
+        /// The team.
+        team_id: String,
+    },
+    /// Stock from a depot.
+    Supply {
+        /// The depot.
+        depot_id: String,
+        /// The item.
+        item_code: String,
+        /// Units.
+        quantity: i64,
+    },
+}
+
+/// One resource serving one need.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// Global number; the id is `A<number>`.
+    pub number: u64,
+    /// The incident.
+    pub incident_id: String,
+    /// The need served.
+    pub need_number: u64,
+    /// The team or the stock.
+    pub resource: AssignedResource,
+    /// Where it stands.
+    pub status: AssignmentStatus,
+    /// Road distance to the incident, in km.
+    pub distance_km: f64,
+    /// Travel time, in minutes.
+    pub eta_minutes: f64,
+    /// Why it was chosen, in words.
+    pub reason: String,
+    /// True when stock was taken below its depot's minimum (level I only).
+    pub reserve_override: bool,
+    /// Units taken below the minimum.
+    pub override_quantity: i64,
+    /// The incident's level when it was made.
+    pub priority: Level,
+    /// When it was made.
+    pub created_at: Timestamp,
+    /// When it last changed.
+    pub updated_at: Timestamp,
+    /// Supplies: issued through the ledger already.
+    pub issued: bool,
+}
+
+impl Assignment {
+    /// `A<number>`.
+    pub fn id(&self) -> String {
+        assignment_id(self.number)
+    }
+
+    /// How much of its need it fills: 1 team, or its units.
+    pub fn amount(&self) -> i64 {
+        match &self.resource {
+            AssignedResource::Team { .. } => 1,
+            AssignedResource::Supply { quantity, .. } => *quantity,
+        }
+    }
+
+    /// The team, for team assignments.
+    pub fn team_id(&self) -> Option<&str> {
+        match &self.resource {
+            AssignedResource::Team { team_id } => Some(team_id),
+            AssignedResource::Supply { .. } => None,
+        }
+    }
+}
+
+/// `A<number>`.
+pub fn assignment_id(number: u64) -> String {
+    format!("A{number}")
+}
+
+/// The number of an assignment id, if it is one.
+pub fn assignment_number(id: &str) -> Option<u64> {
+    id.strip_prefix('A').filter(|digits| !digits.starts_with('0')).and_then(|digits| digits.parse().ok())
+}
+
+impl State {
+    /// An assignment by id, or `NotFound`.
+    pub fn assignment(&self, id: &str) -> DomainResult<&Assignment> {
+        assignment_number(id)
+            .and_then(|number| self.assignments.get(&number))
+            .ok_or_else(|| DomainError::not_found("assignment", id))
+    }
+}
+
+/// The event that moves `assignment` to `to`, with its stock effect decided
+/// here: `issue` when the move passes `EN_ROUTE` with stock not yet issued
+/// (a skip forward counts); an incident's closing releases without issuing,
+/// so what was only reserved is unreserved.
+fn status_event(assignment: &Assignment, to: AssignmentStatus, note: &str, closing: bool) -> Event {
+    let passes_en_route = to.step().is_some_and(|step| step >= 2);
+    let issue = matches!(assignment.resource, AssignedResource::Supply { .. })
+        && !assignment.issued
+        && passes_en_route
+        && !closing;
+    Event::AssignmentStatusChanged {
+        incident_id: assignment.incident_id.clone(),
+        assignment_number: assignment.number,
+        from: assignment.status,
+        to,
+        issue,
+        note: note.to_owned(),
+    }
+}
+
+/// `UpdateAssignment`: moves an assignment forward, cancels or declines it.
+pub(super) fn update(state: &State, id: &str, to: AssignmentStatus) -> DomainResult<Vec<Event>> {
+    validate::id("assignment_id", id)?;
+    let assignment = state.assignment(id)?;
+    let from = assignment.status;
+    if from == to {
+        return Ok(Vec::new());
+    }
+    if !from.is_active() {
+        return Err(DomainError::precondition(format!("assignment {id} is {} and cannot change", from.as_str())));
+    }
+    let allowed = match to {
+        AssignmentStatus::Declined => {
+            if assignment.team_id().is_none() {
+                return Err(DomainError::precondition(format!("assignment {id} is stock; only a team can decline")));
+            }
+            from == AssignmentStatus::Dispatched
+        }
+        AssignmentStatus::Cancelled => from != AssignmentStatus::OnScene,
+        _ => matches!((from.step(), to.step()), (Some(from), Some(to)) if to > from),
+    };
+    if !allowed {
+        let rule = match to {
+            AssignmentStatus::Declined => "a team may decline only a DISPATCHED assignment",
+            AssignmentStatus::Cancelled => "an assignment on scene is released, not cancelled",
+            _ => "assignment steps may skip forward but never go back",
+        };
+        return Err(DomainError::precondition(format!(
+            "assignment {id} cannot go from {} to {}: {rule}",
+            from.as_str(),
+            to.as_str()
+        )));
+    }
+    Ok(vec![status_event(assignment, to, "", false)])
+}
+
+/// Withdraws a team's active assignment because the team went out of service.
+pub(super) fn withdraw(state: &State, assignment_id: &str, team_id: &str) -> DomainResult<Vec<Event>> {
+    let assignment = state.assignment(assignment_id)?;
+    let note = format!("team {team_id} reported OUT_OF_SERVICE");
+    Ok(vec![status_event(assignment, AssignmentStatus::Cancelled, &note, false)])
+}
+
+/// Releases every active assignment of a closing incident.
+pub(super) fn release_for_close(state: &State, incident_id: &str) -> Vec<Event> {
+    state
+        .assignments
+        .values()
+        .filter(|assignment| assignment.incident_id == incident_id && assignment.status.is_active())
+        .map(|assignment| status_event(assignment, AssignmentStatus::Released, "incident closed", true))
+        .collect()
+}
+
+/// Applies `AssignmentCreated`.
+pub(super) fn apply_created(state: &mut State, assignment: &Assignment) {
+    state.counters.assignments = state.counters.assignments.max(assignment.number);
+    if let Some(need) = state.needs.get_mut(&assignment.need_number) {
+        need.filled += assignment.amount();
+    }
+    match &assignment.resource {
+        AssignedResource::Team { team_id } => {
+            if let Some(team) = state.teams.get_mut(team_id) {
+                team.status = TeamStatus::Assigned;
+                team.assignment_id = Some(assignment.id());
+                team.version += 1;
+            }
+        }
+        AssignedResource::Supply { depot_id, item_code, quantity } => {
+            let key = (depot_id.clone(), item_code.clone());
+            if let Some(stock) = state.stock.get_mut(&key) {
+                stock.reserved += quantity;
+            }
+        }
+    }
+    if let Some(incident) = state.incidents.get_mut(&assignment.incident_id) {
+        incident.version += 1;
+    }
+    state.assignments.insert(assignment.number, assignment.clone());
+}
+
+/// Applies `AssignmentStatusChanged`.
+pub(super) fn apply_status(
+    state: &mut State,
+    number: u64,
+    to: AssignmentStatus,
+    issue: bool,
+    sequence: u64,
+    time: Timestamp,
+    actor: &str,
+) {
+    let Some(mut assignment) = state.assignments.get(&number).cloned() else { return };
+    let from = assignment.status;
+    assignment.status = to;
+    assignment.updated_at = time;
+    if matches!(to, AssignmentStatus::Cancelled | AssignmentStatus::Declined) {
+        if let Some(need) = state.needs.get_mut(&assignment.need_number) {
+            need.filled -= assignment.amount();
+            if let (AssignmentStatus::Declined, Some(team_id)) = (to, assignment.team_id()) {
+                need.declined_by.push(team_id.to_owned());
+            }
+        }
+    }
+    match assignment.resource.clone() {
+        AssignedResource::Team { team_id } => {
+            if let Some(team) = state.teams.get_mut(&team_id) {
+                team.status = match to {
+                    _ if team.status == TeamStatus::OutOfService => TeamStatus::OutOfService,
+                    AssignmentStatus::Dispatched | AssignmentStatus::Acknowledged => TeamStatus::Assigned,
+                    AssignmentStatus::EnRoute => TeamStatus::EnRoute,
+                    AssignmentStatus::OnScene => TeamStatus::OnScene,
+                    AssignmentStatus::Released => TeamStatus::Returning,
+                    AssignmentStatus::Cancelled | AssignmentStatus::Declined => {
+                        if matches!(from, AssignmentStatus::EnRoute | AssignmentStatus::OnScene) {
+                            TeamStatus::Returning
+                        } else {
+                            TeamStatus::Available
+                        }
+                    }
+                };
+                if !to.is_active() {
+                    team.assignment_id = None;
+                }
+                team.version += 1;
+            }
+        }
+        AssignedResource::Supply { depot_id, item_code, quantity } => {
+            let key = (depot_id.clone(), item_code.clone());
+            if issue {
+                if let Some(stock) = state.stock.get_mut(&key) {
+                    stock.reserved -= quantity;
+                }
+                let note = format!(
+                    "assignment {} for need {} of {}",
+                    assignment.id(),
+                    need_id(assignment.need_number),
+                    assignment.incident_id
+                );
+                let entry = super::reserve::LedgerEntry {
+                    sequence,
+                    delta: -quantity,
+                    reason: super::reserve::LedgerReason::Issued,
+                    actor: actor.to_owned(),
+                    note,
+                    time,
+                };
+                super::reserve::apply_ledger(state, &depot_id, &item_code, entry);
+                assignment.issued = true;
+            } else if !to.is_active() && !assignment.issued {
+                if let Some(stock) = state.stock.get_mut(&key) {
+                    stock.reserved -= quantity;
+                }
+            }
+        }
+    }
+    if let Some(incident) = state.incidents.get_mut(&assignment.incident_id) {
+        incident.version += 1;
+    }
+    state.assignments.insert(number, assignment);
+}
