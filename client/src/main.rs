@@ -47,6 +47,21 @@ enum Command {
     /// Incidents and their needs.
     #[command(subcommand)]
     Incident(Box<cli::incident::IncidentCommand>),
+    /// Assigns available teams and stock to open needs (optimal across incidents).
+    Dispatch {
+        /// Only this incident's needs (default: every open need).
+        #[arg(long)]
+        incident: Option<String>,
+        /// Propose only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Assignments: list, acknowledge, advance, release, cancel, decline, watch.
+    #[command(subcommand)]
+    Assignment(cli::assignment::AssignmentCommand),
+    /// Impassable zones.
+    #[command(subcommand)]
+    Zone(cli::assignment::ZoneCommand),
     /// The event log: who did what, and when.
     Audit(cli::audit::AuditArgs),
     /// Loads a fixture file (items, depots, stock, teams, plans) into the server, all or nothing.
@@ -81,5 +96,8 @@ async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         Command::Plan(command) => cli::plan::run(&client, command, output).await,
         Command::Incident(command) => cli::incident::run(&client, *command, output).await,
         Command::Audit(args) => cli::audit::run(&client, args, output).await,
+        Command::Dispatch { incident, dry_run } => cli::assignment::dispatch(&client, incident, dry_run, output).await,
+        Command::Assignment(command) => cli::assignment::run(&client, command, output).await,
+        Command::Zone(command) => cli::assignment::zone(&client, command, output).await,
     }
 }

@@ -1,11 +1,274 @@
-//! `muster assignment ...` and `muster dispatch`: who serves which need.
+//! `muster dispatch`, `muster assignment ...` and `muster zone ...`: who
+//! serves which need, their progress, and the impassable zones.
 
-use muster_client::proto as pb;
+use clap::Subcommand;
+use muster_client::{all_pages, new_request_id, proto as pb, Client};
+use tokio_stream::StreamExt;
 
-use super::output;
+use super::output::{self, Output};
+use super::parse;
+use super::plan::level_name;
 
 /// An assignment status's name: `DISPATCHED`.
 pub fn status_name(status: i32) -> String {
     let name = pb::AssignmentStatus::try_from(status).map(|status| status.as_str_name()).unwrap_or("?");
     output::enum_name(name, "ASSIGNMENT_STATUS_")
+}
+
+fn resource(assignment: &pb::Assignment) -> String {
+    match &assignment.resource {
+        Some(pb::assignment::Resource::TeamId(team_id)) => format!("team {team_id}"),
+        Some(pb::assignment::Resource::Supply(supply)) => {
+            format!("{} {} from {}", supply.quantity, supply.item_code, supply.depot_id)
+        }
+        None => "-".to_owned(),
+    }
+}
+
+/// `muster dispatch`.
+pub async fn dispatch(client: &Client, incident: Option<String>, dry_run: bool, output: Output) -> anyhow::Result<()> {
+    let request =
+        pb::DispatchRequest { request_id: new_request_id("cli"), incident_id: incident.unwrap_or_default(), dry_run };
+    let incidents = client.incidents();
+    let response = muster_client::retry!(incidents, dispatch, request)?;
+    if output.json {
+        return output.json(&response);
+    }
+    if response.assignments.is_empty() && response.shortfalls.is_empty() {
+        println!("nothing to dispatch: no open needs");
+        return Ok(());
+    }
+    let mut table = output::table(&["assignment", "level", "incident", "need", "resource", "km", "ETA min", "reason"]);
+    for assignment in &response.assignments {
+        let id = if assignment.id.is_empty() { "(proposed)".to_owned() } else { assignment.id.clone() };
+        let flag = if assignment.reserve_override { " [RESERVE OVERRIDE]" } else { "" };
+        table.add_row(vec![
+            id,
+            level_name(assignment.priority),
+            assignment.incident_id.clone(),
+            assignment.need_id.clone(),
+            format!("{}{flag}", resource(assignment)),
+            format!("{:.1}", assignment.distance_km),
+            format!("{:.0}", assignment.eta_minutes),
+            assignment.reason.clone(),
+        ]);
+    }
+    if !response.assignments.is_empty() {
+        println!("{table}");
+    }
+    if !response.shortfalls.is_empty() {
+        let mut table = output::table(&["incident", "need", "missing", "why"]);
+        for shortfall in &response.shortfalls {
+            table.add_row(vec![
+                shortfall.incident_id.clone(),
+                shortfall.need_id.clone(),
+                shortfall.missing.to_string(),
+                shortfall.reason.clone(),
+            ]);
+        }
+        println!("shortfalls:\n{table}");
+    }
+    println!(
+        "{} assignment(s){}, {} shortfall(s)",
+        response.assignments.len(),
+        if dry_run { " proposed (dry run: nothing changed)" } else { "" },
+        response.shortfalls.len()
+    );
+    Ok(())
+}
+
+/// Assignment subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AssignmentCommand {
+    /// Lists assignments.
+    List {
+        /// Only this incident's.
+        #[arg(long)]
+        incident: Option<String>,
+        /// Only this team's.
+        #[arg(long)]
+        team: Option<String>,
+        /// Only active ones (dispatched, acknowledged, en route, on scene).
+        #[arg(long)]
+        active: bool,
+    },
+    /// The team acknowledges.
+    Ack {
+        /// Assignment id.
+        id: String,
+    },
+    /// Moves an assignment forward: en_route or on_scene (steps may be skipped).
+    Advance {
+        /// Assignment id.
+        id: String,
+        /// acknowledged, en_route, on_scene or released.
+        #[arg(long, value_parser = parse::assignment_status)]
+        to: pb::AssignmentStatus,
+    },
+    /// Releases an assignment (the work is done; the team returns).
+    Release {
+        /// Assignment id.
+        id: String,
+    },
+    /// Cancels an assignment before arrival; that part of the need opens again.
+    Cancel {
+        /// Assignment id.
+        id: String,
+    },
+    /// The team declines a dispatched assignment; it is not proposed again for that need.
+    Decline {
+        /// Assignment id.
+        id: String,
+    },
+    /// Prints a team's active assignments, then every change (what the roster app shows).
+    Watch {
+        /// Team id.
+        team: String,
+    },
+}
+
+/// Runs a `muster assignment` subcommand.
+pub async fn run(client: &Client, command: AssignmentCommand, output: Output) -> anyhow::Result<()> {
+    let incidents = client.incidents();
+    let (id, status) = match command {
+        AssignmentCommand::List { incident, team, active } => {
+            let list = all_pages(None, |page_token| {
+                let mut incidents = incidents.clone();
+                let request = pb::ListAssignmentsRequest {
+                    incident_id: incident.clone().unwrap_or_default(),
+                    team_id: team.clone().unwrap_or_default(),
+                    active_only: active,
+                    page_size: 1_000,
+                    page_token,
+                };
+                async move {
+                    let page = incidents.list_assignments(request).await?.into_inner();
+                    Ok((page.assignments, page.next_page_token))
+                }
+            })
+            .await?;
+            return print_assignments(&list, output);
+        }
+        AssignmentCommand::Watch { team } => {
+            let mut stream =
+                incidents.clone().watch_assignments(pb::WatchAssignmentsRequest { team_id: team }).await?.into_inner();
+            while let Some(assignment) = stream.next().await {
+                let assignment = assignment?;
+                if output.json {
+                    output.json_line(&assignment)?;
+                } else {
+                    println!(
+                        "{} {} for need {} of {}: {} ({:.1} km, {:.0} min)",
+                        assignment.id,
+                        status_name(assignment.status),
+                        assignment.need_id,
+                        assignment.incident_id,
+                        resource(&assignment),
+                        assignment.distance_km,
+                        assignment.eta_minutes
+                    );
+                }
+            }
+            return Ok(());
+        }
+        AssignmentCommand::Ack { id } => (id, pb::AssignmentStatus::Acknowledged),
+        AssignmentCommand::Advance { id, to } => (id, to),
+        AssignmentCommand::Release { id } => (id, pb::AssignmentStatus::Released),
+        AssignmentCommand::Cancel { id } => (id, pb::AssignmentStatus::Cancelled),
+        AssignmentCommand::Decline { id } => (id, pb::AssignmentStatus::Declined),
+    };
+    let request =
+        pb::UpdateAssignmentRequest { request_id: new_request_id("cli"), assignment_id: id, status: status.into() };
+    let assignment = muster_client::retry!(incidents, update_assignment, request)?;
+    print_assignments(&[assignment], output)
+}
+
+fn print_assignments(assignments: &[pb::Assignment], output: Output) -> anyhow::Result<()> {
+    if output.json {
+        return output.json(&assignments);
+    }
+    let mut table =
+        output::table(&["assignment", "status", "level", "incident", "need", "resource", "km", "ETA min", "updated"]);
+    for assignment in assignments {
+        let flag = if assignment.reserve_override { " [RESERVE OVERRIDE]" } else { "" };
+        table.add_row(vec![
+            assignment.id.clone(),
+            status_name(assignment.status),
+            level_name(assignment.priority),
+            assignment.incident_id.clone(),
+            assignment.need_id.clone(),
+            format!("{}{flag}", resource(assignment)),
+            format!("{:.1}", assignment.distance_km),
+            format!("{:.0}", assignment.eta_minutes),
+            output::time(assignment.updated_at.as_ref()),
+        ]);
+    }
+    println!("{table}");
+    Ok(())
+}
+
+/// Zone subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ZoneCommand {
+    /// Sets (or replaces) an impassable zone.
+    Set {
+        /// Zone id.
+        id: String,
+        /// The polygon as LAT,LNG;LAT,LNG;... (closes by itself).
+        #[arg(long, value_parser = parse::polygon)]
+        polygon: Vec<pb::LatLng>,
+        /// Why it is impassable.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Lifts a zone.
+    Clear {
+        /// Zone id.
+        id: String,
+    },
+    /// Lists zones, active and lifted.
+    List,
+}
+
+/// Runs a `muster zone` subcommand.
+pub async fn zone(client: &Client, command: ZoneCommand, output: Output) -> anyhow::Result<()> {
+    let incidents = client.incidents();
+    let zones = match command {
+        ZoneCommand::Set { id, polygon, note } => {
+            let request = pb::SetZoneRequest {
+                request_id: new_request_id("cli"),
+                zone: Some(pb::Zone { id, polygon, note, active: true }),
+            };
+            vec![muster_client::retry!(incidents, set_zone, request)?]
+        }
+        ZoneCommand::Clear { id } => {
+            let request = pb::ClearZoneRequest { request_id: new_request_id("cli"), id };
+            vec![muster_client::retry!(incidents, clear_zone, request)?]
+        }
+        ZoneCommand::List => {
+            all_pages(None, |page_token| {
+                let mut incidents = incidents.clone();
+                async move {
+                    let page =
+                        incidents.list_zones(pb::ListZonesRequest { page_size: 1_000, page_token }).await?.into_inner();
+                    Ok((page.zones, page.next_page_token))
+                }
+            })
+            .await?
+        }
+    };
+    if output.json {
+        return output.json(&zones);
+    }
+    let mut table = output::table(&["zone", "active", "vertices", "note"]);
+    for zone in &zones {
+        table.add_row(vec![
+            zone.id.clone(),
+            zone.active.to_string(),
+            zone.polygon.len().to_string(),
+            zone.note.clone(),
+        ]);
+    }
+    println!("{table}");
+    Ok(())
 }

@@ -105,6 +105,14 @@ pub fn polygon(text: &str) -> Result<Vec<pb::LatLng>, String> {
     text.split(';').filter(|vertex| !vertex.trim().is_empty()).map(position).collect()
 }
 
+/// An assignment status name (`acknowledged`, `en_route`, `on_scene`, `released`).
+pub fn assignment_status(text: &str) -> Result<pb::AssignmentStatus, String> {
+    let name = format!("ASSIGNMENT_STATUS_{}", text.trim().to_ascii_uppercase().replace('-', "_"));
+    pb::AssignmentStatus::from_str_name(&name)
+        .filter(|status| !matches!(status, pb::AssignmentStatus::Unspecified | pb::AssignmentStatus::Proposed))
+        .ok_or_else(|| format!("{text:?} is not an assignment status (acknowledged, en_route, on_scene, released, cancelled, declined)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

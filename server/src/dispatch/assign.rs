@@ -36,6 +36,53 @@ pub struct Problem<'a, const N: usize> {
     pub unfilled: Vec<Lex<N>>,
 }
 
+/// Per-search scratch, reset lazily through a generation counter so a
+/// search costs what it explores, not the size of the problem.
+struct Search<const N: usize> {
+    generation: Vec<u32>,
+    finalized: Vec<u32>,
+    distance: Vec<Lex<N>>,
+    predecessor: Vec<usize>,
+    heap: BinaryHeap<Reverse<(Lex<N>, usize)>>,
+    scanned: Vec<usize>,
+    /// The cheapest way found so far to leave some scanned row unfilled
+    /// (its private dummy column): kept out of the heap, since every
+    /// scanned row has one and they are rarely the answer.
+    best_dummy: Option<(Lex<N>, usize)>,
+    current: u32,
+}
+
+impl<const N: usize> Search<N> {
+    fn new(columns: usize) -> Self {
+        Search {
+            generation: vec![0; columns],
+            finalized: vec![0; columns],
+            distance: vec![Lex::ZERO; columns],
+            predecessor: vec![0; columns],
+            heap: BinaryHeap::new(),
+            scanned: Vec::new(),
+            best_dummy: None,
+            current: 0,
+        }
+    }
+
+    fn start(&mut self) {
+        self.current += 1;
+        self.heap.clear();
+        self.scanned.clear();
+        self.best_dummy = None;
+    }
+
+    fn offer(&mut self, column: usize, candidate: Lex<N>, from_row: usize) {
+        if self.generation[column] != self.current || candidate < self.distance[column] {
+            self.generation[column] = self.current;
+            self.distance[column] = candidate;
+            self.predecessor[column] = from_row;
+            self.heap.push(Reverse((candidate, column)));
+        }
+    }
+}
+
 /// Solves the problem: for each row, the column it takes, or `None` when it
 /// stays unfilled. Rows are placed in the order given; ties between equally
 /// cheap choices go to the lower column index.
@@ -46,85 +93,55 @@ pub fn solve<const N: usize>(problem: &Problem<'_, N>) -> Vec<Option<usize>> {
     let mut column_potential = vec![Lex::<N>::ZERO; total_columns];
     let mut owner: Vec<Option<usize>> = vec![None; total_columns];
     let mut taken: Vec<Option<usize>> = vec![None; rows];
-
-    // Per-search scratch, reset lazily through a generation counter.
-    let mut generation = vec![0u32; total_columns];
-    let mut distance = vec![Lex::<N>::ZERO; total_columns];
-    let mut predecessor = vec![0usize; total_columns];
-    let mut finalized = vec![0u32; total_columns];
-    let mut scanned: Vec<usize> = Vec::new();
-    let mut heap: BinaryHeap<Reverse<(Lex<N>, usize)>> = BinaryHeap::new();
+    let mut search = Search::<N>::new(total_columns);
 
     for row in 0..rows {
-        let search = u32::try_from(row + 1).unwrap_or(u32::MAX);
-        scanned.clear();
-        heap.clear();
-        let relax = |from_row: usize,
-                     base: Lex<N>,
-                     heap: &mut BinaryHeap<Reverse<(Lex<N>, usize)>>,
-                     generation: &mut Vec<u32>,
-                     distance: &mut Vec<Lex<N>>,
-                     predecessor: &mut Vec<usize>,
-                     finalized: &Vec<u32>,
-                     row_potential: &Vec<Lex<N>>,
-                     column_potential: &Vec<Lex<N>>| {
+        search.start();
+        let expand = |search: &mut Search<N>, from_row: usize, base: Lex<N>| {
+            // distance = base + (cost - row potential - column potential)
+            let offset = base - row_potential[from_row];
+            for edge in problem.edges[from_row] {
+                if search.finalized[edge.column] != search.current {
+                    search.offer(edge.column, offset + edge.cost - column_potential[edge.column], from_row);
+                }
+            }
             let dummy = problem.columns + from_row;
-            let dummy_edge = Edge { column: dummy, cost: problem.unfilled[from_row] };
-            for edge in problem.edges[from_row].iter().chain(std::iter::once(&dummy_edge)) {
-                if finalized[edge.column] == search {
-                    continue;
-                }
-                let reduced = edge.cost - row_potential[from_row] - column_potential[edge.column];
-                let candidate = base + reduced;
-                if generation[edge.column] != search || candidate < distance[edge.column] {
-                    generation[edge.column] = search;
-                    distance[edge.column] = candidate;
-                    predecessor[edge.column] = from_row;
-                    heap.push(Reverse((candidate, edge.column)));
-                }
+            let candidate = offset + problem.unfilled[from_row] - column_potential[dummy];
+            if search.best_dummy.is_none_or(|(best, column)| (candidate, dummy) < (best, column)) {
+                search.generation[dummy] = search.current;
+                search.distance[dummy] = candidate;
+                search.predecessor[dummy] = from_row;
+                search.best_dummy = Some((candidate, dummy));
             }
         };
-        relax(
-            row,
-            Lex::ZERO,
-            &mut heap,
-            &mut generation,
-            &mut distance,
-            &mut predecessor,
-            &finalized,
-            &row_potential,
-            &column_potential,
-        );
+        expand(&mut search, row, Lex::ZERO);
         let (target, target_distance) = loop {
-            let Some(Reverse((dist, column))) = heap.pop() else {
-                // Unreachable: the row's own dummy column is always free.
-                break (problem.columns + row, Lex::ZERO);
+            let next = search.heap.peek().map(|Reverse(entry)| *entry);
+            let column = match (next, search.best_dummy) {
+                (Some(entry), Some(dummy)) if dummy < entry => break (dummy.1, dummy.0),
+                (None, Some(dummy)) => break (dummy.1, dummy.0),
+                (None, None) => break (problem.columns + row, Lex::ZERO),
+                (Some(_), _) => {
+                    let Some(Reverse((dist, column))) = search.heap.pop() else { continue };
+                    if search.finalized[column] == search.current || dist != search.distance[column] {
+                        continue;
+                    }
+                    column
+                }
             };
-            if finalized[column] == search || dist != distance[column] {
-                continue;
-            }
-            finalized[column] = search;
+            search.finalized[column] = search.current;
+            let dist = search.distance[column];
             match owner[column] {
                 None => break (column, dist),
                 Some(next_row) => {
-                    scanned.push(column);
-                    relax(
-                        next_row,
-                        dist,
-                        &mut heap,
-                        &mut generation,
-                        &mut distance,
-                        &mut predecessor,
-                        &finalized,
-                        &row_potential,
-                        &column_potential,
-                    );
+                    search.scanned.push(column);
+                    expand(&mut search, next_row, dist);
                 }
             }
         };
         // Dual update: keeps every reduced cost >= 0 and makes the path tight.
-        for &column in &scanned {
-            let slack = target_distance - distance[column];
+        for &column in &search.scanned {
+            let slack = target_distance - search.distance[column];
             column_potential[column] = column_potential[column] - slack;
             if let Some(matched) = owner[column] {
                 row_potential[matched] = row_potential[matched] + slack;
@@ -134,7 +151,7 @@ pub fn solve<const N: usize>(problem: &Problem<'_, N>) -> Vec<Option<usize>> {
         // Augment along the predecessor chain.
         let mut column = target;
         loop {
-            let from_row = predecessor[column];
+            let from_row = search.predecessor[column];
             let previous = taken[from_row];
             owner[column] = Some(from_row);
             taken[from_row] = Some(column);

@@ -17,11 +17,12 @@ fn capability_of(open: &OpenNeed<'_>) -> (String, u32) {
     }
 }
 
-/// Why `column` serves need `need_index`.
+/// Why `column` serves need `need_index`; `nearest_first` lists each need's
+/// eligible teams by travel time.
 pub(super) fn team_reason(
     teams: &[&Team],
     needs: &[&OpenNeed<'_>],
-    candidates: &[Vec<(usize, Leg)>],
+    nearest_first: &[Vec<(usize, Leg)>],
     served_by: &BTreeMap<usize, usize>,
     need_index: usize,
     column: usize,
@@ -30,8 +31,7 @@ pub(super) fn team_reason(
     let (capability, min_tier) = capability_of(needs[need_index]);
     let team = teams[column];
     let tier = team.tier(&capability).unwrap_or(0);
-    let mut by_travel: Vec<&(usize, Leg)> = candidates[need_index].iter().collect();
-    by_travel.sort_by(|left, right| left.1.millis().cmp(&right.1.millis()).then(left.0.cmp(&right.0)));
+    let by_travel = &nearest_first[need_index];
     let rank = by_travel.iter().position(|(index, _)| *index == column).unwrap_or(0);
     let detour = if leg.crosses_zone { ", detouring around an impassable zone" } else { "" };
     let head = format!(
@@ -82,10 +82,9 @@ pub(super) fn team_shortfall(
         } else {
             match &availability[index] {
                 Ok(()) => match served_by.get(&index) {
-                    Some(other) if *other != need_index => {
-                        "assigned in this dispatch to needs of equal or higher priority"
-                    }
-                    _ => "left over",
+                    Some(other) if *other == need_index => "assigned to this need",
+                    Some(_) => "assigned in this dispatch to needs of equal or higher priority",
+                    None => "available but unused",
                 },
                 Err(Unavailable::Busy) => "busy with other assignments",
                 Err(Unavailable::OutOfService) => "out of service",

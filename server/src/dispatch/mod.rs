@@ -222,24 +222,30 @@ pub(crate) fn commit(
     Ok(events)
 }
 
-/// Travel legs from teams to incidents, computed once per pair.
+/// Travel legs from teams to incidents, computed once per pair: one lazily
+/// filled row per incident, indexed by team.
 struct LegCache<'a> {
     settings: &'a Settings,
     zones: &'a Zones,
-    legs: BTreeMap<(String, usize), Leg>,
+    rows: Vec<Option<Vec<Option<Leg>>>>,
+    teams: usize,
 }
 
-impl<'a> LegCache<'a> {
-    fn team_leg(&mut self, incident: &Incident, team_index: usize, team: &Team) -> Leg {
-        *self.legs.entry((incident.id.clone(), team_index)).or_insert_with(|| {
+impl LegCache<'_> {
+    fn team_leg(&mut self, incident_index: usize, incident: &Incident, team_index: usize, team: &Team) -> Leg {
+        if incident_index >= self.rows.len() {
+            self.rows.resize(incident_index + 1, None);
+        }
+        let row = self.rows[incident_index].get_or_insert_with(|| vec![None; self.teams]);
+        *row[team_index].get_or_insert_with(|| {
             travel::leg(self.settings, self.zones, team.position, incident.position, team.profile.speed_kmh)
         })
     }
 }
 
-fn plan_teams(
-    state: &State,
-    open: &[OpenNeed<'_>],
+fn plan_teams<'a>(
+    state: &'a State,
+    open: &[OpenNeed<'a>],
     settings: &Settings,
     zones: &Zones,
     now: Timestamp,
@@ -253,18 +259,31 @@ fn plan_teams(
     if team_needs.is_empty() {
         return;
     }
-    let mut legs = LegCache { settings, zones, legs: BTreeMap::new() };
+    // Available teams by capability, with their tier, in team order.
+    let mut by_capability: BTreeMap<&str, Vec<(usize, u32)>> = BTreeMap::new();
+    for (index, team) in teams.iter().enumerate() {
+        if availability[index].is_ok() {
+            for capability in &team.profile.capabilities {
+                by_capability.entry(capability.code.as_str()).or_default().push((index, capability.tier));
+            }
+        }
+    }
+    let mut legs = LegCache { settings, zones, rows: Vec::new(), teams: teams.len() };
+    // Incidents by first appearance, for the leg cache.
+    let mut incident_index: BTreeMap<&str, usize> = BTreeMap::new();
+    for open in &team_needs {
+        let next = incident_index.len();
+        incident_index.entry(open.incident.id.as_str()).or_insert(next);
+    }
     // Eligible teams per need, with their legs, in team order.
     let mut candidates: Vec<Vec<(usize, Leg)>> = Vec::with_capacity(team_needs.len());
     for open in &team_needs {
         let NeedKey::Team { capability, min_tier } = &open.need.key else { continue };
+        let incident = incident_index.get(open.incident.id.as_str()).copied().unwrap_or_default();
         let mut eligible = Vec::new();
-        for (index, team) in teams.iter().enumerate() {
-            if availability[index].is_ok()
-                && team.qualifies(capability, *min_tier)
-                && !open.need.declined_by.iter().any(|declined| declined == &team.id)
-            {
-                eligible.push((index, legs.team_leg(open.incident, index, team)));
+        for &(index, tier) in by_capability.get(capability.as_str()).map(Vec::as_slice).unwrap_or_default() {
+            if tier <= *min_tier && !open.need.declined_by.iter().any(|declined| declined == &teams[index].id) {
+                eligible.push((index, legs.team_leg(incident, open.incident, index, teams[index])));
             }
         }
         candidates.push(eligible);
@@ -297,6 +316,14 @@ fn plan_teams(
     let solution = assign::solve(&problem);
     let mut served_by: BTreeMap<usize, usize> = BTreeMap::new();
     let mut filled = vec![0i64; team_needs.len()];
+    let nearest_first: Vec<Vec<(usize, Leg)>> = candidates
+        .iter()
+        .map(|eligible| {
+            let mut sorted = eligible.clone();
+            sorted.sort_by(|left, right| left.1.millis().cmp(&right.1.millis()).then(left.0.cmp(&right.0)));
+            sorted
+        })
+        .collect();
     for (row, column) in solution.iter().enumerate() {
         if let Some(column) = column {
             served_by.insert(*column, row_need[row]);
@@ -309,7 +336,7 @@ fn plan_teams(
         let open = team_needs[need_index];
         let leg = candidates[need_index].iter().find(|(index, _)| *index == column).map(|(_, leg)| *leg);
         let Some(leg) = leg else { continue };
-        let reason = explain::team_reason(&teams, &team_needs, &candidates, &served_by, need_index, column, &leg);
+        let reason = explain::team_reason(&teams, &team_needs, &nearest_first, &served_by, need_index, column, &leg);
         plan.proposals.push(Proposal {
             need_number: open.need.number,
             incident_id: open.incident.id.clone(),
