@@ -19,7 +19,7 @@ struct Args {
     /// Directory of the event log (default ./muster-data).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
-    /// Configuration file (TOML): listen, data_dir, log_format, [[token]].
+    /// Configuration file (TOML): listen, data_dir, log_format, [dispatch], [[token]].
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Log output format.
@@ -68,7 +68,8 @@ fn main() -> anyhow::Result<()> {
                 (Some(listen), _) | (None, Some(listen)) => listen,
                 (None, None) => server::DEFAULT_LISTEN.parse().context("default address")?,
             };
-            let config = ServerConfig { data_dir, tokens: file.tokens, engine: EngineConfig::default() };
+            let engine = EngineConfig { dispatch: file.dispatch, ..EngineConfig::default() };
+            let config = ServerConfig { data_dir, tokens: file.tokens, engine };
             runtime.block_on(async move {
                 let listener =
                     tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;

@@ -45,6 +45,10 @@ pub struct FileConfig {
     /// Access tokens; none means unauthenticated, loopback only.
     #[serde(default, rename = "token")]
     pub tokens: Vec<TokenConfig>,
+    /// How the dispatcher estimates travel (`road_factor`, `convoy_speed_kmh`,
+    /// `zone_detour_factor`).
+    #[serde(default)]
+    pub dispatch: crate::dispatch::travel::Settings,
 }
 
 /// One access token.
@@ -133,6 +137,7 @@ pub async fn serve_store(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let (tokens, address) = access_tokens(&config, &listener)?;
+    config.engine.dispatch.validate().map_err(anyhow::Error::msg)?;
     let engine = tokio::task::spawn_blocking(move || Engine::start(store, clock, config.engine))
         .await
         .context("starting the engine")?

@@ -4,6 +4,7 @@
 
 mod access;
 mod audit;
+mod dispatch;
 mod durability;
 mod import;
 mod incidents;

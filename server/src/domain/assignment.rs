@@ -290,6 +290,11 @@ pub(super) fn apply_status(
                     AssignmentStatus::Dispatched | AssignmentStatus::Acknowledged => TeamStatus::Assigned,
                     AssignmentStatus::EnRoute => TeamStatus::EnRoute,
                     AssignmentStatus::OnScene => TeamStatus::OnScene,
+                    AssignmentStatus::Released
+                        if matches!(from, AssignmentStatus::Dispatched | AssignmentStatus::Acknowledged) =>
+                    {
+                        TeamStatus::Available
+                    }
                     AssignmentStatus::Released => TeamStatus::Returning,
                     AssignmentStatus::Cancelled | AssignmentStatus::Declined => {
                         if matches!(from, AssignmentStatus::EnRoute | AssignmentStatus::OnScene) {
