@@ -184,6 +184,16 @@ async fn the_dispatcher_beats_closest_first_and_a_dry_run_changes_nothing() {
     let near = team(&server, "W-NEAR").await;
     assert_eq!(near.status(), pb::TeamStatus::Assigned);
     assert_eq!(near.assignment_id, committed.assignments[1].id);
+    let team_events = server
+        .client()
+        .await
+        .audit()
+        .list_events(pb::ListEventsRequest { team_id: "W-NEAR".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(team_events.last().map(|event| event.kind.as_str()), Some("AssignmentCreated"));
     let again = dispatch(&mut incidents, "", false).await;
     assert!(again.assignments.is_empty() && again.shortfalls.is_empty(), "nothing left to do is OK with empty lists");
 }

@@ -177,6 +177,7 @@ fn status_event(assignment: &Assignment, to: AssignmentStatus, note: &str, closi
         to,
         issue,
         note: note.to_owned(),
+        resource: assignment.resource.clone(),
     }
 }
 

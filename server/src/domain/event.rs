@@ -175,6 +175,8 @@ pub enum Event {
         issue: bool,
         /// Why, when not the caller's plain request.
         note: String,
+        /// The team or stock it concerns (for watchers and the audit).
+        resource: AssignedResource,
     },
     /// A dispatch finished: what it could not fill, and why.
     DispatchCompleted {
@@ -327,11 +329,21 @@ impl Event {
                 }
                 touched
             }
-            Event::AssignmentStatusChanged { incident_id, assignment_number, .. } => Touched {
-                incident_ids: vec![incident_id.clone()],
-                assignment_ids: vec![super::assignment::assignment_id(*assignment_number)],
-                ..Touched::default()
-            },
+            Event::AssignmentStatusChanged { incident_id, assignment_number, resource, .. } => {
+                let mut touched = Touched {
+                    incident_ids: vec![incident_id.clone()],
+                    assignment_ids: vec![super::assignment::assignment_id(*assignment_number)],
+                    ..Touched::default()
+                };
+                match resource {
+                    AssignedResource::Team { team_id } => touched.team_ids.push(team_id.clone()),
+                    AssignedResource::Supply { depot_id, item_code, .. } => {
+                        touched.depot_ids.push(depot_id.clone());
+                        touched.item_codes.push(item_code.clone());
+                    }
+                }
+                touched
+            }
             Event::DispatchCompleted { incident_id, shortfalls, .. } => {
                 let mut incident_ids: Vec<String> =
                     shortfalls.iter().map(|shortfall| shortfall.incident_id.clone()).collect();
@@ -467,9 +479,15 @@ impl Event {
                     assignment.reason
                 )
             }
-            Event::AssignmentStatusChanged { assignment_number, from, to, issue, note, .. } => {
+            Event::AssignmentStatusChanged { assignment_number, from, to, issue, note, resource, .. } => {
+                let what = match resource {
+                    AssignedResource::Team { team_id } => format!("team {team_id}"),
+                    AssignedResource::Supply { depot_id, item_code, quantity } => {
+                        format!("{quantity} {item_code} from {depot_id}")
+                    }
+                };
                 let mut text = format!(
-                    "{} {} -> {}",
+                    "{} ({what}) {} -> {}",
                     super::assignment::assignment_id(*assignment_number),
                     from.as_str(),
                     to.as_str()
