@@ -96,6 +96,22 @@ pub fn solve<const N: usize>(problem: &Problem<'_, N>) -> Vec<Option<usize>> {
     let mut search = Search::<N>::new(total_columns);
 
     for row in 0..rows {
+        // A row identical to the previous one (the same need's next team)
+        // cannot do better than it: if that one stayed unfilled, so does
+        // this one. Copying its potentials keeps the duals feasible and
+        // tight, so optimality is untouched and the search is saved.
+        if row > 0 {
+            let previous = row - 1;
+            let identical = std::ptr::eq(problem.edges[row], problem.edges[previous])
+                && problem.unfilled[row] == problem.unfilled[previous];
+            if identical && taken[previous] == Some(problem.columns + previous) {
+                row_potential[row] = row_potential[previous];
+                column_potential[problem.columns + row] = column_potential[problem.columns + previous];
+                owner[problem.columns + row] = Some(row);
+                taken[row] = Some(problem.columns + row);
+                continue;
+            }
+        }
         search.start();
         let expand = |search: &mut Search<N>, from_row: usize, base: Lex<N>| {
             // distance = base + (cost - row potential - column potential)
