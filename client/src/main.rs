@@ -101,3 +101,55 @@ async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         Command::Zone(command) => cli::assignment::zone(&client, command, output).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::Args;
+
+    /// Every command line the README shows parses (clap checks argument
+    /// types only when a command is used, so each is tried).
+    #[test]
+    fn the_readme_command_lines_parse() {
+        Args::command().debug_assert();
+        // Continued lines (`\` at the end) join the next one.
+        let readme = include_str!("../../README.md").replace("\\\n", " ");
+        let mut checked = 0;
+        for line in readme.lines() {
+            let line = line.trim();
+            let Some(rest) = line.strip_prefix("muster ") else { continue };
+            let command = rest.split(" #").next().unwrap_or_default().trim();
+            if command.contains('$') {
+                continue;
+            }
+            let words = shell_words(command);
+            let parsed = Args::try_parse_from(std::iter::once("muster".to_owned()).chain(words));
+            assert!(parsed.is_ok(), "README line does not parse: {line}: {:?}", parsed.err());
+            checked += 1;
+        }
+        assert!(checked > 30, "only {checked} README command lines found");
+    }
+
+    /// Splits on spaces outside double quotes (enough for the README).
+    fn shell_words(text: &str) -> Vec<String> {
+        let mut words = Vec::new();
+        let mut current = String::new();
+        let mut quoted = false;
+        for character in text.chars() {
+            match character {
+                '"' => quoted = !quoted,
+                ' ' if !quoted => {
+                    if !current.is_empty() {
+                        words.push(std::mem::take(&mut current));
+                    }
+                }
+                other => current.push(other),
+            }
+        }
+        if !current.is_empty() {
+            words.push(current);
+        }
+        words
+    }
+}

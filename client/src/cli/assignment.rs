@@ -5,7 +5,7 @@ use clap::Subcommand;
 use muster_client::{all_pages, new_request_id, proto as pb, Client};
 use tokio_stream::StreamExt;
 
-use super::output::{self, Output};
+use super::output::{self, out, Output};
 use super::parse;
 use super::plan::level_name;
 
@@ -35,7 +35,7 @@ pub async fn dispatch(client: &Client, incident: Option<String>, dry_run: bool, 
         return output.json(&response);
     }
     if response.assignments.is_empty() && response.shortfalls.is_empty() {
-        println!("nothing to dispatch: no open needs");
+        out!("nothing to dispatch: no open needs");
         return Ok(());
     }
     let mut table = output::table(&["assignment", "level", "incident", "need", "resource", "km", "ETA min", "reason"]);
@@ -54,7 +54,7 @@ pub async fn dispatch(client: &Client, incident: Option<String>, dry_run: bool, 
         ]);
     }
     if !response.assignments.is_empty() {
-        println!("{table}");
+        out!("{table}");
     }
     if !response.shortfalls.is_empty() {
         let mut table = output::table(&["incident", "need", "missing", "why"]);
@@ -66,9 +66,9 @@ pub async fn dispatch(client: &Client, incident: Option<String>, dry_run: bool, 
                 shortfall.reason.clone(),
             ]);
         }
-        println!("shortfalls:\n{table}");
+        out!("shortfalls:\n{table}");
     }
-    println!(
+    out!(
         "{} assignment(s){}, {} shortfall(s)",
         response.assignments.len(),
         if dry_run { " proposed (dry run: nothing changed)" } else { "" },
@@ -123,6 +123,7 @@ pub enum AssignmentCommand {
     /// Prints a team's active assignments, then every change (what the roster app shows).
     Watch {
         /// Team id.
+        #[arg(long)]
         team: String,
     },
 }
@@ -157,7 +158,7 @@ pub async fn run(client: &Client, command: AssignmentCommand, output: Output) ->
                 if output.json {
                     output.json_line(&assignment)?;
                 } else {
-                    println!(
+                    out!(
                         "{} {} for need {} of {}: {} ({:.1} km, {:.0} min)",
                         assignment.id,
                         status_name(assignment.status),
@@ -203,7 +204,7 @@ fn print_assignments(assignments: &[pb::Assignment], output: Output) -> anyhow::
             output::time(assignment.updated_at.as_ref()),
         ]);
     }
-    println!("{table}");
+    out!("{table}");
     Ok(())
 }
 
@@ -216,7 +217,7 @@ pub enum ZoneCommand {
         id: String,
         /// The polygon as LAT,LNG;LAT,LNG;... (closes by itself).
         #[arg(long, value_parser = parse::polygon)]
-        polygon: Vec<pb::LatLng>,
+        polygon: parse::Ring,
         /// Why it is impassable.
         #[arg(long, default_value = "")]
         note: String,
@@ -237,7 +238,7 @@ pub async fn zone(client: &Client, command: ZoneCommand, output: Output) -> anyh
         ZoneCommand::Set { id, polygon, note } => {
             let request = pb::SetZoneRequest {
                 request_id: new_request_id("cli"),
-                zone: Some(pb::Zone { id, polygon, note, active: true }),
+                zone: Some(pb::Zone { id, polygon: polygon.0, note, active: true }),
             };
             vec![muster_client::retry!(incidents, set_zone, request)?]
         }
@@ -269,6 +270,6 @@ pub async fn zone(client: &Client, command: ZoneCommand, output: Output) -> anyh
             zone.note.clone(),
         ]);
     }
-    println!("{table}");
+    out!("{table}");
     Ok(())
 }

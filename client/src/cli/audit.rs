@@ -3,7 +3,7 @@
 use clap::Args;
 use muster_client::{all_pages, proto as pb, Client, Timestamp};
 
-use super::output::{self, Output};
+use super::output::{self, out, Output};
 use super::parse;
 
 /// `muster audit` filters.
@@ -55,6 +55,6 @@ pub async fn run(client: &Client, args: AuditArgs, output: Output) -> anyhow::Re
             event.summary.clone(),
         ]);
     }
-    println!("{table}");
+    out!("{table}");
     Ok(())
 }

@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use muster_client::{all_pages, new_request_id, proto as pb, Client, Timestamp};
 use tokio_stream::StreamExt;
 
-use super::output::{self, Output};
+use super::output::{self, out, Output};
 use super::parse;
 use super::plan::{hazard_name, level_name};
 
@@ -96,7 +96,7 @@ pub struct DeclareArgs {
     metrics: Vec<(String, f64)>,
     /// Affected area as LAT,LNG;LAT,LNG;... (three points or more).
     #[arg(long, value_parser = parse::polygon)]
-    area: Option<Vec<pb::LatLng>>,
+    area: Option<parse::Ring>,
 }
 
 /// Runs a `muster incident` subcommand.
@@ -111,7 +111,7 @@ pub async fn run(client: &Client, command: IncidentCommand, output: Output) -> a
                     title: args.title,
                     hazard: args.hazard.into(),
                     position: Some(args.position),
-                    area: args.area.unwrap_or_default(),
+                    area: args.area.map(|ring| ring.0).unwrap_or_default(),
                     level: args.level.into(),
                     metrics: args.metrics.into_iter().collect(),
                     ..pb::Incident::default()
@@ -154,7 +154,7 @@ pub async fn run(client: &Client, command: IncidentCommand, output: Output) -> a
                     output::time(incident.declared_at.as_ref()),
                 ]);
             }
-            println!("{table}");
+            out!("{table}");
             Ok(())
         }
         IncidentCommand::Update { id, level, metrics, status } => {
@@ -198,7 +198,7 @@ pub async fn run(client: &Client, command: IncidentCommand, output: Output) -> a
                     continue;
                 }
                 match &event.change {
-                    Some(pb::incident_event::Change::Incident(incident)) => println!(
+                    Some(pb::incident_event::Change::Incident(incident)) => out!(
                         "{:>8}  incident {} level {} {} v{} ({} open needs)",
                         event.sequence,
                         incident.id,
@@ -207,7 +207,7 @@ pub async fn run(client: &Client, command: IncidentCommand, output: Output) -> a
                         incident.version,
                         incident.needs.iter().filter(|need| is_open(need)).count()
                     ),
-                    Some(pb::incident_event::Change::Need(need)) => println!(
+                    Some(pb::incident_event::Change::Need(need)) => out!(
                         "{:>8}  need {} of {}: {} filled {} {}",
                         event.sequence,
                         need.id,
@@ -216,7 +216,7 @@ pub async fn run(client: &Client, command: IncidentCommand, output: Output) -> a
                         need.filled,
                         need_status_name(need.status)
                     ),
-                    Some(pb::incident_event::Change::Assignment(assignment)) => println!(
+                    Some(pb::incident_event::Change::Assignment(assignment)) => out!(
                         "{:>8}  assignment {} of {} for need {}: {}",
                         event.sequence,
                         assignment.id,
@@ -277,14 +277,14 @@ fn print_needs(needs: &[pb::Need]) {
             output::time(need.raised_at.as_ref()),
         ]);
     }
-    println!("{table}");
+    out!("{table}");
 }
 
 fn print_incident(incident: &pb::Incident, output: Output) -> anyhow::Result<()> {
     if output.json {
         return output.json(incident);
     }
-    println!(
+    out!(
         "{}: {} [{}] level {} {} (plan {}) at {}, declared {}, version {}",
         incident.id,
         incident.title,
@@ -300,7 +300,7 @@ fn print_incident(incident: &pb::Incident, output: Output) -> anyhow::Result<()>
         let mut metrics: Vec<_> = incident.metrics.iter().collect();
         metrics.sort_by(|left, right| left.0.cmp(right.0));
         let text: Vec<_> = metrics.iter().map(|(name, value)| format!("{name} = {value}")).collect();
-        println!("metrics: {}", text.join(", "));
+        out!("metrics: {}", text.join(", "));
     }
     print_needs(&incident.needs);
     Ok(())

@@ -12,16 +12,16 @@ pub mod team;
 use muster_client::Client;
 use tonic_health::pb::{health_check_response::ServingStatus, HealthCheckRequest};
 
-use output::Output;
+use output::{out, Output};
 
 /// `muster health`.
 pub async fn health(client: &Client, output: Output) -> anyhow::Result<()> {
     let response = client.health().check(HealthCheckRequest { service: String::new() }).await?.into_inner();
     let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
     if output.json {
-        println!("{}", serde_json::json!({ "status": status.as_str_name() }));
+        out!("{}", serde_json::json!({ "status": status.as_str_name() }));
     } else {
-        println!("{}", status.as_str_name());
+        out!("{}", status.as_str_name());
     }
     if status != ServingStatus::Serving {
         anyhow::bail!("the server is not serving");
@@ -44,16 +44,16 @@ pub async fn import(client: &Client, path: &std::path::Path, output: Output) -> 
         return output.json(&response);
     }
     if response.created.is_empty() && response.changed.is_empty() {
-        println!("{}: nothing changed ({} entries already match)", path.display(), response.unchanged);
+        out!("{}: nothing changed ({} entries already match)", path.display(), response.unchanged);
         return Ok(());
     }
     for created in &response.created {
-        println!("created  {created}");
+        out!("created  {created}");
     }
     for changed in &response.changed {
-        println!("changed  {changed}");
+        out!("changed  {changed}");
     }
-    println!(
+    out!(
         "{}: {} created, {} changed, {} unchanged",
         path.display(),
         response.created.len(),

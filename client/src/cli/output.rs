@@ -3,6 +3,28 @@
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
 use serde::Serialize;
 
+/// Writes one line to standard output. A closed pipe (`muster ... | head`)
+/// ends the program quietly instead of panicking, as command-line tools do.
+pub fn write_line(arguments: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(arguments).and_then(|()| stdout.write_all(b"\n")) {
+        if error.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("muster: cannot write the output: {error}");
+        std::process::exit(1);
+    }
+}
+
+/// `out!` that survives a closed pipe (see [`write_line`]).
+macro_rules! out {
+    ($($argument:tt)*) => {
+        $crate::cli::output::write_line(format_args!($($argument)*))
+    };
+}
+pub(crate) use out;
+
 /// How to print results.
 #[derive(Clone, Copy, Debug)]
 pub struct Output {
@@ -13,13 +35,13 @@ pub struct Output {
 impl Output {
     /// Prints a value as pretty JSON.
     pub fn json<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        println!("{}", serde_json::to_string_pretty(value)?);
+        write_line(format_args!("{}", serde_json::to_string_pretty(value)?));
         Ok(())
     }
 
     /// Prints one JSON value per line (for streams).
     pub fn json_line<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
-        println!("{}", serde_json::to_string(value)?);
+        write_line(format_args!("{}", serde_json::to_string(value)?));
         Ok(())
     }
 }

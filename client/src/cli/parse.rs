@@ -100,9 +100,13 @@ pub fn supply_need(text: &str) -> Result<pb::SupplyNeed, String> {
     })
 }
 
+/// A polygon ring given on the command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ring(pub Vec<pb::LatLng>);
+
 /// `LAT,LNG;LAT,LNG;...`, a polygon.
-pub fn polygon(text: &str) -> Result<Vec<pb::LatLng>, String> {
-    text.split(';').filter(|vertex| !vertex.trim().is_empty()).map(position).collect()
+pub fn polygon(text: &str) -> Result<Ring, String> {
+    text.split(';').filter(|vertex| !vertex.trim().is_empty()).map(position).collect::<Result<_, _>>().map(Ring)
 }
 
 /// An assignment status name (`acknowledged`, `en_route`, `on_scene`, `released`).
@@ -130,6 +134,6 @@ mod tests {
         assert_eq!(metric("water_level_m=38.4"), Ok(("water_level_m".to_owned(), 38.4)));
         assert_eq!(team_need("hazmat:2:3").map(|need| need.count), Ok(3));
         assert_eq!(supply_need("sandbag:500").map(|need| need.quantity), Ok(500));
-        assert_eq!(polygon("28.2,112.9;28.2,113.0;28.1,113.0").map(|ring| ring.len()), Ok(3));
+        assert_eq!(polygon("28.2,112.9;28.2,113.0;28.1,113.0").map(|ring| ring.0.len()), Ok(3));
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use clap::Subcommand;
 use muster_client::{all_pages, proto as pb, Client};
 
-use super::output::{self, Output};
+use super::output::{self, out, Output};
 use super::parse;
 
 /// Plan subcommands.
@@ -79,7 +79,7 @@ pub async fn run(client: &Client, command: PlanCommand, output: Output) -> anyho
                     plan.triggers.len().to_string(),
                 ]);
             }
-            println!("{table}");
+            out!("{table}");
             Ok(())
         }
         PlanCommand::Diff { id, from, to } => {
@@ -91,10 +91,10 @@ pub async fn run(client: &Client, command: PlanCommand, output: Output) -> anyho
                 return output.json(&lines);
             }
             if lines.is_empty() {
-                println!("versions {from} and {to} say the same");
+                out!("versions {from} and {to} say the same");
             }
             for line in lines {
-                println!("{line}");
+                out!("{line}");
             }
             Ok(())
         }
@@ -114,9 +114,9 @@ pub fn hazard_name(hazard: i32) -> String {
 }
 
 fn print_plan(plan: &pb::Plan) {
-    println!("{} (version {}): {} [{}]", plan.id, plan.version, plan.name, hazard_name(plan.hazard));
+    out!("{} (version {}): {} [{}]", plan.id, plan.version, plan.name, hazard_name(plan.hazard));
     for requirement in &plan.levels {
-        println!("\nlevel {}", level_name(requirement.level));
+        out!("\nlevel {}", level_name(requirement.level));
         let mut table = output::table(&["need", "amount"]);
         for team in &requirement.teams {
             table.add_row(vec![
@@ -127,20 +127,20 @@ fn print_plan(plan: &pb::Plan) {
         for supply in &requirement.supplies {
             table.add_row(vec![supply.item_code.clone(), supply.quantity.to_string()]);
         }
-        println!("{table}");
+        out!("{table}");
         for task in &requirement.tasks {
             let supporting = if task.supporting.is_empty() {
                 String::new()
             } else {
                 format!("; with {}", task.supporting.join(", "))
             };
-            println!("  task: {} (lead: {}{supporting})", task.title, task.lead);
+            out!("  task: {} (lead: {}{supporting})", task.title, task.lead);
         }
     }
     if !plan.triggers.is_empty() {
-        println!("\ntriggers");
+        out!("\ntriggers");
         for trigger in &plan.triggers {
-            println!("  {} >= {} -> level {}", trigger.metric, trigger.threshold, level_name(trigger.level));
+            out!("  {} >= {} -> level {}", trigger.metric, trigger.threshold, level_name(trigger.level));
         }
     }
 }

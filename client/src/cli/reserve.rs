@@ -3,7 +3,7 @@
 use clap::Subcommand;
 use muster_client::{all_pages, new_request_id, proto as pb, Client};
 
-use super::output::{self, Output};
+use super::output::{self, out, Output};
 use super::parse;
 
 /// Catalog subcommands.
@@ -156,7 +156,7 @@ fn print_items(items: &[pb::Item], output: Output) -> anyhow::Result<()> {
     for item in items {
         table.add_row(vec![&item.code, &item.name, &item.unit, &item.category]);
     }
-    println!("{table}");
+    out!("{table}");
     Ok(())
 }
 
@@ -200,7 +200,7 @@ fn print_depots(depots: &[pb::Depot], output: Output) -> anyhow::Result<()> {
             output::position(depot.position.as_ref()),
         ]);
     }
-    println!("{table}");
+    out!("{table}");
     Ok(())
 }
 
@@ -285,7 +285,7 @@ pub async fn stock(client: &Client, command: StockCommand, output: Output) -> an
                     entry.note.clone(),
                 ]);
             }
-            println!("{table}");
+            out!("{table}");
             Ok(())
         }
         StockCommand::MinReserve { depot, item, min_reserve } => {
@@ -330,6 +330,6 @@ fn print_levels(levels: &[pb::StockLevel], output: Output) -> anyhow::Result<()>
         row.extend(totals.iter().map(i64::to_string));
         table.add_row(row);
     }
-    println!("{table}");
+    out!("{table}");
     Ok(())
 }

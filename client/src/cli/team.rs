@@ -4,7 +4,7 @@ use clap::{Args, Subcommand};
 use muster_client::{all_pages, new_request_id, proto as pb, Client, Timestamp};
 use tokio_stream::StreamExt;
 
-use super::output::{self, Output};
+use super::output::{self, out, Output};
 use super::parse;
 
 /// Roster subcommands.
@@ -203,7 +203,7 @@ pub async fn run(client: &Client, command: TeamCommand, output: Output) -> anyho
                 if output.json {
                     output.json_line(&event)?;
                 } else if let Some(team) = &event.team {
-                    println!(
+                    out!(
                         "{:>8}  {:<16} v{:<4} {:<15} {}",
                         event.sequence,
                         team.id,
@@ -253,7 +253,7 @@ fn print_team(team: &pb::Team, output: Output) -> anyhow::Result<()> {
     table.add_row(vec!["last_report_at".to_owned(), output::time(team.last_report_at.as_ref())]);
     table.add_row(vec!["members".to_owned(), team.members.len().to_string()]);
     table.add_row(vec!["version".to_owned(), team.version.to_string()]);
-    println!("{table}");
+    out!("{table}");
     Ok(())
 }
 
@@ -275,7 +275,7 @@ fn print_teams(teams: &[pb::Team], output: Output) -> anyhow::Result<()> {
             output::time(team.last_report_at.as_ref()),
         ]);
     }
-    println!("{table}");
-    println!("{} team(s)", teams.len());
+    out!("{table}");
+    out!("{} team(s)", teams.len());
     Ok(())
 }
