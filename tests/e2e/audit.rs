@@ -6,6 +6,11 @@ use tonic::Code;
 
 use crate::support::{check_error, register};
 
+/// A page token for "after this sequence", as the server writes them.
+fn hex_token(sequence: u64) -> String {
+    sequence.to_string().bytes().map(|byte| format!("{byte:02x}")).collect()
+}
+
 #[tokio::test]
 async fn list_events_shows_actor_time_request_id_and_a_summary_filtered_by_team_and_time() {
     let server = TestServer::start().await;
@@ -66,6 +71,15 @@ async fn list_events_shows_actor_time_request_id_and_a_summary_filtered_by_team_
     assert_eq!(second_page.events.iter().map(|event| event.sequence).collect::<Vec<_>>(), vec![3]);
     assert!(second_page.next_page_token.is_empty());
 
+    let beyond = audit
+        .list_events(pb::ListEventsRequest { page_token: hex_token(u64::MAX), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        beyond.events.is_empty() && beyond.next_page_token.is_empty(),
+        "a token past the end is an empty last page"
+    );
     check_error(
         audit.list_events(pb::ListEventsRequest { team_id: "bad id".into(), ..Default::default() }).await,
         Code::InvalidArgument,

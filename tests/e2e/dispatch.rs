@@ -378,6 +378,36 @@ async fn a_team_going_out_of_service_gives_its_need_back_and_closing_releases_ev
 }
 
 #[tokio::test]
+async fn a_team_going_out_of_service_on_scene_is_released_and_the_need_stays_filled() {
+    let server = TestServer::start().await;
+    let mut incidents = world(&server).await;
+    declare(&mut incidents, "A", 28.200, 112.951, pb::Level::Ii, 1, 0).await;
+    let assignment = dispatch(&mut incidents, "A", false).await.assignments.remove(0);
+    advance(&mut incidents, &assignment.id, pb::AssignmentStatus::OnScene).await.unwrap();
+    server
+        .client()
+        .await
+        .roster()
+        .report_status(pb::ReportStatusRequest {
+            team_id: team_of(&assignment).into(),
+            status: pb::TeamStatus::OutOfService.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let after = incidents
+        .list_assignments(pb::ListAssignmentsRequest { incident_id: "A".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .assignments;
+    assert_eq!(after[0].status(), pb::AssignmentStatus::Released, "a release after arrival: the work was done");
+    let incident =
+        incidents.get_incident(pb::GetIncidentRequest { id: "A".into(), as_of: None }).await.unwrap().into_inner();
+    assert_eq!(incident.needs[0].status(), pb::NeedStatus::Filled);
+}
+
+#[tokio::test]
 async fn zones_block_teams_inside_them_and_lift_again() {
     let server = TestServer::start().await;
     let mut incidents = world(&server).await;

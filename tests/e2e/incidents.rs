@@ -229,6 +229,32 @@ async fn metrics_escalate_through_triggers_never_de_escalate_and_an_explicit_lev
 }
 
 #[tokio::test]
+async fn a_stored_metric_never_undoes_an_operators_de_escalation() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    world(&client).await;
+    let mut incidents = client.incidents();
+    incidents.declare_incident(declaration("flood-1", pb::Level::Iv, "flood")).await.unwrap();
+    assert_eq!(
+        update(&mut incidents, "flood-1", pb::Level::Unspecified, &[("water_level_m", 38.5)]).await.level(),
+        pb::Level::Ii
+    );
+    assert_eq!(update(&mut incidents, "flood-1", pb::Level::Iii, &[]).await.level(), pb::Level::Iii);
+    let contained = incidents
+        .update_incident(pb::UpdateIncidentRequest {
+            id: "flood-1".into(),
+            status: pb::IncidentStatus::Contained.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(contained.level(), pb::Level::Iii, "an update without metrics never re-applies triggers");
+    let other = update(&mut incidents, "flood-1", pb::Level::Unspecified, &[("people_trapped", 3.0)]).await;
+    assert_eq!(other.level(), pb::Level::Iii, "only the metrics an update carries count");
+}
+
+#[tokio::test]
 async fn declared_metrics_can_trigger_a_higher_level_at_once() {
     let server = TestServer::start().await;
     let client = server.client().await;

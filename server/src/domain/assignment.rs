@@ -217,11 +217,18 @@ pub(super) fn update(state: &State, id: &str, to: AssignmentStatus) -> DomainRes
     Ok(vec![status_event(assignment, to, "", false)])
 }
 
-/// Withdraws a team's active assignment because the team went out of service.
+/// Ends a team's active assignment because the team went out of service:
+/// cancelled before arrival (that part of the need opens again), released
+/// once on scene (a release after arrival does not reopen the need).
 pub(super) fn withdraw(state: &State, assignment_id: &str, team_id: &str) -> DomainResult<Vec<Event>> {
     let assignment = state.assignment(assignment_id)?;
     let note = format!("team {team_id} reported OUT_OF_SERVICE");
-    Ok(vec![status_event(assignment, AssignmentStatus::Cancelled, &note, false)])
+    let to = if assignment.status == AssignmentStatus::OnScene {
+        AssignmentStatus::Released
+    } else {
+        AssignmentStatus::Cancelled
+    };
+    Ok(vec![status_event(assignment, to, &note, false)])
 }
 
 /// Releases every active assignment of a closing incident.

@@ -193,7 +193,7 @@ fn stock_events(
     let mut events = Vec::new();
     let delta = setting.on_hand - current.on_hand;
     if delta != 0 {
-        check_on_hand(&setting.depot_id, &setting.item_code, &current, setting.on_hand)
+        check_on_hand(&format!("{source}.on_hand"), &setting.depot_id, &setting.item_code, &current, setting.on_hand)
             .map_err(|error| DomainError::exhausted(format!("{source}.on_hand: {error}")))?;
         events.push(Event::StockAdjusted {
             depot_id: setting.depot_id.clone(),

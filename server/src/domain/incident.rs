@@ -423,10 +423,14 @@ pub(super) fn update(state: &State, update: &IncidentUpdate, time: Timestamp) ->
         events.push(Event::IncidentMetricsUpdated { incident_id: incident.id.clone(), metrics: changed_metrics });
     }
     let plan = state.incident_plan(incident);
+    // Triggers act on the metrics this update carries, and only without an
+    // explicit level: de-escalation is always an operator's decision, so a
+    // stored metric never raises the level again by itself.
     let new_level = match update.level {
         Some(level) => Some((level, LevelCause::Operator)),
+        None if update.metrics.is_empty() => None,
         None => plan
-            .and_then(|plan| plan.triggered_level(&merged))
+            .and_then(|plan| plan.triggered_level(&update.metrics))
             .filter(|(level, _, _)| level.is_more_severe_than(incident.level))
             .map(|(level, trigger, value)| {
                 (level, LevelCause::Trigger { metric: trigger.metric.clone(), value, threshold: trigger.threshold })

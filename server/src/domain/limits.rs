@@ -17,6 +17,8 @@ pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 pub const MAX_CODE_CHARS: usize = 32;
 /// Least and most capable tiers.
 pub const TIER_RANGE: std::ops::RangeInclusive<u32> = 1..=4;
+/// Slowest team speed that still gives finite travel times, in km/h.
+pub const MIN_SPEED_KMH: f64 = 1.0;
 /// Fastest plausible team speed (a helicopter), in km/h.
 pub const MAX_SPEED_KMH: f64 = 1_000.0;
 /// Largest headcount a team may declare without listing members.

@@ -253,7 +253,13 @@ fn existing_stock(state: &State, depot_field: &str, depot_id: &str, item_code: &
 }
 
 /// What an on_hand change to `new_on_hand` would break, if anything.
-pub fn check_on_hand(depot_id: &str, item_code: &str, stock: &Stock, new_on_hand: i64) -> DomainResult<()> {
+pub fn check_on_hand(
+    field: &str,
+    depot_id: &str,
+    item_code: &str,
+    stock: &Stock,
+    new_on_hand: i64,
+) -> DomainResult<()> {
     if new_on_hand < 0 {
         return Err(DomainError::exhausted(format!(
             "not enough {item_code} at {depot_id}: {} on hand, the change would leave {new_on_hand}",
@@ -268,7 +274,7 @@ pub fn check_on_hand(depot_id: &str, item_code: &str, stock: &Stock, new_on_hand
         )));
     }
     if new_on_hand > MAX_QUANTITY {
-        return Err(DomainError::invalid("delta", format!("on_hand would exceed {MAX_QUANTITY}")));
+        return Err(DomainError::invalid(field, format!("on_hand would exceed {MAX_QUANTITY}")));
     }
     Ok(())
 }
@@ -292,7 +298,7 @@ pub(super) fn adjust_stock(
     reason.check_delta("delta", delta)?;
     validate::text("note", note, false)?;
     let stock = existing_stock(state, "depot_id", depot_id, item_code)?;
-    check_on_hand(depot_id, item_code, &stock, stock.on_hand + delta)?;
+    check_on_hand("delta", depot_id, item_code, &stock, stock.on_hand + delta)?;
     Ok(vec![Event::StockAdjusted {
         depot_id: depot_id.to_owned(),
         item_code: item_code.to_owned(),
@@ -335,8 +341,8 @@ pub(super) fn transfer_stock(
     if from_depot_id == to_depot_id {
         return Err(DomainError::invalid("to_depot_id", "must differ from from_depot_id"));
     }
-    check_on_hand(from_depot_id, item_code, &from, from.on_hand - quantity)?;
-    check_on_hand(to_depot_id, item_code, &to, to.on_hand + quantity)?;
+    check_on_hand("quantity", from_depot_id, item_code, &from, from.on_hand - quantity)?;
+    check_on_hand("quantity", to_depot_id, item_code, &to, to.on_hand + quantity)?;
     Ok(vec![Event::StockTransferred {
         from_depot_id: from_depot_id.to_owned(),
         to_depot_id: to_depot_id.to_owned(),

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{DomainError, DomainResult};
 use super::event::Event;
-use super::limits::{MAX_HEADCOUNT, MAX_SPEED_KMH};
+use super::limits::{MAX_HEADCOUNT, MAX_SPEED_KMH, MIN_SPEED_KMH};
 use super::state::State;
 use super::types::{Capability, LatLng, Timestamp};
 use super::validate;
@@ -127,10 +127,10 @@ impl TeamProfile {
             ));
         }
         validate::position(&format!("{field}.home"), &self.home)?;
-        if !self.speed_kmh.is_finite() || self.speed_kmh <= 0.0 || self.speed_kmh > MAX_SPEED_KMH {
+        if !self.speed_kmh.is_finite() || !(MIN_SPEED_KMH..=MAX_SPEED_KMH).contains(&self.speed_kmh) {
             return Err(DomainError::invalid(
                 format!("{field}.speed_kmh"),
-                format!("must be above 0 and at most {MAX_SPEED_KMH}"),
+                format!("must be between {MIN_SPEED_KMH} and {MAX_SPEED_KMH}"),
             ));
         }
         self.validate_members(field)?;

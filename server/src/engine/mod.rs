@@ -62,6 +62,9 @@ pub enum EngineError {
     /// Reading the log failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A bug: executing the command failed unexpectedly; nothing changed.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 /// One committed command, as watchers see it.
@@ -293,5 +296,86 @@ pub fn replay(store: &dyn Store, up_to: u64, until: Option<Timestamp>) -> Result
     match failure {
         Some(error) => Err(error),
         None => Ok(state),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::domain::import::{Fixture, Sourced};
+    use crate::domain::reserve::{Depot, Item, LedgerReason};
+    use crate::domain::LatLng;
+    use crate::store::MemoryStore;
+
+    fn world() -> Command {
+        let mut fixture = Fixture::default();
+        let item = Item { code: "pump".into(), name: "Pump".into(), unit: "unit".into(), category: String::new() };
+        fixture.items.push(Sourced { source: String::new(), value: item });
+        let depot =
+            Depot { id: "D".into(), name: "Depot".into(), organization: String::new(), position: LatLng::default() };
+        fixture.depots.push(Sourced { source: String::new(), value: depot });
+        fixture.stock.push(Sourced {
+            source: String::new(),
+            value: crate::domain::import::StockSetting {
+                depot_id: "D".into(),
+                item_code: "pump".into(),
+                on_hand: 100,
+                min_reserve: 0,
+            },
+        });
+        Command::Import { fixture }
+    }
+
+    fn consume(delta: i64) -> Command {
+        Command::AdjustStock {
+            depot_id: "D".into(),
+            item_code: "pump".into(),
+            delta,
+            reason: Some(LedgerReason::Consumed),
+            note: String::new(),
+        }
+    }
+
+    fn on_hand(engine: &EngineHandle) -> i64 {
+        engine.snapshot().stock_level("D", "pump").unwrap().on_hand
+    }
+
+    /// Regression: a request id that expired and was used again in the very
+    /// group that expired it must keep its new record across a restart.
+    #[tokio::test]
+    async fn a_reused_expired_request_id_survives_a_restart() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = ManualClock::new(Timestamp::from_unix_seconds(1_000_000));
+        let engine = Engine::start(Arc::clone(&store), Arc::new(clock.clone()), EngineConfig::default()).unwrap();
+        let handle = engine.handle();
+        handle.submit(world(), "commander", None).await.unwrap();
+        handle.submit(consume(-5), "commander", Some("x".into())).await.unwrap();
+        clock.advance_seconds(25 * 3600);
+        handle.submit(consume(-7), "commander", Some("x".into())).await.unwrap();
+        assert_eq!(on_hand(&handle), 88);
+        engine.shutdown().await;
+
+        let engine = Engine::start(Arc::clone(&store), Arc::new(clock.clone()), EngineConfig::default()).unwrap();
+        let handle = engine.handle();
+        handle.submit(consume(-7), "commander", Some("x".into())).await.unwrap();
+        assert_eq!(on_hand(&handle), 88, "the retry after a restart must not apply again");
+        engine.shutdown().await;
+    }
+
+    /// A refused command leaves the state exactly as it was.
+    #[tokio::test]
+    async fn a_refused_command_changes_nothing() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let engine = Engine::start(store, Arc::new(ManualClock::new(Timestamp(0))), EngineConfig::default()).unwrap();
+        let handle = engine.handle();
+        handle.submit(world(), "commander", None).await.unwrap();
+        let before = handle.snapshot();
+        let refused = handle.submit(consume(-500), "commander", Some("y".into())).await;
+        assert!(matches!(refused, Err(EngineError::Domain(DomainError::ResourceExhausted(_)))));
+        assert_eq!(*handle.snapshot(), *before);
+        handle.submit(consume(-1), "commander", None).await.unwrap();
+        assert_eq!(handle.snapshot().last_sequence, before.last_sequence + 1, "no gap in the log");
+        engine.shutdown().await;
     }
 }

@@ -93,6 +93,10 @@ impl Writer {
             group.replies.push((submission.reply, result));
         }
         group.requests = pending.into_values().collect();
+        // A key that expired and was used again in this very group must not
+        // be removed after its new record is written.
+        let expired: Vec<RequestKey> =
+            expired.into_iter().filter(|key| !group.requests.iter().any(|record| &record.key == key)).collect();
         if group.records.is_empty() && group.requests.is_empty() && expired.is_empty() {
             Self::answer(group.replies);
             return;
@@ -174,21 +178,28 @@ impl Writer {
         }
         let time = self.clock.now().max(self.state.last_time);
         let context = Context { time, actor: submission.actor.clone(), settings: self.dispatch };
+        // Persistent maps make this copy cheap; it lets any failure below
+        // leave the state exactly as it was, so no event is ever applied
+        // without being logged.
+        let before = self.state.clone();
         let state = &mut self.state;
         let executed = catch_unwind(AssertUnwindSafe(|| {
-            execute(state, &submission.command, &context, submission.request_id.as_deref())
+            let records = execute(state, &submission.command, &context, submission.request_id.as_deref())?;
+            let reply = Reply::build(&submission.command, state, &records)?;
+            Ok::<_, DomainError>((records, reply))
         }));
-        let records = match executed {
-            Ok(Ok(records)) => records,
-            Ok(Err(refusal)) => return Err(refusal.into()),
+        let (records, reply) = match executed {
+            Ok(Ok(done)) => done,
+            Ok(Err(refusal)) => {
+                self.state = before;
+                return Err(refusal.into());
+            }
             Err(_) => {
-                // `decide` runs before any `apply`, and `apply` cannot fail, so
-                // a panic here means a bug in `decide`; the state is intact.
-                tracing::error!(command = submission.command.name(), "deciding a command panicked; it was refused");
-                return Err(EngineError::Unavailable("internal error while deciding the command".to_owned()));
+                self.state = before;
+                tracing::error!(command = submission.command.name(), "executing a command panicked; it was refused");
+                return Err(EngineError::Internal(format!("executing {} failed", submission.command.name())));
             }
         };
-        let reply = Reply::build(&submission.command, &self.state, &records).map_err(EngineError::Domain)?;
         if let Some(key) = key {
             pending.insert(key.clone(), RequestRecord { key, fingerprint, time, reply: reply.clone() });
         }

@@ -68,7 +68,9 @@ impl pb::audit_service_server::AuditService for AuditService {
         let engine = self.engine.clone();
         let (events, next) = tokio::task::spawn_blocking(move || {
             let mut events = Vec::new();
-            let mut next = after + 1;
+            let Some(mut next) = after.checked_add(1) else {
+                return Ok((Vec::new(), None));
+            };
             let mut scanned = 0;
             loop {
                 let chunk = engine.read_log(next, 1_024)?;

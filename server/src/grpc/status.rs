@@ -50,6 +50,10 @@ pub fn from_engine(error: EngineError) -> Status {
             tracing::error!(%error, "reading the log failed");
             Status::internal("internal error")
         }
+        EngineError::Internal(reason) => {
+            tracing::error!(%reason, "internal error");
+            Status::internal("internal error")
+        }
     }
 }
 
