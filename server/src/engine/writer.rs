@@ -159,14 +159,15 @@ impl Writer {
         if let Some(reason) = &self.failed {
             return Err(EngineError::Unavailable(format!("storage failed earlier: {reason}")));
         }
-        let fingerprint = fingerprint(&submission.command);
-        let key = submission
-            .request_id
-            .as_ref()
-            .map(|request_id| RequestKey { actor: submission.actor.clone(), request_id: request_id.clone() });
-        if let Some(key) = &key {
+        let key = submission.request_id.as_ref().map(|request_id| {
+            (
+                RequestKey { actor: submission.actor.clone(), request_id: request_id.clone() },
+                fingerprint(&submission.command),
+            )
+        });
+        if let Some((key, fingerprint)) = &key {
             if let Some(first) = pending.get(key).or_else(|| self.requests.get(key)) {
-                if first.fingerprint != fingerprint {
+                if first.fingerprint != *fingerprint {
                     return Err(DomainError::invalid(
                         "request_id",
                         "was already used for a different request; use a new request_id",
@@ -200,7 +201,7 @@ impl Writer {
                 return Err(EngineError::Internal(format!("executing {} failed", submission.command.name())));
             }
         };
-        if let Some(key) = key {
+        if let Some((key, fingerprint)) = key {
             pending.insert(key.clone(), RequestRecord { key, fingerprint, time, reply: reply.clone() });
         }
         if !records.is_empty() {
@@ -211,7 +212,8 @@ impl Writer {
     }
 }
 
-/// SHA-256 of the command's canonical encoding: a retry must be the same request.
+/// SHA-256 of the command's canonical encoding: a retry must be the same
+/// request. Computed only for commands that carry a `request_id`.
 fn fingerprint(command: &Command) -> [u8; 32] {
     let bytes = postcard::to_allocvec(command).unwrap_or_default();
     Sha256::digest(&bytes).into()

@@ -162,12 +162,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let view = match request.as_of {
             None => IncidentView::of(&self.engine.snapshot(), &request.id),
             Some(as_of) => {
-                let as_of = convert::timestamp_in("as_of", &as_of).map_err(status::from_domain)?;
-                let engine = self.engine.clone();
-                let state = tokio::task::spawn_blocking(move || engine.state_as_of(as_of))
-                    .await
-                    .map_err(status::from_join)?
-                    .map_err(|error| status::from_engine(error.into()))?;
+                let (state, as_of) = super::state_as_of(&self.engine, &as_of).await?;
                 IncidentView::of(&state, &request.id)
                     .map_err(|_| DomainError::not_found("incident", format!("{} (as of {as_of})", request.id)))
             }
@@ -215,9 +210,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
             })
         })()
         .map_err(status::from_domain)?;
-        if update.status == Some(IncidentStatus::Closed) {
-            return Err(status::invalid("status", "use CloseIncident to close an incident"));
-        }
         incident_reply(submit(&self.engine, &caller, &request.request_id, Command::UpdateIncident { update }).await?)
     }
 
@@ -345,12 +337,8 @@ impl pb::incident_service_server::IncidentService for IncidentService {
                 && (request.team_id.is_empty() || assignment.team_id() == Some(request.team_id.as_str()))
                 && (!request.active_only || assignment.status.is_active())
         });
+        // Keys are assignment numbers; their text is what `decode_sequence` reads.
         let (assignments, next_page_token) = convert::page(matching, page_size, u64::to_string);
-        let next_page_token = if next_page_token.is_empty() {
-            next_page_token
-        } else {
-            assignments.last().map(|last| page_token::encode_sequence(last.number)).unwrap_or_default()
-        };
         Ok(Response::new(pb::ListAssignmentsResponse {
             assignments: assignments.into_iter().map(convert::assignment_out).collect(),
             next_page_token,

@@ -32,6 +32,21 @@ pub(crate) async fn submit(
     engine.submit(command, &caller.actor, request_id).await.map_err(status::from_engine)
 }
 
+/// The state as it stood at a client's `as_of` time (field `as_of`), replayed
+/// from the log on a blocking thread, and that time.
+pub(crate) async fn state_as_of(
+    engine: &EngineHandle,
+    as_of: &muster_proto::Timestamp,
+) -> Result<(crate::domain::State, crate::domain::Timestamp), Status> {
+    let as_of = convert::timestamp_in("as_of", as_of).map_err(status::from_domain)?;
+    let engine = engine.clone();
+    let state = tokio::task::spawn_blocking(move || engine.state_as_of(as_of))
+        .await
+        .map_err(status::from_join)?
+        .map_err(|error| status::from_engine(error.into()))?;
+    Ok((state, as_of))
+}
+
 /// The answer a handler expected from the engine did not come: a wiring bug.
 pub(crate) fn unexpected_reply(reply: &Reply) -> Status {
     tracing::error!(?reply, "the engine answered with an unexpected reply type");

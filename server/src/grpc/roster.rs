@@ -60,12 +60,7 @@ impl pb::roster_service_server::RosterService for RosterService {
         let team = match request.as_of {
             None => self.engine.snapshot().team(&request.id).cloned(),
             Some(as_of) => {
-                let as_of = convert::timestamp_in("as_of", &as_of).map_err(status::from_domain)?;
-                let engine = self.engine.clone();
-                let state = tokio::task::spawn_blocking(move || engine.state_as_of(as_of))
-                    .await
-                    .map_err(status::from_join)?
-                    .map_err(|error| status::from_engine(error.into()))?;
+                let (state, as_of) = super::state_as_of(&self.engine, &as_of).await?;
                 state
                     .team(&request.id)
                     .cloned()
