@@ -77,6 +77,21 @@ async fn tokens_and_roles_limit_what_each_caller_may_do() {
     assert_eq!(actors, vec!["duty-officer", "duty-officer", "team:WR-01"], "the log names who did what");
 }
 
+/// The read side of a fault-injecting store: straight to its in-memory `inner`.
+macro_rules! delegate_reads {
+    () => {
+        fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
+            self.inner.read(from, limit)
+        }
+        fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError> {
+            self.inner.requests_since(since)
+        }
+        fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
+            self.inner.forget_requests_before(before)
+        }
+    };
+}
+
 /// A store whose appends wait at a gate, to hold the writer mid-commit.
 #[derive(Default)]
 struct GateStore {
@@ -116,15 +131,7 @@ impl Store for GateStore {
         drop(state);
         self.inner.append(append)
     }
-    fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
-        self.inner.read(from, limit)
-    }
-    fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError> {
-        self.inner.requests_since(since)
-    }
-    fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
-        self.inner.forget_requests_before(before)
-    }
+    delegate_reads!();
 }
 
 #[tokio::test]
@@ -179,15 +186,7 @@ impl Store for FailingStore {
         }
         self.inner.append(append)
     }
-    fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
-        self.inner.read(from, limit)
-    }
-    fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError> {
-        self.inner.requests_since(since)
-    }
-    fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
-        self.inner.forget_requests_before(before)
-    }
+    delegate_reads!();
 }
 
 #[tokio::test]
