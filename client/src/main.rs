@@ -55,8 +55,12 @@ enum Command {
         /// Propose only; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Level I and II needs that free teams cannot fill may take teams
+        /// from jobs at least two levels less severe (not yet on scene).
+        #[arg(long)]
+        divert: bool,
     },
-    /// Assignments: list, acknowledge, advance, release, cancel, decline, watch.
+    /// Assignments: assign by hand, list, acknowledge, advance, release, cancel, decline, watch.
     #[command(subcommand)]
     Assignment(cli::assignment::AssignmentCommand),
     /// Impassable zones.
@@ -96,7 +100,9 @@ async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         Command::Plan(command) => cli::plan::run(&client, command, output).await,
         Command::Incident(command) => cli::incident::run(&client, *command, output).await,
         Command::Audit(args) => cli::audit::run(&client, args, output).await,
-        Command::Dispatch { incident, dry_run } => cli::assignment::dispatch(&client, incident, dry_run, output).await,
+        Command::Dispatch { incident, dry_run, divert } => {
+            cli::assignment::dispatch(&client, incident, dry_run, divert, output).await
+        }
         Command::Assignment(command) => cli::assignment::run(&client, command, output).await,
         Command::Zone(command) => cli::assignment::zone(&client, command, output).await,
     }

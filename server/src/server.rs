@@ -30,6 +30,9 @@ use crate::store::{SledStore, Store};
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// The default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./muster-data";
+/// How long a shutdown waits for open calls and streams to finish before it
+/// drops their connections.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// The configuration file (`musterd --config FILE`), TOML. Command-line
 /// flags override it.
@@ -185,14 +188,16 @@ pub async fn serve_store(
 
     let closer = engine.closer();
     let stopping_health = health.clone();
+    let (began, grace) = tokio::sync::oneshot::channel::<()>();
     let on_shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: no new calls; finishing in-flight work");
         stopping_health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
         closer.close();
+        let _ = began.send(());
     };
 
-    let served = tonic::transport::Server::builder()
+    let serving = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(Duration::from_secs(20)))
         .tcp_keepalive(Some(Duration::from_secs(60)))
@@ -205,8 +210,24 @@ pub async fn serve_store(
         .add_service(plans)
         .add_service(incidents)
         .add_service(audit)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown)
-        .await;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown);
+    // A graceful shutdown waits for every open stream to finish, and a client
+    // that stopped reading never lets its stream finish: past the grace
+    // period the remaining connections are dropped.
+    let deadline = async {
+        if grace.await.is_ok() {
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let served = tokio::select! {
+        served = serving => served,
+        () = deadline => {
+            tracing::warn!(grace_seconds = SHUTDOWN_GRACE.as_secs(), "connections still open after the grace period; dropping them");
+            Ok(())
+        }
+    };
     engine.shutdown().await;
     tracing::info!(last_sequence = handle.snapshot().last_sequence, "musterd stopped; the log is durable");
     served.context("serving gRPC")

@@ -103,7 +103,7 @@ async fn declare(incidents: &mut Incidents, id: &str, lat: f64, lng: f64, level:
 
 async fn dispatch(incidents: &mut Incidents, incident: &str, dry_run: bool) -> pb::DispatchResponse {
     incidents
-        .dispatch(pb::DispatchRequest { request_id: String::new(), incident_id: incident.into(), dry_run })
+        .dispatch(pb::DispatchRequest { incident_id: incident.into(), dry_run, ..Default::default() })
         .await
         .unwrap()
         .into_inner()
@@ -126,6 +126,7 @@ async fn advance(
             request_id: String::new(),
             assignment_id: id.into(),
             status: status.into(),
+            ..Default::default()
         })
         .await
         .map(tonic::Response::into_inner)

@@ -90,7 +90,7 @@ async fn declaring_with_a_plan_creates_the_levels_needs_and_records_the_plan_ver
     assert_eq!((incident.plan_id.as_str(), incident.plan_version), ("flood", 1));
     assert_eq!(incident.status(), pb::IncidentStatus::Active);
     assert_eq!(incident.level(), pb::Level::Iii);
-    assert_eq!(incident.version, 3, "declared, then two needs raised");
+    assert_eq!(incident.version, 1, "one command, one version, however many needs it raised");
     assert_eq!(planned(&incident, "water_rescue"), 2);
     assert_eq!(planned(&incident, "sandbag"), 5_000);
     assert!(incident
@@ -541,5 +541,5 @@ async fn malformed_or_conflicting_incident_requests_are_refused_with_the_right_c
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(unchanged.version, 3, "refused requests changed nothing");
+    assert_eq!(unchanged.version, 1, "refused requests changed nothing");
 }

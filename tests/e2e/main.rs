@@ -8,6 +8,7 @@ mod dispatch;
 mod durability;
 mod import;
 mod incidents;
+mod operations;
 mod plans;
 mod reserve;
 mod roster;

@@ -26,9 +26,19 @@ fn resource(assignment: &pb::Assignment) -> String {
 }
 
 /// `muster dispatch`.
-pub async fn dispatch(client: &Client, incident: Option<String>, dry_run: bool, output: Output) -> anyhow::Result<()> {
-    let request =
-        pb::DispatchRequest { request_id: new_request_id("cli"), incident_id: incident.unwrap_or_default(), dry_run };
+pub async fn dispatch(
+    client: &Client,
+    incident: Option<String>,
+    dry_run: bool,
+    divert: bool,
+    output: Output,
+) -> anyhow::Result<()> {
+    let request = pb::DispatchRequest {
+        request_id: new_request_id("cli"),
+        incident_id: incident.unwrap_or_default(),
+        dry_run,
+        divert,
+    };
     let incidents = client.incidents();
     let response = muster_client::retry!(incidents, dispatch, request)?;
     if output.json {
@@ -92,6 +102,24 @@ pub enum AssignmentCommand {
         #[arg(long)]
         active: bool,
     },
+    /// Assigns a chosen team, or a quantity from a chosen depot, to a need by
+    /// hand (the dispatcher's rules apply; your reason is recorded).
+    Assign {
+        /// Need id (N<number>).
+        need: String,
+        /// The team to send (team needs).
+        #[arg(long, conflicts_with_all = ["depot", "quantity"], required_unless_present = "depot")]
+        team: Option<String>,
+        /// The depot to take stock from (supply needs).
+        #[arg(long, requires = "quantity")]
+        depot: Option<String>,
+        /// Units from the depot.
+        #[arg(long)]
+        quantity: Option<i64>,
+        /// Why, in your words (recorded in the assignment's reason).
+        #[arg(long)]
+        reason: String,
+    },
     /// The team acknowledges.
     Ack {
         /// Assignment id.
@@ -105,15 +133,25 @@ pub enum AssignmentCommand {
         #[arg(long, value_parser = parse::assignment_status)]
         to: pb::AssignmentStatus,
     },
-    /// Releases an assignment (the work is done; the team returns).
+    /// Releases an assignment on scene (the work is done; the team returns).
     Release {
         /// Assignment id.
         id: String,
+        /// Supplies: units that came back to the depot (entered as RETURNED).
+        #[arg(long, default_value_t = 0)]
+        returned: i64,
+        /// A note for the log.
+        #[arg(long, default_value = "")]
+        note: String,
     },
-    /// Cancels an assignment before arrival; that part of the need opens again.
+    /// Cancels an assignment before arrival; that part of the need opens
+    /// again, and stock already issued returns to its depot.
     Cancel {
         /// Assignment id.
         id: String,
+        /// A note for the log.
+        #[arg(long, default_value = "")]
+        note: String,
     },
     /// The team declines a dispatched assignment; it is not proposed again for that need.
     Decline {
@@ -131,7 +169,7 @@ pub enum AssignmentCommand {
 /// Runs a `muster assignment` subcommand.
 pub async fn run(client: &Client, command: AssignmentCommand, output: Output) -> anyhow::Result<()> {
     let incidents = client.incidents();
-    let (id, status) = match command {
+    let (id, status, returned_quantity, note) = match command {
         AssignmentCommand::List { incident, team, active } => {
             let list = all_pages(None, |page_token| {
                 let mut incidents = incidents.clone();
@@ -172,14 +210,41 @@ pub async fn run(client: &Client, command: AssignmentCommand, output: Output) ->
             }
             return Ok(());
         }
-        AssignmentCommand::Ack { id } => (id, pb::AssignmentStatus::Acknowledged),
-        AssignmentCommand::Advance { id, to } => (id, to),
-        AssignmentCommand::Release { id } => (id, pb::AssignmentStatus::Released),
-        AssignmentCommand::Cancel { id } => (id, pb::AssignmentStatus::Cancelled),
-        AssignmentCommand::Decline { id } => (id, pb::AssignmentStatus::Declined),
+        AssignmentCommand::Assign { need, team, depot, quantity, reason } => {
+            let resource = match (team, depot) {
+                (Some(team), _) => pb::assign_resource_request::Resource::TeamId(team),
+                (None, Some(depot_id)) => pb::assign_resource_request::Resource::Supply(pb::SupplyAllocation {
+                    depot_id,
+                    item_code: String::new(),
+                    quantity: quantity.unwrap_or_default(),
+                }),
+                (None, None) => anyhow::bail!("give --team, or --depot with --quantity"),
+            };
+            let request = pb::AssignResourceRequest {
+                request_id: new_request_id("cli"),
+                need_id: need,
+                resource: Some(resource),
+                reason,
+            };
+            let assignment = muster_client::retry!(incidents, assign_resource, request)?;
+            if !output.json {
+                out!("{}", assignment.reason);
+            }
+            return print_assignments(&[assignment], output);
+        }
+        AssignmentCommand::Ack { id } => (id, pb::AssignmentStatus::Acknowledged, 0, String::new()),
+        AssignmentCommand::Advance { id, to } => (id, to, 0, String::new()),
+        AssignmentCommand::Release { id, returned, note } => (id, pb::AssignmentStatus::Released, returned, note),
+        AssignmentCommand::Cancel { id, note } => (id, pb::AssignmentStatus::Cancelled, 0, note),
+        AssignmentCommand::Decline { id } => (id, pb::AssignmentStatus::Declined, 0, String::new()),
     };
-    let request =
-        pb::UpdateAssignmentRequest { request_id: new_request_id("cli"), assignment_id: id, status: status.into() };
+    let request = pb::UpdateAssignmentRequest {
+        request_id: new_request_id("cli"),
+        assignment_id: id,
+        status: status.into(),
+        returned_quantity,
+        note,
+    };
     let assignment = muster_client::retry!(incidents, update_assignment, request)?;
     print_assignments(&[assignment], output)
 }

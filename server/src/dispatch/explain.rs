@@ -8,7 +8,7 @@ use super::{depot_stock, DepotStock, OpenNeed, Unavailable};
 use crate::domain::incident::need_id;
 use crate::domain::plan::NeedKey;
 use crate::domain::team::Team;
-use crate::domain::{Level, State};
+use crate::domain::{Level, State, Timestamp};
 
 fn capability_of(open: &OpenNeed<'_>) -> (String, u32) {
     match &open.need.key {
@@ -60,6 +60,44 @@ pub(super) fn team_reason(
     }
 }
 
+/// Why `team` leaves `source` for `open`: the job it left, named.
+pub(super) fn diversion_reason(
+    state: &State,
+    team: &Team,
+    open: &OpenNeed<'_>,
+    source: &crate::domain::assignment::Assignment,
+    leg: &Leg,
+) -> String {
+    let job_level = state.incidents.get(&source.incident_id).map(|incident| incident.level.to_string());
+    format!(
+        "{} is {:.1} km, {:.0} min away{}: no free qualifying team was left for this level-{} need, so it was \
+         diverted from {} (need {} of incident {}, level {}), a job at least two levels less severe",
+        team.id,
+        leg.distance_km,
+        leg.minutes,
+        if leg.crosses_zone { ", detouring around an impassable zone" } else { "" },
+        open.level(),
+        source.id(),
+        need_id(source.need_number),
+        source.incident_id,
+        job_level.unwrap_or_else(|| "?".to_owned())
+    )
+}
+
+/// How old a team's position is, when it is older than the staleness age
+/// (a team that never reported stands at the position it registered with).
+pub(crate) fn stale_position(team: &Team, settings: &super::travel::Settings, now: Timestamp) -> Option<String> {
+    let reported = team.last_report_at?;
+    let age_minutes = now.minutes_since(reported);
+    let stale_minutes = settings.stale_after_seconds as f64 / 60.0;
+    (settings.stale_after_seconds > 0 && age_minutes > stale_minutes).then(|| {
+        format!(
+            "position is stale: last reported {:.0} min ago, at {reported} (stale after {:.0} min)",
+            age_minutes, stale_minutes
+        )
+    })
+}
+
 /// What need `need_index` still lacks, and why.
 pub(super) fn team_shortfall(
     teams: &[&Team],
@@ -78,19 +116,18 @@ pub(super) fn team_shortfall(
         }
         qualifying += 1;
         let label = if open.need.declined_by.iter().any(|declined| declined == &team.id) {
-            "declined this need"
+            "declined or did not acknowledge this need"
         } else {
-            match &availability[index] {
-                Ok(()) => match served_by.get(&index) {
-                    Some(other) if *other == need_index => "assigned to this need",
-                    Some(_) => "assigned in this dispatch to needs of equal or higher priority",
-                    None => "available but unused",
-                },
-                Err(Unavailable::Busy) => "busy with other assignments",
-                Err(Unavailable::OutOfService) => "out of service",
-                Err(Unavailable::Uninsured) => "without valid accident insurance",
-                Err(Unavailable::NobodyOnDuty) => "with nobody on duty",
-                Err(Unavailable::InZone(_)) => "inside an impassable zone",
+            match (served_by.get(&index), &availability[index]) {
+                (Some(other), _) if *other == need_index => "assigned to this need",
+                (Some(_), _) => "assigned in this dispatch to needs of equal or higher priority",
+                (None, Ok(())) => "available but unused",
+                (None, Err(Unavailable::Busy)) => "busy with other assignments",
+                (None, Err(Unavailable::OutOfService)) => "out of service",
+                (None, Err(Unavailable::Uninsured)) => "without valid accident insurance",
+                (None, Err(Unavailable::NobodyOnDuty)) => "with nobody on duty",
+                (None, Err(Unavailable::NoInsuredMemberOnDuty)) => "with no insured member on duty",
+                (None, Err(Unavailable::InZone(_))) => "inside an impassable zone",
             }
         };
         *counts.entry(label).or_default() += 1;

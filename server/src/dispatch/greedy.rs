@@ -55,6 +55,7 @@ pub fn plan(state: &State, scope: Option<&str>, settings: &Settings, now: Timest
                         reason: "closest-first baseline".to_owned(),
                         override_quantity: 0,
                         priority: need.level(),
+                        diverted_from: None,
                     });
                 }
             }
@@ -105,6 +106,7 @@ pub fn plan(state: &State, scope: Option<&str>, settings: &Settings, now: Timest
                             reason: "closest-first baseline".to_owned(),
                             override_quantity: if allow_below { quantity } else { 0 },
                             priority: need.level(),
+                            diverted_from: None,
                         });
                     }
                 }

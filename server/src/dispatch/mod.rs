@@ -12,6 +12,7 @@
 //! reproduces every assignment without running the dispatcher again.
 
 mod assign;
+pub mod by_hand;
 pub mod cost;
 mod explain;
 mod flow;
@@ -50,6 +51,8 @@ pub struct Proposal {
     pub override_quantity: i64,
     /// The incident's level.
     pub priority: Level,
+    /// A diversion: the assignment the team leaves for this one.
+    pub diverted_from: Option<u64>,
 }
 
 /// What a dispatch would do.
@@ -137,22 +140,39 @@ pub(crate) enum Unavailable {
     OutOfService,
     Uninsured,
     NobodyOnDuty,
+    NoInsuredMemberOnDuty,
     InZone(String),
 }
 
-/// Whether a team can be dispatched now.
-pub(crate) fn team_availability(team: &Team, zones: &Zones, now: Timestamp) -> Result<(), Unavailable> {
+impl Unavailable {
+    /// In words, after "the team is".
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Unavailable::Busy => "busy with another assignment".to_owned(),
+            Unavailable::OutOfService => "out of service".to_owned(),
+            Unavailable::Uninsured => "without valid accident insurance".to_owned(),
+            Unavailable::NobodyOnDuty => "with nobody on duty".to_owned(),
+            Unavailable::NoInsuredMemberOnDuty => "with no insured member on duty".to_owned(),
+            Unavailable::InZone(zone) => format!("inside impassable zone {zone}"),
+        }
+    }
+}
+
+/// Whether a team could take a job now, leaving aside what it is doing:
+/// in service, insured, someone insured on duty, not cut off by a zone.
+fn team_fit(team: &Team, zones: &Zones, now: Timestamp) -> Result<(), Unavailable> {
     if team.status == TeamStatus::OutOfService {
         return Err(Unavailable::OutOfService);
-    }
-    if team.status != TeamStatus::Available || team.assignment_id.is_some() {
-        return Err(Unavailable::Busy);
     }
     if !team.insured_at(now) {
         return Err(Unavailable::Uninsured);
     }
-    if team.profile.headcount == 0 {
-        return Err(Unavailable::NobodyOnDuty);
+    if team.on_duty_at(now) == 0 {
+        return Err(if team.profile.members.is_empty() {
+            Unavailable::NobodyOnDuty
+        } else {
+            Unavailable::NoInsuredMemberOnDuty
+        });
     }
     if let Some(zone) = zones.containing(team.position) {
         return Err(Unavailable::InZone(zone.to_owned()));
@@ -160,12 +180,63 @@ pub(crate) fn team_availability(team: &Team, zones: &Zones, now: Timestamp) -> R
     Ok(())
 }
 
-/// Plans a dispatch for one incident (`scope`) or all, without changing anything.
-pub fn plan(state: &State, scope: Option<&str>, settings: &Settings, now: Timestamp) -> DomainResult<DispatchPlan> {
-    let open = open_needs(state, scope)?;
+/// Whether a team can be dispatched now: free (`AVAILABLE`, or `RETURNING`
+/// from its last reported position) and fit for a job.
+pub(crate) fn team_availability(team: &Team, zones: &Zones, now: Timestamp) -> Result<(), Unavailable> {
+    if team.status == TeamStatus::OutOfService {
+        return Err(Unavailable::OutOfService);
+    }
+    if !matches!(team.status, TeamStatus::Available | TeamStatus::Returning) || team.assignment_id.is_some() {
+        return Err(Unavailable::Busy);
+    }
+    team_fit(team, zones, now)
+}
+
+/// The active assignment a team could be diverted from to serve a need at
+/// `level` (`api.md`, "Operations"): made by the dispatcher, not yet on
+/// scene, and serving a need at least two levels less severe.
+fn diversion_source<'a>(state: &'a State, team: &Team, level: Level) -> Option<&'a Assignment> {
+    let assignment = state.assignment(team.assignment_id.as_deref()?).ok()?;
+    if assignment.by_hand
+        || !matches!(
+            assignment.status,
+            AssignmentStatus::Dispatched | AssignmentStatus::Acknowledged | AssignmentStatus::EnRoute
+        )
+    {
+        return None;
+    }
+    let job_level = state.incidents.get(&assignment.incident_id)?.level;
+    (job_level.index() >= level.index() + 2).then_some(assignment)
+}
+
+/// What a dispatch covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Scope<'a> {
+    /// One incident, or every incident (`None`).
+    pub incident_id: Option<&'a str>,
+    /// Level I and II needs that free teams cannot fill may take teams from
+    /// jobs at least two levels less severe.
+    pub divert: bool,
+}
+
+impl<'a> From<Option<&'a str>> for Scope<'a> {
+    fn from(incident_id: Option<&'a str>) -> Self {
+        Scope { incident_id, divert: false }
+    }
+}
+
+/// Plans a dispatch for one incident or all, without changing anything.
+pub fn plan<'a>(
+    state: &State,
+    scope: impl Into<Scope<'a>>,
+    settings: &Settings,
+    now: Timestamp,
+) -> DomainResult<DispatchPlan> {
+    let scope = scope.into();
+    let open = open_needs(state, scope.incident_id)?;
     let zones = Zones::new(state.zones.values());
     let mut plan = DispatchPlan::default();
-    plan_teams(state, &open, settings, &zones, now, &mut plan);
+    plan_teams(state, &open, scope.divert, settings, &zones, now, &mut plan);
     plan_supplies(state, &open, settings, &zones, &mut plan);
     let order: BTreeMap<u64, usize> = open.iter().enumerate().map(|(index, open)| (open.need.number, index)).collect();
     plan.proposals.sort_by(|left, right| {
@@ -180,20 +251,35 @@ pub fn plan(state: &State, scope: Option<&str>, settings: &Settings, now: Timest
     Ok(plan)
 }
 
-/// Plans and turns the plan into events: one `AssignmentCreated` per
-/// proposal and a `DispatchCompleted` with the shortfalls. Nothing to do:
-/// no events.
-pub(crate) fn commit(
-    state: &State,
-    scope: Option<&str>,
-    settings: &Settings,
-    now: Timestamp,
-) -> DomainResult<Vec<Event>> {
+/// Plans and turns the plan into events: for each diversion the old
+/// assignment's cancellation (and the lowering that keeps its need at its
+/// level's figure), one `AssignmentCreated` per proposal, and a
+/// `DispatchCompleted` with the shortfalls. Nothing to do: no events.
+pub(crate) fn commit(state: &State, scope: Scope<'_>, settings: &Settings, now: Timestamp) -> DomainResult<Vec<Event>> {
     let plan = plan(state, scope, settings, now)?;
     if plan.proposals.is_empty() && plan.shortfalls.is_empty() {
         return Ok(Vec::new());
     }
     let mut events = Vec::with_capacity(plan.proposals.len() + 1);
+    // Diversions cancel the old assignments one after another, each need's
+    // lowering seeing the ones before it.
+    let mut after_diversions: Option<State> = None;
+    for proposal in &plan.proposals {
+        let Some(old) = proposal.diverted_from.and_then(|number| state.assignments.get(&number)) else { continue };
+        let scratch = after_diversions.get_or_insert_with(|| state.clone());
+        let note = format!(
+            "diverted to need {} of incident {} (level {})",
+            crate::domain::incident::need_id(proposal.need_number),
+            proposal.incident_id,
+            proposal.priority
+        );
+        let cancel = crate::domain::assignment::status_event(old, AssignmentStatus::Cancelled, &note, false);
+        let lowering = crate::domain::assignment::hold_to_figure(scratch, old.need_number, old.amount());
+        for event in std::iter::once(cancel).chain(lowering) {
+            scratch.apply_provisionally(&event, now);
+            events.push(event);
+        }
+    }
     for (number, proposal) in (state.counters.assignments + 1..).zip(&plan.proposals) {
         events.push(Event::AssignmentCreated {
             assignment: Assignment {
@@ -211,11 +297,13 @@ pub(crate) fn commit(
                 created_at: now,
                 updated_at: now,
                 issued: false,
+                by_hand: false,
+                returned_quantity: 0,
             },
         });
     }
     events.push(Event::DispatchCompleted {
-        incident_id: scope.map(str::to_owned),
+        incident_id: scope.incident_id.map(str::to_owned),
         assignments: u64::try_from(plan.proposals.len()).unwrap_or(u64::MAX),
         shortfalls: plan.shortfalls,
     });
@@ -243,9 +331,58 @@ impl LegCache<'_> {
     }
 }
 
+/// One exact assignment of teams to needs: `missing[i]` rows for need `i`,
+/// each able to take any of `candidates[i]`. Returns (row's need, team, leg).
+fn solve_round(
+    team_needs: &[&OpenNeed<'_>],
+    missing: &[i64],
+    candidates: &[Vec<(usize, Leg)>],
+    columns: usize,
+) -> Vec<(usize, usize, Leg)> {
+    let edges: Vec<Vec<assign::Edge<8>>> = team_needs
+        .iter()
+        .zip(candidates)
+        .map(|(open, eligible)| {
+            eligible
+                .iter()
+                .map(|(index, leg)| assign::Edge {
+                    column: *index,
+                    cost: cost::team_travel(open.level(), leg.millis()),
+                })
+                .collect()
+        })
+        .collect();
+    let mut row_need = Vec::new();
+    for (need_index, wanted) in missing.iter().enumerate() {
+        let rows = (*wanted).min(i64::try_from(candidates[need_index].len()).unwrap_or(i64::MAX));
+        for _ in 0..rows {
+            row_need.push(need_index);
+        }
+    }
+    if row_need.is_empty() {
+        return Vec::new();
+    }
+    let problem = assign::Problem {
+        columns,
+        edges: row_need.iter().map(|need_index| edges[*need_index].as_slice()).collect(),
+        unfilled: row_need.iter().map(|need_index| cost::team_unfilled(team_needs[*need_index].level())).collect(),
+    };
+    let solution = assign::solve(&problem);
+    let mut taken = Vec::new();
+    for (row, column) in solution.iter().enumerate() {
+        let Some(column) = *column else { continue };
+        let need_index = row_need[row];
+        if let Some((_, leg)) = candidates[need_index].iter().find(|(index, _)| *index == column) {
+            taken.push((need_index, column, *leg));
+        }
+    }
+    taken
+}
+
 fn plan_teams<'a>(
     state: &'a State,
     open: &[OpenNeed<'a>],
+    divert: bool,
     settings: &Settings,
     zones: &Zones,
     now: Timestamp,
@@ -288,34 +425,14 @@ fn plan_teams<'a>(
         }
         candidates.push(eligible);
     }
-    let edges: Vec<Vec<assign::Edge<8>>> = team_needs
-        .iter()
-        .zip(&candidates)
-        .map(|(open, eligible)| {
-            eligible
-                .iter()
-                .map(|(index, leg)| assign::Edge {
-                    column: *index,
-                    cost: cost::team_travel(open.level(), leg.millis()),
-                })
-                .collect()
-        })
-        .collect();
-    let mut row_need = Vec::new();
-    for (need_index, open) in team_needs.iter().enumerate() {
-        let rows = open.missing.min(i64::try_from(candidates[need_index].len()).unwrap_or(i64::MAX));
-        for _ in 0..rows {
-            row_need.push(need_index);
-        }
-    }
-    let problem = assign::Problem {
-        columns: teams.len(),
-        edges: row_need.iter().map(|need_index| edges[*need_index].as_slice()).collect(),
-        unfilled: row_need.iter().map(|need_index| cost::team_unfilled(team_needs[*need_index].level())).collect(),
-    };
-    let solution = assign::solve(&problem);
+    let missing: Vec<i64> = team_needs.iter().map(|open| open.missing).collect();
+    let taken = solve_round(&team_needs, &missing, &candidates, teams.len());
     let mut served_by: BTreeMap<usize, usize> = BTreeMap::new();
     let mut filled = vec![0i64; team_needs.len()];
+    for (need_index, column, _) in &taken {
+        served_by.insert(*column, *need_index);
+        filled[*need_index] += 1;
+    }
     let nearest_first: Vec<Vec<(usize, Leg)>> = candidates
         .iter()
         .map(|eligible| {
@@ -324,29 +441,48 @@ fn plan_teams<'a>(
             sorted
         })
         .collect();
-    for (row, column) in solution.iter().enumerate() {
-        if let Some(column) = column {
-            served_by.insert(*column, row_need[row]);
-            filled[row_need[row]] += 1;
-        }
+    for (need_index, column, leg) in &taken {
+        let open = team_needs[*need_index];
+        let reason = explain::team_reason(&teams, &team_needs, &nearest_first, &served_by, *need_index, *column, leg);
+        plan.proposals.push(team_proposal(open, teams[*column], leg, reason, None, settings, now));
     }
-    for (row, column) in solution.iter().enumerate() {
-        let Some(column) = *column else { continue };
-        let need_index = row_need[row];
-        let open = team_needs[need_index];
-        let leg = candidates[need_index].iter().find(|(index, _)| *index == column).map(|(_, leg)| *leg);
-        let Some(leg) = leg else { continue };
-        let reason = explain::team_reason(&teams, &team_needs, &nearest_first, &served_by, need_index, column, &leg);
-        plan.proposals.push(Proposal {
-            need_number: open.need.number,
-            incident_id: open.incident.id.clone(),
-            resource: AssignedResource::Team { team_id: teams[column].id.clone() },
-            distance_km: leg.distance_km,
-            eta_minutes: leg.minutes,
-            reason,
-            override_quantity: 0,
-            priority: open.level(),
-        });
+    if divert {
+        // Free teams first: only what they left open at levels I and II may
+        // take a team from a job at least two levels less severe.
+        let still_missing: Vec<i64> = team_needs
+            .iter()
+            .zip(&filled)
+            .map(|(open, filled)| if open.level().index() <= 1 { open.missing - filled } else { 0 })
+            .collect();
+        if still_missing.iter().any(|missing| *missing > 0) {
+            let mut divertible: Vec<Vec<(usize, Leg)>> = Vec::with_capacity(team_needs.len());
+            for (need_index, open) in team_needs.iter().enumerate() {
+                let NeedKey::Team { capability, min_tier } = &open.need.key else { continue };
+                let incident = incident_index.get(open.incident.id.as_str()).copied().unwrap_or_default();
+                let mut eligible = Vec::new();
+                if still_missing[need_index] > 0 {
+                    for (index, team) in teams.iter().enumerate() {
+                        if team.qualifies(capability, *min_tier)
+                            && !open.need.declined_by.iter().any(|declined| declined == &team.id)
+                            && team_fit(team, zones, now).is_ok()
+                            && diversion_source(state, team, open.level()).is_some()
+                        {
+                            eligible.push((index, legs.team_leg(incident, open.incident, index, team)));
+                        }
+                    }
+                }
+                divertible.push(eligible);
+            }
+            for (need_index, column, leg) in solve_round(&team_needs, &still_missing, &divertible, teams.len()) {
+                let open = team_needs[need_index];
+                let team = teams[column];
+                let Some(source) = diversion_source(state, team, open.level()) else { continue };
+                served_by.insert(column, need_index);
+                filled[need_index] += 1;
+                let reason = explain::diversion_reason(state, team, open, source, &leg);
+                plan.proposals.push(team_proposal(open, team, &leg, reason, Some(source.number), settings, now));
+            }
+        }
     }
     for (need_index, open) in team_needs.iter().enumerate() {
         let missing = open.missing - filled[need_index];
@@ -358,6 +494,33 @@ fn plan_teams<'a>(
                 reason: explain::team_shortfall(&teams, &availability, &served_by, &team_needs, need_index),
             });
         }
+    }
+}
+
+/// A team proposal, its reason completed with the age of a stale position.
+fn team_proposal(
+    open: &OpenNeed<'_>,
+    team: &Team,
+    leg: &Leg,
+    mut reason: String,
+    diverted_from: Option<u64>,
+    settings: &Settings,
+    now: Timestamp,
+) -> Proposal {
+    if let Some(stale) = explain::stale_position(team, settings, now) {
+        reason.push_str("; ");
+        reason.push_str(&stale);
+    }
+    Proposal {
+        need_number: open.need.number,
+        incident_id: open.incident.id.clone(),
+        resource: AssignedResource::Team { team_id: team.id.clone() },
+        distance_km: leg.distance_km,
+        eta_minutes: leg.minutes,
+        reason,
+        override_quantity: 0,
+        priority: open.level(),
+        diverted_from,
     }
 }
 
@@ -498,6 +661,7 @@ fn plan_item(
             reason: explain::supply_reason(item_code, depot, &leg, *above, *below, &legs[*need_index], depots),
             override_quantity: *below,
             priority: open.level(),
+            diverted_from: None,
         });
     }
     for (need_index, open) in needs.iter().enumerate() {

@@ -7,7 +7,8 @@ use geo::{Contains, Distance, Haversine, Intersects, Line, LineString, Point, Po
 use crate::domain::zone::Zone;
 use crate::domain::LatLng;
 
-/// How travel is estimated (server configuration, `[dispatch]`).
+/// How travel is estimated and how long the dispatcher waits on teams
+/// (server configuration, `[dispatch]`).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -18,11 +19,30 @@ pub struct Settings {
     /// Road distance is multiplied by this when the straight route crosses
     /// an impassable zone (a detour).
     pub zone_detour_factor: f64,
+    /// A team assignment still `DISPATCHED` this long after it was made is
+    /// cancelled by the server (0: never).
+    pub ack_timeout_seconds: u64,
+    /// A position reported longer ago than this is called stale in the
+    /// reasons of the assignments it leads to.
+    pub stale_after_seconds: u64,
 }
+
+/// The default acknowledgement timeout: ten minutes.
+pub const DEFAULT_ACK_TIMEOUT_SECONDS: u64 = 600;
+/// The default age at which a reported position is stale: thirty minutes.
+pub const DEFAULT_STALE_AFTER_SECONDS: u64 = 1_800;
+/// The longest acknowledgement timeout or staleness age accepted: a week.
+pub const MAX_OPERATIONS_SECONDS: u64 = 7 * 24 * 3_600;
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { road_factor: 1.3, convoy_speed_kmh: 40.0, zone_detour_factor: 2.0 }
+        Settings {
+            road_factor: 1.3,
+            convoy_speed_kmh: 40.0,
+            zone_detour_factor: 2.0,
+            ack_timeout_seconds: DEFAULT_ACK_TIMEOUT_SECONDS,
+            stale_after_seconds: DEFAULT_STALE_AFTER_SECONDS,
+        }
     }
 }
 
@@ -37,6 +57,15 @@ impl Settings {
         for (name, value, low, high) in checks {
             if !value.is_finite() || value < low || value > high {
                 return Err(format!("{name} must be between {low} and {high}, not {value}"));
+            }
+        }
+        let durations = [
+            ("dispatch.ack_timeout_seconds", self.ack_timeout_seconds),
+            ("dispatch.stale_after_seconds", self.stale_after_seconds),
+        ];
+        for (name, value) in durations {
+            if value > MAX_OPERATIONS_SECONDS {
+                return Err(format!("{name} must be at most {MAX_OPERATIONS_SECONDS} (a week), not {value}"));
             }
         }
         Ok(())

@@ -116,6 +116,11 @@ pub struct Assignment {
     pub updated_at: Timestamp,
     /// Supplies: issued through the ledger already.
     pub issued: bool,
+    /// Made by an operator (`AssignResource`), not by the dispatcher: the
+    /// dispatcher never moves or diverts it.
+    pub by_hand: bool,
+    /// Supplies: units returned to the depot after they were issued.
+    pub returned_quantity: i64,
 }
 
 impl Assignment {
@@ -164,7 +169,7 @@ impl State {
 /// here: `issue` when the move passes `EN_ROUTE` with stock not yet issued
 /// (a skip forward counts); an incident's closing releases without issuing,
 /// so what was only reserved is unreserved.
-fn status_event(assignment: &Assignment, to: AssignmentStatus, note: &str, closing: bool) -> Event {
+pub(crate) fn status_event(assignment: &Assignment, to: AssignmentStatus, note: &str, closing: bool) -> Event {
     let passes_en_route = to.step().is_some_and(|step| step >= 2);
     let issue = matches!(assignment.resource, AssignedResource::Supply { .. })
         && !assignment.issued
@@ -181,11 +186,37 @@ fn status_event(assignment: &Assignment, to: AssignmentStatus, note: &str, closi
     }
 }
 
-/// `UpdateAssignment`: moves an assignment forward, cancels or declines it.
-pub(super) fn update(state: &State, id: &str, to: AssignmentStatus) -> DomainResult<Vec<Event>> {
+/// `UpdateAssignment`: moves an assignment forward, cancels or declines it;
+/// returns issued stock that comes back; keeps a de-escalated need at its
+/// level's figure when a cancel or decline would reopen it above that.
+pub(super) fn update(
+    state: &State,
+    id: &str,
+    to: AssignmentStatus,
+    returned_quantity: i64,
+    note: &str,
+) -> DomainResult<Vec<Event>> {
     validate::id("assignment_id", id)?;
+    validate::text("note", note, false)?;
     let assignment = state.assignment(id)?;
     let from = assignment.status;
+    let is_supply = matches!(assignment.resource, AssignedResource::Supply { .. });
+    if returned_quantity != 0 {
+        if !is_supply || to != AssignmentStatus::Released {
+            return Err(DomainError::invalid(
+                "returned_quantity",
+                "is given only when a supply assignment is RELEASED (units that came back)",
+            ));
+        }
+        let issued = if assignment.issued { assignment.amount() } else { 0 };
+        let returnable = issued - assignment.returned_quantity;
+        if !(0..=returnable).contains(&returned_quantity) {
+            return Err(DomainError::invalid(
+                "returned_quantity",
+                format!("must be between 0 and {returnable}, the units issued for {id}"),
+            ));
+        }
+    }
     if from == to {
         return Ok(Vec::new());
     }
@@ -200,12 +231,16 @@ pub(super) fn update(state: &State, id: &str, to: AssignmentStatus) -> DomainRes
             from == AssignmentStatus::Dispatched
         }
         AssignmentStatus::Cancelled => from != AssignmentStatus::OnScene,
+        AssignmentStatus::Released => from == AssignmentStatus::OnScene,
         _ => matches!((from.step(), to.step()), (Some(from), Some(to)) if to > from),
     };
     if !allowed {
         let rule = match to {
             AssignmentStatus::Declined => "a team may decline only a DISPATCHED assignment",
             AssignmentStatus::Cancelled => "an assignment on scene is released, not cancelled",
+            AssignmentStatus::Released => {
+                "only an assignment ON_SCENE is released; one that never arrived is CANCELLED, which reopens its need"
+            }
             _ => "assignment steps may skip forward but never go back",
         };
         return Err(DomainError::precondition(format!(
@@ -214,21 +249,122 @@ pub(super) fn update(state: &State, id: &str, to: AssignmentStatus) -> DomainRes
             to.as_str()
         )));
     }
-    Ok(vec![status_event(assignment, to, "", false)])
+    let mut events = vec![status_event(assignment, to, note, false)];
+    match to {
+        AssignmentStatus::Cancelled if assignment.issued => {
+            let quantity = assignment.amount() - assignment.returned_quantity;
+            events.extend(stock_return(assignment, quantity, "cancelled after the stock left the depot"));
+        }
+        AssignmentStatus::Released if returned_quantity > 0 => {
+            events.extend(stock_return(assignment, returned_quantity, "released; units came back"));
+        }
+        _ => {}
+    }
+    if matches!(to, AssignmentStatus::Cancelled | AssignmentStatus::Declined) {
+        events.extend(hold_to_figure(state, assignment.need_number, assignment.amount()));
+    }
+    Ok(events)
+}
+
+/// The `StockReturned` event for `quantity` units of a supply assignment
+/// (none for a team, or for nothing to return).
+fn stock_return(assignment: &Assignment, quantity: i64, why: &str) -> Option<Event> {
+    let AssignedResource::Supply { depot_id, item_code, .. } = &assignment.resource else { return None };
+    (quantity > 0).then(|| Event::StockReturned {
+        incident_id: assignment.incident_id.clone(),
+        assignment_number: assignment.number,
+        depot_id: depot_id.clone(),
+        item_code: item_code.clone(),
+        quantity,
+        note: format!(
+            "assignment {} for need {} of {}: {why}",
+            assignment.id(),
+            need_id(assignment.need_number),
+            assignment.incident_id
+        ),
+    })
+}
+
+/// When `freed` teams or units of need `need_number` stop counting (a cancel
+/// or a decline), a plan-derived need whose level was lowered below what was
+/// assigned must not reopen above the level's figure: the need is lowered
+/// (or cancelled) by what its key holds over the figure. `None` when the
+/// need may simply reopen (a hand request, or a key at or under its figure).
+pub(crate) fn hold_to_figure(state: &State, need_number: u64, freed: i64) -> Option<Event> {
+    let need = state.needs.get(&need_number)?;
+    if !need.from_plan || need.cancelled {
+        return None;
+    }
+    let incident = state.incidents.get(&need.incident_id)?;
+    let plan = state.incident_plan(incident)?;
+    let figure = plan.figures(incident.level).get(&need.key).copied().unwrap_or(0);
+    let total: i64 = state
+        .needs_of(incident)
+        .filter(|other| other.from_plan && !other.cancelled && other.key == need.key)
+        .map(|other| other.amount)
+        .sum();
+    let filled_after = need.filled - freed;
+    let cut = (need.amount - filled_after).min(total - figure);
+    if cut <= 0 {
+        return None;
+    }
+    let amount = need.amount - cut;
+    Some(if amount == 0 {
+        Event::NeedCancelled { incident_id: incident.id.clone(), need_number }
+    } else {
+        Event::NeedLowered { incident_id: incident.id.clone(), need_number, amount }
+    })
 }
 
 /// Ends a team's active assignment because the team went out of service:
-/// cancelled before arrival (that part of the need opens again), released
-/// once on scene (a release after arrival does not reopen the need).
+/// cancelled before arrival (that part of the need opens again, up to its
+/// level's figure), released once on scene (a release after arrival does not
+/// reopen the need).
 pub(super) fn withdraw(state: &State, assignment_id: &str, team_id: &str) -> DomainResult<Vec<Event>> {
     let assignment = state.assignment(assignment_id)?;
     let note = format!("team {team_id} reported OUT_OF_SERVICE");
-    let to = if assignment.status == AssignmentStatus::OnScene {
-        AssignmentStatus::Released
-    } else {
-        AssignmentStatus::Cancelled
-    };
-    Ok(vec![status_event(assignment, to, &note, false)])
+    if assignment.status == AssignmentStatus::OnScene {
+        return Ok(vec![status_event(assignment, AssignmentStatus::Released, &note, false)]);
+    }
+    let mut events = vec![status_event(assignment, AssignmentStatus::Cancelled, &note, false)];
+    events.extend(hold_to_figure(state, assignment.need_number, assignment.amount()));
+    Ok(events)
+}
+
+/// The acknowledgement timer's command: a team assignment still
+/// `DISPATCHED` `timeout_seconds` after it was made is cancelled, its need
+/// reopens (up to its level's figure) and that team is not proposed again
+/// for that need. Nothing happens when the assignment has moved on or the
+/// deadline has not passed (a timer that fired late or twice is harmless).
+pub(super) fn acknowledgement_timeout(
+    state: &State,
+    assignment_id: &str,
+    timeout_seconds: u64,
+    now: Timestamp,
+) -> DomainResult<Vec<Event>> {
+    let assignment = state.assignment(assignment_id)?;
+    let Some(team_id) = assignment.team_id() else { return Ok(Vec::new()) };
+    let due = acknowledgement_due(assignment, timeout_seconds);
+    if assignment.status != AssignmentStatus::Dispatched || due.is_none_or(|due| now < due) {
+        return Ok(Vec::new());
+    }
+    let why = format!("not acknowledged within {timeout_seconds} s");
+    let mut events = vec![status_event(assignment, AssignmentStatus::Cancelled, &why, false)];
+    events.push(Event::TeamExcluded {
+        incident_id: assignment.incident_id.clone(),
+        need_number: assignment.need_number,
+        team_id: team_id.to_owned(),
+        reason: format!("assignment {assignment_id} was {why}"),
+    });
+    events.extend(hold_to_figure(state, assignment.need_number, assignment.amount()));
+    Ok(events)
+}
+
+/// When an unacknowledged team assignment times out (`None`: never, with a
+/// timeout of 0).
+pub fn acknowledgement_due(assignment: &Assignment, timeout_seconds: u64) -> Option<Timestamp> {
+    let seconds = i64::try_from(timeout_seconds).ok().filter(|seconds| *seconds > 0)?;
+    Some(assignment.created_at.plus_seconds(seconds))
 }
 
 /// Releases every active assignment of a closing incident.
@@ -252,8 +388,9 @@ pub(super) fn apply_created(state: &mut State, assignment: &Assignment) {
             if let Some(team) = state.teams.get_mut(team_id) {
                 team.status = TeamStatus::Assigned;
                 team.assignment_id = Some(assignment.id());
-                team.version += 1;
             }
+            state.touch_team(team_id);
+            state.awaiting_acknowledgement.insert(assignment.number);
         }
         AssignedResource::Supply { depot_id, item_code, quantity } => {
             let key = (depot_id.clone(), item_code.clone());
@@ -262,9 +399,7 @@ pub(super) fn apply_created(state: &mut State, assignment: &Assignment) {
             }
         }
     }
-    if let Some(incident) = state.incidents.get_mut(&assignment.incident_id) {
-        incident.version += 1;
-    }
+    state.touch_incident(&assignment.incident_id);
     state.assignments.insert(assignment.number, assignment.clone());
 }
 
@@ -315,8 +450,8 @@ pub(super) fn apply_status(
                 if !to.is_active() {
                     team.assignment_id = None;
                 }
-                team.version += 1;
             }
+            state.touch_team(&team_id);
         }
         AssignedResource::Supply { depot_id, item_code, quantity } => {
             let key = (depot_id.clone(), item_code.clone());
@@ -347,8 +482,9 @@ pub(super) fn apply_status(
             }
         }
     }
-    if let Some(incident) = state.incidents.get_mut(&assignment.incident_id) {
-        incident.version += 1;
+    if to != AssignmentStatus::Dispatched {
+        state.awaiting_acknowledgement.remove(&number);
     }
+    state.touch_incident(&assignment.incident_id);
     state.assignments.insert(number, assignment);
 }

@@ -33,6 +33,25 @@ impl Context {
     }
 }
 
+/// What an operator assigns by hand.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum HandResource {
+    /// A team.
+    Team {
+        /// The team.
+        team_id: String,
+    },
+    /// Stock of the need's item from a depot.
+    Supply {
+        /// The depot.
+        depot_id: String,
+        /// The item (empty: the need's).
+        item_code: String,
+        /// Units.
+        quantity: i64,
+    },
+}
+
 /// A request to change the state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Command {
@@ -148,6 +167,17 @@ pub enum Command {
     Dispatch {
         /// One incident, or every incident.
         incident_id: Option<String>,
+        /// May take teams from jobs at least two levels less severe.
+        divert: bool,
+    },
+    /// `IncidentService.AssignResource`: an operator's choice.
+    AssignResource {
+        /// The need.
+        need_id: String,
+        /// The team, or the depot and quantity.
+        resource: HandResource,
+        /// The operator's words.
+        reason: String,
     },
     /// `IncidentService.UpdateAssignment`.
     UpdateAssignment {
@@ -155,6 +185,15 @@ pub enum Command {
         assignment_id: String,
         /// Where it goes.
         status: AssignmentStatus,
+        /// Supplies released: units that came back to the depot.
+        returned_quantity: i64,
+        /// Free text for the log.
+        note: String,
+    },
+    /// The engine's acknowledgement timer: never sent by a client.
+    AcknowledgementTimeout {
+        /// The assignment that was not acknowledged in time.
+        assignment_id: String,
     },
     /// `IncidentService.SetZone`.
     SetZone {
@@ -187,6 +226,8 @@ impl Command {
             Command::CloseIncident { .. } => "CloseIncident",
             Command::RequestResources { .. } => "RequestResources",
             Command::Dispatch { .. } => "Dispatch",
+            Command::AssignResource { .. } => "AssignResource",
+            Command::AcknowledgementTimeout { .. } => "AcknowledgementTimeout",
             Command::UpdateAssignment { .. } => "UpdateAssignment",
             Command::SetZone { .. } => "SetZone",
             Command::ClearZone { .. } => "ClearZone",

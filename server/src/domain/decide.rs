@@ -38,10 +38,22 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> DomainResu
         Command::RequestResources { incident_id, teams, supplies } => {
             incident::request(state, incident_id, teams, supplies, context.time)
         }
-        Command::Dispatch { incident_id } => {
-            crate::dispatch::commit(state, incident_id.as_deref(), &context.settings, context.time)
+        Command::Dispatch { incident_id, divert } => {
+            let scope = crate::dispatch::Scope { incident_id: incident_id.as_deref(), divert: *divert };
+            crate::dispatch::commit(state, scope, &context.settings, context.time)
         }
-        Command::UpdateAssignment { assignment_id, status } => assignment::update(state, assignment_id, *status),
+        Command::AssignResource { need_id, resource, reason } => {
+            crate::dispatch::by_hand::assign(state, need_id, resource, reason, context)
+        }
+        Command::UpdateAssignment { assignment_id, status, returned_quantity, note } => {
+            assignment::update(state, assignment_id, *status, *returned_quantity, note)
+        }
+        Command::AcknowledgementTimeout { assignment_id } => assignment::acknowledgement_timeout(
+            state,
+            assignment_id,
+            context.settings.ack_timeout_seconds,
+            context.time,
+        ),
         Command::SetZone { zone } => zone::set(zone),
         Command::ClearZone { id } => zone::clear(state, id),
     }
@@ -59,6 +71,7 @@ pub fn execute(
 ) -> DomainResult<Vec<LogRecord>> {
     let events = decide(state, command, context)?;
     let mut records = Vec::with_capacity(events.len());
+    let first = state.last_sequence + 1;
     for event in events {
         let record = LogRecord {
             sequence: state.last_sequence + 1,
@@ -66,6 +79,7 @@ pub fn execute(
             actor: context.actor.clone(),
             request_id: request_id.map(str::to_owned),
             event,
+            command: first,
         };
         state.apply(&record);
         records.push(record);

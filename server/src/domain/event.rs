@@ -197,6 +197,34 @@ pub enum Event {
         /// The zone.
         zone_id: String,
     },
+    /// Stock issued for a supply assignment came back to its depot: one
+    /// `RETURNED` ledger entry naming the assignment.
+    StockReturned {
+        /// Its incident.
+        incident_id: String,
+        /// The assignment the stock was issued for.
+        assignment_number: u64,
+        /// The depot it returns to.
+        depot_id: String,
+        /// The item.
+        item_code: String,
+        /// Units returned (at most what was issued).
+        quantity: i64,
+        /// Why, in words.
+        note: String,
+    },
+    /// A team is not to be proposed again for a need (it declined, or it
+    /// never acknowledged an assignment for it).
+    TeamExcluded {
+        /// Its incident.
+        incident_id: String,
+        /// The need.
+        need_number: u64,
+        /// The team.
+        team_id: String,
+        /// Why, in words.
+        reason: String,
+    },
 }
 
 /// What a dispatch could not fill.
@@ -261,6 +289,8 @@ impl Event {
             Event::DispatchCompleted { .. } => "DispatchCompleted",
             Event::ZoneSet { .. } => "ZoneSet",
             Event::ZoneCleared { .. } => "ZoneCleared",
+            Event::StockReturned { .. } => "StockReturned",
+            Event::TeamExcluded { .. } => "TeamExcluded",
         }
     }
 
@@ -361,6 +391,19 @@ impl Event {
             }
             Event::ZoneSet { zone } => Touched { zone_ids: vec![zone.id.clone()], ..Touched::default() },
             Event::ZoneCleared { zone_id } => Touched { zone_ids: vec![zone_id.clone()], ..Touched::default() },
+            Event::StockReturned { incident_id, assignment_number, depot_id, item_code, .. } => Touched {
+                incident_ids: vec![incident_id.clone()],
+                assignment_ids: vec![super::assignment::assignment_id(*assignment_number)],
+                depot_ids: vec![depot_id.clone()],
+                item_codes: vec![item_code.clone()],
+                ..Touched::default()
+            },
+            Event::TeamExcluded { incident_id, need_number, team_id, .. } => Touched {
+                incident_ids: vec![incident_id.clone()],
+                need_ids: vec![super::incident::need_id(*need_number)],
+                team_ids: vec![team_id.clone()],
+                ..Touched::default()
+            },
         }
     }
 
@@ -526,6 +569,14 @@ impl Event {
                 )
             }
             Event::ZoneCleared { zone_id } => format!("impassable zone {zone_id} lifted"),
+            Event::StockReturned { assignment_number, depot_id, item_code, quantity, note, .. } => format!(
+                "{quantity} {item_code} returned to {depot_id} from {} ({note})",
+                super::assignment::assignment_id(*assignment_number)
+            ),
+            Event::TeamExcluded { need_number, team_id, reason, .. } => format!(
+                "team {team_id} is not proposed again for need {}: {reason}",
+                super::incident::need_id(*need_number)
+            ),
         }
     }
 }
@@ -554,4 +605,8 @@ pub struct LogRecord {
     pub request_id: Option<String>,
     /// The fact.
     pub event: Event,
+    /// The sequence of the first record of the command that produced this
+    /// one: the records of one command share it. A record's version moves
+    /// once per command however many of its events touch it.
+    pub command: u64,
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{DomainError, DomainResult};
 use super::event::Event;
-use super::limits::MAX_METRICS;
+use super::limits::{MAX_METRICS, MAX_NEEDS_PER_INCIDENT};
 use super::plan::{validate_supply_need, validate_team_need, NeedKey, Plan};
 use super::state::State;
 use super::types::{Hazard, LatLng, Level, SupplyNeed, TeamNeed, Timestamp};
@@ -384,6 +384,21 @@ fn reconcile(state: &State, incident: &Incident, plan: &Plan, level: Level, time
     events
 }
 
+/// Refuses events that would give `incident` more than
+/// [`MAX_NEEDS_PER_INCIDENT`] needs (so no incident outgrows a message).
+fn check_need_count(incident: &Incident, events: &[Event]) -> DomainResult<()> {
+    let raised = events.iter().filter(|event| matches!(event, Event::NeedRaised { .. })).count();
+    if incident.needs.len() + raised > MAX_NEEDS_PER_INCIDENT {
+        return Err(DomainError::precondition(format!(
+            "incident {} holds {} needs; {raised} more would pass the limit of {MAX_NEEDS_PER_INCIDENT} \
+             (raise fewer, larger needs)",
+            incident.id,
+            incident.needs.len()
+        )));
+    }
+    Ok(())
+}
+
 /// What `UpdateIncident` asks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct IncidentUpdate {
@@ -446,6 +461,7 @@ pub(super) fn update(state: &State, update: &IncidentUpdate, time: Timestamp) ->
         if let Some(plan) = plan {
             events.extend(reconcile(state, incident, plan, level, time));
         }
+        check_need_count(incident, &events)?;
     }
     if let Some(status) = update.status.filter(|status| *status != incident.status) {
         events.push(Event::IncidentStatusChanged { incident_id: incident.id.clone(), status });
@@ -502,6 +518,7 @@ pub(super) fn request(
     for supply in supplies {
         events.push(raise(NeedKey::Supply { item_code: supply.item_code.clone() }, supply.quantity));
     }
+    check_need_count(incident, &events)?;
     Ok(events)
 }
 
@@ -527,6 +544,9 @@ pub(super) fn close(state: &State, id: &str) -> DomainResult<Vec<Event>> {
 pub(super) fn apply(state: &mut State, event: &Event, time: Timestamp) {
     let touched_incident = match event {
         Event::IncidentDeclared { incident } => {
+            // Marks the incident as moved by this command before it exists:
+            // it starts at version 1 whatever else the declaration raises.
+            state.touch_incident(&incident.id);
             state.counters.incidents += 1;
             state.incidents.insert(incident.id.clone(), incident.clone());
             return;
@@ -580,7 +600,5 @@ pub(super) fn apply(state: &mut State, event: &Event, time: Timestamp) {
         }
         _ => return,
     };
-    if let Some(incident) = state.incidents.get_mut(&touched_incident) {
-        incident.version += 1;
-    }
+    state.touch_incident(&touched_incident);
 }

@@ -99,6 +99,14 @@ fn check_incidents(state: &State) -> Result<(), String> {
             if !need.cancelled && (need.amount <= 0 || need.filled < 0) {
                 return Err(format!("need {} has amount {} and filled {}", need.id(), need.amount, need.filled));
             }
+            if need.filled > need.amount {
+                return Err(format!(
+                    "need {} is committed above its figure: {} assigned for {}",
+                    need.id(),
+                    need.filled,
+                    need.amount
+                ));
+            }
         }
         if incident.status == IncidentStatus::Closed {
             if let Some(open) = needs.iter().find(|need| need.missing() > 0) {

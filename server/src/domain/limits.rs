@@ -31,3 +31,5 @@ pub const MAX_METRICS: usize = 100;
 pub const MAX_POLYGON_VERTICES: usize = 1_000;
 /// How long a `request_id` is remembered, at least, in seconds.
 pub const REQUEST_ID_RETENTION_SECONDS: i64 = 24 * 60 * 60;
+/// Most needs one incident may hold (`api.md`, "Operations": sizes).
+pub const MAX_NEEDS_PER_INCIDENT: usize = 1_000;

@@ -21,6 +21,7 @@ pub mod reply;
 pub mod reserve;
 pub mod state;
 pub mod team;
+pub mod timer;
 pub mod types;
 pub mod validate;
 pub mod zone;

@@ -121,8 +121,18 @@ impl Reply {
                 }
                 Ok(Reply::Dispatch { assignments, shortfalls })
             }
-            Command::UpdateAssignment { assignment_id, .. } => {
+            Command::UpdateAssignment { assignment_id, .. } | Command::AcknowledgementTimeout { assignment_id } => {
                 Ok(Reply::Assignment(state.assignment(assignment_id)?.clone()))
+            }
+            Command::AssignResource { need_id, .. } => {
+                let created = records.iter().find_map(|record| match &record.event {
+                    super::event::Event::AssignmentCreated { assignment } => Some(assignment.number),
+                    _ => None,
+                });
+                let assignment = created.and_then(|number| state.assignments.get(&number)).ok_or_else(|| {
+                    super::DomainError::precondition(format!("nothing was assigned to need {need_id}"))
+                })?;
+                Ok(Reply::Assignment(assignment.clone()))
             }
             Command::SetZone { zone } => Ok(Reply::Zone(
                 state.zones.get(&zone.id).cloned().ok_or_else(|| super::DomainError::not_found("zone", &zone.id))?,

@@ -42,6 +42,34 @@ pub struct State {
     pub zones: OrdMap<String, super::zone::Zone>,
     /// Counters for server-assigned ids.
     pub counters: Counters,
+    /// Team assignments still `DISPATCHED`, by number (so oldest first):
+    /// where the acknowledgement timer looks for its next deadline.
+    pub awaiting_acknowledgement: imbl::OrdSet<u64>,
+    /// Which records the command being applied has already given a new
+    /// version. Bookkeeping of the fold, not state: never encoded, never
+    /// compared.
+    #[serde(skip)]
+    versions: VersionMarks,
+}
+
+/// The records whose version the current command has already moved, so that
+/// a command moves each record's version exactly once (`api.md`,
+/// "Operations": versions step once per command).
+#[derive(Clone, Debug, Default)]
+struct VersionMarks {
+    /// The command (its first record's sequence) these marks belong to.
+    command: u64,
+    /// Teams already moved.
+    teams: std::collections::BTreeSet<String>,
+    /// Incidents already moved.
+    incidents: std::collections::BTreeSet<String>,
+}
+
+impl PartialEq for VersionMarks {
+    /// Always equal: the marks say nothing about the state itself.
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
 }
 
 /// The last number handed out for each kind of server-assigned id.
@@ -61,21 +89,63 @@ impl State {
         self.teams.get(id).ok_or_else(|| DomainError::not_found("team", id))
     }
 
+    /// Moves team `id`'s version by one, unless the command being applied
+    /// has already moved it.
+    pub(super) fn touch_team(&mut self, id: &str) {
+        if self.versions.teams.insert(id.to_owned()) {
+            if let Some(team) = self.teams.get_mut(id) {
+                team.version += 1;
+            }
+        }
+    }
+
+    /// Moves incident `id`'s version by one, unless the command being
+    /// applied has already moved it.
+    pub(super) fn touch_incident(&mut self, id: &str) {
+        if self.versions.incidents.insert(id.to_owned()) {
+            if let Some(incident) = self.incidents.get_mut(id) {
+                incident.version += 1;
+            }
+        }
+    }
+
+    /// Folds `event` into a scratch copy of the state, as if it were the next
+    /// record of the command being decided: for a `decide` whose later events
+    /// depend on its earlier ones. The copy is thrown away; only the events
+    /// reach the log (and the copy's versions mean nothing).
+    pub fn apply_provisionally(&mut self, event: &Event, time: Timestamp) {
+        let sequence = self.last_sequence + 1;
+        let record = LogRecord {
+            sequence,
+            time,
+            actor: String::new(),
+            request_id: None,
+            event: event.clone(),
+            command: sequence,
+        };
+        self.apply(&record);
+    }
+
     /// Folds one record into the state. Records must come in sequence order;
     /// `apply` never fails, because `decide` has already checked everything.
     pub fn apply(&mut self, record: &LogRecord) {
         debug_assert!(record.sequence == self.last_sequence + 1, "log records must be applied in order");
+        debug_assert!(record.command <= record.sequence, "a record's command starts at or before it");
         self.last_sequence = record.sequence;
         self.last_time = record.time;
+        if record.command != self.versions.command {
+            self.versions = VersionMarks { command: record.command, ..VersionMarks::default() };
+        }
         match &record.event {
             Event::TeamRegistered { team } => {
+                self.versions.teams.insert(team.id.clone());
                 self.teams.insert(team.id.clone(), team.clone());
             }
             Event::TeamProfileUpdated { team_id, profile } => {
                 if let Some(team) = self.teams.get_mut(team_id) {
                     team.profile = profile.clone();
-                    team.version += 1;
                 }
+                self.touch_team(team_id);
             }
             Event::TeamStatusReported { team_id, status, position } => {
                 if let Some(team) = self.teams.get_mut(team_id) {
@@ -86,8 +156,8 @@ impl State {
                         team.position = *position;
                     }
                     team.last_report_at = Some(record.time);
-                    team.version += 1;
                 }
+                self.touch_team(team_id);
             }
             Event::ItemDefined { item } | Event::ItemUpdated { item } => {
                 self.items.insert(item.code.clone(), item.clone());
@@ -141,6 +211,24 @@ impl State {
             Event::ZoneCleared { zone_id } => {
                 if let Some(zone) = self.zones.get_mut(zone_id) {
                     zone.active = false;
+                }
+            }
+            Event::StockReturned { assignment_number, depot_id, item_code, quantity, note, .. } => {
+                let entry = ledger_entry(record, *quantity, LedgerReason::Returned, note);
+                reserve::apply_ledger(self, depot_id, item_code, entry);
+                if let Some(assignment) = self.assignments.get_mut(assignment_number) {
+                    assignment.returned_quantity += quantity;
+                    let incident_id = assignment.incident_id.clone();
+                    self.touch_incident(&incident_id);
+                }
+            }
+            Event::TeamExcluded { need_number, team_id, .. } => {
+                if let Some(need) = self.needs.get_mut(need_number) {
+                    if !need.declined_by.contains(team_id) {
+                        need.declined_by.push(team_id.clone());
+                    }
+                    let incident_id = need.incident_id.clone();
+                    self.touch_incident(&incident_id);
                 }
             }
         }

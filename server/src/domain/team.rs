@@ -209,6 +209,22 @@ impl Team {
     pub fn insured_at(&self, now: Timestamp) -> bool {
         self.profile.insurance_expires.is_some_and(|expires| expires > now)
     }
+
+    /// The people who may be sent at `now`: without a member list, the
+    /// headcount; with one, the members on duty whose own accident
+    /// insurance is on record and runs past `now` (rescuers must be insured).
+    pub fn on_duty_at(&self, now: Timestamp) -> u32 {
+        if self.profile.members.is_empty() {
+            return self.profile.headcount;
+        }
+        let insured = self
+            .profile
+            .members
+            .iter()
+            .filter(|member| member.on_duty && member.insurance_expires.is_some_and(|expires| expires > now))
+            .count();
+        u32::try_from(insured).unwrap_or(u32::MAX)
+    }
 }
 
 /// Registers a new team.

@@ -1,5 +1,9 @@
 //! The writer thread: group commit. Everything that changes the state
-//! happens here, one command at a time, in queue order.
+//! happens here, one command at a time, in queue order. The engine's timers
+//! live here too: before each group the writer submits every time-driven
+//! command that is due by its clock (`domain::timer`), as actor `system`,
+//! and while idle it waits for the next command or the next deadline,
+//! whichever comes first.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -11,6 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Clock, Committed, EngineError, Message, Submission};
 use crate::domain::limits::REQUEST_ID_RETENTION_SECONDS;
+use crate::domain::timer::{self, TimerSettings, SYSTEM_ACTOR};
 use crate::domain::{execute, Command, Context, DomainError, LogRecord, Reply, State};
 use crate::store::{Append, RequestKey, RequestRecord, Store};
 
@@ -27,6 +32,8 @@ pub(super) struct Writer {
     max_batch: usize,
     dispatch: crate::dispatch::travel::Settings,
     failed: Option<String>,
+    /// The sequence at which a timer last failed to make progress.
+    timers_stalled_at: Option<u64>,
 }
 
 /// What one group commit collects before it writes.
@@ -54,13 +61,50 @@ impl Writer {
         ordered.sort_by(|left, right| (left.0, &left.1.key).cmp(&(right.0, &right.1.key)));
         let expiry = ordered.iter().map(|(time, record)| (*time, record.key.clone())).collect();
         let requests = ordered.into_iter().map(|(_, record)| (record.key.clone(), record)).collect();
-        Writer { state, requests, expiry, store, clock, snapshot, changes, max_batch, dispatch, failed: None }
+        Writer {
+            state,
+            requests,
+            expiry,
+            store,
+            clock,
+            snapshot,
+            changes,
+            max_batch,
+            dispatch,
+            failed: None,
+            timers_stalled_at: None,
+        }
     }
 
     /// Takes groups of commands off the queue until a stop marker or until
-    /// every handle is gone.
-    pub(super) fn run(mut self, mut queue: mpsc::Receiver<Message>) {
-        while let Some(first) = queue.blocking_recv() {
+    /// every handle is gone, firing the engine's timers as they fall due.
+    pub(super) fn run(self, queue: mpsc::Receiver<Message>) {
+        // A runtime of its own, on this thread only, so the writer can wait
+        // for "a command or the next deadline" without a busy loop; the
+        // writer's store calls block this thread and nothing else.
+        match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(runtime) => runtime.block_on(self.run_loop(queue)),
+            Err(error) => tracing::error!(%error, "the writer could not start its timer runtime; it stopped"),
+        }
+    }
+
+    async fn run_loop(mut self, mut queue: mpsc::Receiver<Message>) {
+        loop {
+            let first = match self.next_deadline() {
+                Some(due) if due <= self.now() => {
+                    self.commit_group(Vec::new());
+                    continue;
+                }
+                Some(due) => {
+                    let clock = Arc::clone(&self.clock);
+                    tokio::select! {
+                        message = queue.recv() => message,
+                        () = clock.wait_until(due) => continue,
+                    }
+                }
+                None => queue.recv().await,
+            };
+            let Some(first) = first else { return };
             let mut submissions = Vec::new();
             let mut stop = false;
             let mut next = Some(first);
@@ -84,9 +128,58 @@ impl Writer {
         }
     }
 
+    /// The engine clock's time now, never before the last record.
+    fn now(&self) -> crate::domain::Timestamp {
+        self.clock.now().max(self.state.last_time)
+    }
+
+    fn timer_settings(&self) -> TimerSettings {
+        TimerSettings { ack_timeout_seconds: self.dispatch.ack_timeout_seconds }
+    }
+
+    /// When the next timer falls due, if any (none while writes are refused,
+    /// or after a timer failed to make progress at this state).
+    fn next_deadline(&self) -> Option<crate::domain::Timestamp> {
+        if self.failed.is_some() || self.timers_stalled_at == Some(self.state.last_sequence) {
+            return None;
+        }
+        timer::next(&self.state, &self.timer_settings()).map(|timer| timer.due)
+    }
+
+    /// Decides every timer due by now, as actor `system`, into `group`.
+    /// Bounded: at most `max_batch` per group, and a timer that changes
+    /// nothing (a bug) stops the timers until the state moves on, rather
+    /// than spin.
+    fn fire_timers(&mut self, group: &mut Group) {
+        for _ in 0..self.max_batch {
+            if self.failed.is_some() || self.timers_stalled_at == Some(self.state.last_sequence) {
+                return;
+            }
+            let now = self.now();
+            let Some(due) = timer::next(&self.state, &self.timer_settings()).filter(|timer| timer.due <= now) else {
+                return;
+            };
+            let before = self.state.last_sequence;
+            let result = self.execute(&due.command, SYSTEM_ACTOR, None, group);
+            if let Err(error) = &result {
+                tracing::error!(%error, command = due.command.name(), "a timer's command was refused");
+            }
+            if self.state.last_sequence == before {
+                debug_assert!(false, "timer {due:?} made no progress");
+                tracing::error!(
+                    command = due.command.name(),
+                    "a timer made no progress; timers wait for the next change"
+                );
+                self.timers_stalled_at = Some(before);
+                return;
+            }
+        }
+    }
+
     fn commit_group(&mut self, submissions: Vec<Submission>) {
         let mut group = Group::default();
         let expired = self.expire_requests();
+        self.fire_timers(&mut group);
         let mut pending: BTreeMap<RequestKey, RequestRecord> = BTreeMap::new();
         for submission in submissions {
             let result = self.process(&submission, &mut pending, &mut group);
@@ -177,16 +270,32 @@ impl Writer {
                 return Ok(first.reply.clone());
             }
         }
-        let time = self.clock.now().max(self.state.last_time);
-        let context = Context { time, actor: submission.actor.clone(), settings: self.dispatch };
+        let time = self.now();
+        let reply = self.execute(&submission.command, &submission.actor, submission.request_id.as_deref(), group)?;
+        if let Some((key, fingerprint)) = key {
+            pending.insert(key.clone(), RequestRecord { key, fingerprint, time, reply: reply.clone() });
+        }
+        Ok(reply)
+    }
+
+    /// Decides and applies one command into `group`; on refusal or panic the
+    /// state is left exactly as it was.
+    fn execute(
+        &mut self,
+        command: &Command,
+        actor: &str,
+        request_id: Option<&str>,
+        group: &mut Group,
+    ) -> Result<Reply, EngineError> {
+        let context = Context { time: self.now(), actor: actor.to_owned(), settings: self.dispatch };
         // Persistent maps make this copy cheap; it lets any failure below
         // leave the state exactly as it was, so no event is ever applied
         // without being logged.
         let before = self.state.clone();
         let state = &mut self.state;
         let executed = catch_unwind(AssertUnwindSafe(|| {
-            let records = execute(state, &submission.command, &context, submission.request_id.as_deref())?;
-            let reply = Reply::build(&submission.command, state, &records)?;
+            let records = execute(state, command, &context, request_id)?;
+            let reply = Reply::build(command, state, &records)?;
             Ok::<_, DomainError>((records, reply))
         }));
         let (records, reply) = match executed {
@@ -197,13 +306,10 @@ impl Writer {
             }
             Err(_) => {
                 self.state = before;
-                tracing::error!(command = submission.command.name(), "executing a command panicked; it was refused");
-                return Err(EngineError::Internal(format!("executing {} failed", submission.command.name())));
+                tracing::error!(command = command.name(), "executing a command panicked; it was refused");
+                return Err(EngineError::Internal(format!("executing {} failed", command.name())));
             }
         };
-        if let Some((key, fingerprint)) = key {
-            pending.insert(key.clone(), RequestRecord { key, fingerprint, time, reply: reply.clone() });
-        }
         if !records.is_empty() {
             group.records.extend(records.iter().cloned());
             group.committed.push(Arc::new(Committed { records, state: Arc::new(self.state.clone()) }));

@@ -68,6 +68,7 @@ impl pb::audit_service_server::AuditService for AuditService {
         let engine = self.engine.clone();
         let (events, next) = tokio::task::spawn_blocking(move || {
             let mut events = Vec::new();
+            let mut bytes = convert::PageBytes::default();
             let Some(mut next) = after.checked_add(1) else {
                 return Ok((Vec::new(), None));
             };
@@ -84,7 +85,12 @@ impl pb::audit_service_server::AuditService for AuditService {
                         && (request.team_id.is_empty() || touched.team_ids.contains(&request.team_id))
                         && since.is_none_or(|since| record.time >= since);
                     if wanted {
-                        events.push(event_out(&record));
+                        let event = event_out(&record);
+                        if !bytes.take(&event) {
+                            // This one starts the next page.
+                            return Ok((events, Some(record.sequence - 1)));
+                        }
+                        events.push(event);
                         if events.len() == page_size {
                             return Ok((events, Some(next - 1)));
                         }

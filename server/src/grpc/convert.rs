@@ -5,6 +5,7 @@
 use muster_proto::v1 as pb;
 
 use crate::domain::error::{DomainError, DomainResult};
+use crate::domain::limits::MAX_MESSAGE_BYTES;
 use crate::domain::team::{Certification, Member, Team, TeamProfile, TeamStatus};
 use crate::domain::{Capability, LatLng, Timestamp};
 
@@ -228,15 +229,49 @@ pub mod page_token {
     }
 }
 
-/// Takes up to `page_size` items after `after` from an ordered iterator of
-/// `(key, item)`, and the token for the next page (empty when there is none).
-pub fn page<'a, K, V, I>(items: I, page_size: usize, key_text: impl Fn(&K) -> String) -> (Vec<&'a V>, String)
+/// Room for one page's items: the message limit less a margin for the page
+/// token and framing, so no list response exceeds [`MAX_MESSAGE_BYTES`].
+pub const PAGE_BYTES: usize = MAX_MESSAGE_BYTES - 64 * 1024;
+
+/// Counts the bytes of a page as it fills (`api.md`, "Operations": a page
+/// ends early, with a token, rather than exceed the message limit).
+#[derive(Debug, Default)]
+pub struct PageBytes {
+    used: usize,
+}
+
+impl PageBytes {
+    /// Takes `message` into the page if it fits; the first item always fits
+    /// (a request of that size was accepted, so one answer of it is sent).
+    pub fn take(&mut self, message: &impl prost::Message) -> bool {
+        // The field tag and the length prefix of a repeated message.
+        let size = message.encoded_len() + 1 + prost::length_delimiter_len(message.encoded_len());
+        if self.used > 0 && self.used + size > PAGE_BYTES {
+            return false;
+        }
+        self.used += size;
+        true
+    }
+}
+
+/// Takes up to `page_size` items from an ordered iterator of `(key, item)`,
+/// rendered by `render`, stopping early before the page would pass
+/// [`PAGE_BYTES`]; returns them and the token for the next page (empty when
+/// there is none).
+pub fn page<'a, K, V, P, I>(
+    items: I,
+    page_size: usize,
+    key_text: impl Fn(&K) -> String,
+    render: impl Fn(&V) -> P,
+) -> (Vec<P>, String)
 where
     I: Iterator<Item = (&'a K, &'a V)>,
     K: 'a,
     V: 'a,
+    P: prost::Message,
 {
     let mut page = Vec::with_capacity(page_size.min(1_000));
+    let mut bytes = PageBytes::default();
     let mut last_key = None;
     let mut more = false;
     for (key, value) in items {
@@ -244,8 +279,13 @@ where
             more = true;
             break;
         }
+        let rendered = render(value);
+        if !bytes.take(&rendered) {
+            more = true;
+            break;
+        }
         last_key = Some(key_text(key));
-        page.push(value);
+        page.push(rendered);
     }
     let token = match (more, last_key) {
         (true, Some(last)) => page_token::encode(&last),
@@ -660,6 +700,8 @@ pub fn assignment_out(assignment: &crate::domain::assignment::Assignment) -> pb:
         priority: level_out(assignment.priority).into(),
         created_at: Some(timestamp_out(assignment.created_at)),
         updated_at: Some(timestamp_out(assignment.updated_at)),
+        by_hand: assignment.by_hand,
+        returned_quantity: assignment.returned_quantity,
     }
 }
 
@@ -678,6 +720,24 @@ pub fn proposal_out(proposal: &crate::dispatch::Proposal, now: crate::domain::Ti
         priority: level_out(proposal.priority).into(),
         created_at: Some(timestamp_out(now)),
         updated_at: Some(timestamp_out(now)),
+        by_hand: false,
+        returned_quantity: 0,
+    }
+}
+
+/// What `AssignResource` names: a team, or a quantity from a depot.
+pub fn hand_resource_in(
+    resource: Option<pb::assign_resource_request::Resource>,
+) -> DomainResult<crate::domain::command::HandResource> {
+    use crate::domain::command::HandResource;
+    match resource {
+        Some(pb::assign_resource_request::Resource::TeamId(team_id)) => Ok(HandResource::Team { team_id }),
+        Some(pb::assign_resource_request::Resource::Supply(supply)) => Ok(HandResource::Supply {
+            depot_id: supply.depot_id,
+            item_code: supply.item_code,
+            quantity: supply.quantity,
+        }),
+        None => Err(DomainError::invalid("team_id", "is required (or supply, for a supply need)")),
     }
 }
 

@@ -44,10 +44,16 @@ fn incident_event(state: &State, id: &str, sequence: u64) -> Option<pb::Incident
     })
 }
 
-/// What one committed command changed, as watch events, for `filter` (empty: all).
+/// What one committed command changed, as watch events, for `filter` (empty:
+/// all): every incident, need and assignment it touched, each once, as it
+/// stands after the command, with the sequence of the last record that
+/// touched it. A need filled or reopened by an assignment is sent too, so a
+/// board following the stream never shows it stale.
 fn incident_changes(committed: &Committed, filter: &str) -> Vec<pb::IncidentEvent> {
     let state = &committed.state;
-    let mut changes = Vec::new();
+    let mut incidents = Touches::default();
+    let mut needs = Touches::default();
+    let mut assignments = Touches::default();
     for record in &committed.records {
         let touched = record.event.touched();
         if touched.incident_ids.is_empty()
@@ -56,28 +62,74 @@ fn incident_changes(committed: &Committed, filter: &str) -> Vec<pb::IncidentEven
             continue;
         }
         let sequence = record.sequence;
+        let need_of = |number: &u64| state.assignments.get(number).map(|assignment| assignment.need_number);
         match &record.event {
-            Event::NeedRaised { need } => {
-                changes.extend(need_event(state, need.number, sequence));
-            }
-            Event::NeedLowered { need_number, .. } | Event::NeedCancelled { need_number, .. } => {
-                changes.extend(need_event(state, *need_number, sequence));
-            }
+            Event::NeedRaised { need } => needs.note(need.number, sequence),
+            Event::NeedLowered { need_number, .. }
+            | Event::NeedCancelled { need_number, .. }
+            | Event::TeamExcluded { need_number, .. } => needs.note(*need_number, sequence),
             Event::AssignmentCreated { assignment } => {
-                changes.extend(assignment_event(state, assignment.number, sequence));
+                assignments.note(assignment.number, sequence);
+                needs.note(assignment.need_number, sequence);
             }
-            Event::AssignmentStatusChanged { assignment_number, .. } => {
-                changes.extend(assignment_event(state, *assignment_number, sequence));
+            Event::AssignmentStatusChanged { assignment_number, .. }
+            | Event::StockReturned { assignment_number, .. } => {
+                assignments.note(*assignment_number, sequence);
+                if let Some(need) = need_of(assignment_number) {
+                    needs.note(need, sequence);
+                }
             }
             Event::DispatchCompleted { .. } => {}
             _ => {
-                for id in &touched.incident_ids {
-                    changes.extend(incident_event(state, id, sequence));
+                for id in touched.incident_ids.into_iter().filter(|id| filter.is_empty() || id == filter) {
+                    incidents.note(id, sequence);
                 }
             }
         }
     }
+    let in_filter = |incident_id: &str| filter.is_empty() || incident_id == filter;
+    let mut changes: Vec<pb::IncidentEvent> =
+        incidents.in_order().filter_map(|(id, sequence)| incident_event(state, id, sequence)).collect();
+    changes.extend(
+        needs
+            .in_order()
+            .filter(|(number, _)| state.needs.get(number).is_some_and(|need| in_filter(&need.incident_id)))
+            .filter_map(|(number, sequence)| need_event(state, *number, sequence)),
+    );
+    changes.extend(
+        assignments
+            .in_order()
+            .filter(|(number, _)| {
+                state.assignments.get(number).is_some_and(|assignment| in_filter(&assignment.incident_id))
+            })
+            .filter_map(|(number, sequence)| assignment_event(state, *number, sequence)),
+    );
     changes
+}
+
+/// Records touched by one command, in the order first touched, each with the
+/// last sequence that touched it.
+struct Touches<K> {
+    order: Vec<K>,
+    last: std::collections::BTreeMap<K, u64>,
+}
+
+impl<K> Default for Touches<K> {
+    fn default() -> Self {
+        Touches { order: Vec::new(), last: std::collections::BTreeMap::new() }
+    }
+}
+
+impl<K: Ord + Clone> Touches<K> {
+    fn note(&mut self, key: K, sequence: u64) {
+        if self.last.insert(key.clone(), sequence).is_none() {
+            self.order.push(key);
+        }
+    }
+
+    fn in_order(&self) -> impl Iterator<Item = (&K, u64)> + '_ {
+        self.order.iter().map(|key| (key, self.last.get(key).copied().unwrap_or(0)))
+    }
 }
 
 fn assignment_event(state: &State, number: u64, sequence: u64) -> Option<pb::IncidentEvent> {
@@ -98,7 +150,8 @@ fn team_assignment_changes(committed: &Committed, team_id: &str) -> Vec<pb::Assi
             _ => {}
         }
     }
-    numbers.dedup();
+    let mut seen = std::collections::BTreeSet::new();
+    numbers.retain(|number| seen.insert(*number));
     numbers
         .into_iter()
         .filter_map(|number| committed.state.assignments.get(&number))
@@ -185,12 +238,9 @@ impl pb::incident_service_server::IncidentService for IncidentService {
             .incidents
             .range((start, Bound::Unbounded))
             .filter(|(_, incident)| wanted.is_none_or(|status| incident.status == status));
-        let (incidents, next_page_token) = convert::page(matching, page_size, String::clone);
-        let incidents = incidents
-            .into_iter()
-            .filter_map(|incident| IncidentView::of(&state, &incident.id).ok())
-            .map(|view| convert::incident_out(&view))
-            .collect();
+        let (incidents, next_page_token) = convert::page(matching, page_size, String::clone, |incident| {
+            IncidentView::of(&state, &incident.id).map(|view| convert::incident_out(&view)).unwrap_or_default()
+        });
         Ok(Response::new(pb::ListIncidentsResponse { incidents, next_page_token }))
     }
 
@@ -278,13 +328,14 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let caller = auth::caller(&request)?;
         let request = request.into_inner();
         let scope = (!request.incident_id.is_empty()).then(|| request.incident_id.clone());
+        let divert = request.divert;
         if request.dry_run {
             caller.require(Access::Read)?;
             let engine = self.engine.clone();
             let (plan, now) = tokio::task::spawn_blocking(move || {
                 let now = engine.now();
-                let plan =
-                    crate::dispatch::plan(&engine.snapshot(), scope.as_deref(), &engine.dispatch_settings(), now);
+                let scope = crate::dispatch::Scope { incident_id: scope.as_deref(), divert };
+                let plan = crate::dispatch::plan(&engine.snapshot(), scope, &engine.dispatch_settings(), now);
                 (plan, now)
             })
             .await
@@ -296,11 +347,27 @@ impl pb::incident_service_server::IncidentService for IncidentService {
             }));
         }
         caller.require(Access::Command)?;
-        match submit(&self.engine, &caller, &request.request_id, Command::Dispatch { incident_id: scope }).await? {
+        let command = Command::Dispatch { incident_id: scope, divert };
+        match submit(&self.engine, &caller, &request.request_id, command).await? {
             Reply::Dispatch { assignments, shortfalls } => Ok(Response::new(pb::DispatchResponse {
                 assignments: assignments.iter().map(convert::assignment_out).collect(),
                 shortfalls: shortfalls.iter().map(convert::shortfall_out).collect(),
             })),
+            other => Err(unexpected_reply(&other)),
+        }
+    }
+
+    async fn assign_resource(
+        &self,
+        request: Request<pb::AssignResourceRequest>,
+    ) -> Result<Response<pb::Assignment>, Status> {
+        let caller = auth::caller(&request)?;
+        caller.require(Access::Command)?;
+        let request = request.into_inner();
+        let resource = convert::hand_resource_in(request.resource).map_err(status::from_domain)?;
+        let command = Command::AssignResource { need_id: request.need_id, resource, reason: request.reason };
+        match submit(&self.engine, &caller, &request.request_id, command).await? {
+            Reply::Assignment(assignment) => Ok(Response::new(convert::assignment_out(&assignment))),
             other => Err(unexpected_reply(&other)),
         }
     }
@@ -338,11 +405,9 @@ impl pb::incident_service_server::IncidentService for IncidentService {
                 && (!request.active_only || assignment.status.is_active())
         });
         // Keys are assignment numbers; their text is what `decode_sequence` reads.
-        let (assignments, next_page_token) = convert::page(matching, page_size, u64::to_string);
-        Ok(Response::new(pb::ListAssignmentsResponse {
-            assignments: assignments.into_iter().map(convert::assignment_out).collect(),
-            next_page_token,
-        }))
+        let (assignments, next_page_token) =
+            convert::page(matching, page_size, u64::to_string, convert::assignment_out);
+        Ok(Response::new(pb::ListAssignmentsResponse { assignments, next_page_token }))
     }
 
     async fn update_assignment(
@@ -361,7 +426,12 @@ impl pb::incident_service_server::IncidentService for IncidentService {
             .map_err(status::from_domain)?;
             caller.require(Access::Team(team_id.as_deref().unwrap_or_default()))?;
         }
-        let command = Command::UpdateAssignment { assignment_id: request.assignment_id, status: target };
+        let command = Command::UpdateAssignment {
+            assignment_id: request.assignment_id,
+            status: target,
+            returned_quantity: request.returned_quantity,
+            note: request.note,
+        };
         match submit(&self.engine, &caller, &request.request_id, command).await? {
             Reply::Assignment(assignment) => Ok(Response::new(convert::assignment_out(&assignment))),
             other => Err(unexpected_reply(&other)),
@@ -427,10 +497,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
         let (zones, next_page_token) =
-            convert::page(state.zones.range((start, Bound::Unbounded)), page_size, String::clone);
-        Ok(Response::new(pb::ListZonesResponse {
-            zones: zones.into_iter().map(convert::zone_out).collect(),
-            next_page_token,
-        }))
+            convert::page(state.zones.range((start, Bound::Unbounded)), page_size, String::clone, convert::zone_out);
+        Ok(Response::new(pb::ListZonesResponse { zones, next_page_token }))
     }
 }

@@ -62,10 +62,7 @@ impl pb::plan_service_server::PlanService for PlanService {
             .range((start, Bound::Unbounded))
             .filter_map(|(id, history)| history.latest().map(|plan| (id, plan)))
             .filter(|(_, plan)| hazard.is_none_or(|hazard| plan.hazard == hazard));
-        let (plans, next_page_token) = convert::page(matching, page_size, String::clone);
-        Ok(Response::new(pb::ListPlansResponse {
-            plans: plans.into_iter().map(convert::plan_out).collect(),
-            next_page_token,
-        }))
+        let (plans, next_page_token) = convert::page(matching, page_size, String::clone, convert::plan_out);
+        Ok(Response::new(pb::ListPlansResponse { plans, next_page_token }))
     }
 }

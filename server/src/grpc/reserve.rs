@@ -242,11 +242,9 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         let after = page_token::decode(&request.page_token).map_err(status::from_domain)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
-        let (items, next_page_token) = page(state.items.range((start, Bound::Unbounded)), page_size, String::clone);
-        Ok(Response::new(pb::ListItemsResponse {
-            items: items.into_iter().map(convert::item_out).collect(),
-            next_page_token,
-        }))
+        let (items, next_page_token) =
+            page(state.items.range((start, Bound::Unbounded)), page_size, String::clone, convert::item_out);
+        Ok(Response::new(pb::ListItemsResponse { items, next_page_token }))
     }
 
     async fn list_depots(
@@ -259,10 +257,8 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         let after = page_token::decode(&request.page_token).map_err(status::from_domain)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
-        let (depots, next_page_token) = page(state.depots.range((start, Bound::Unbounded)), page_size, String::clone);
-        Ok(Response::new(pb::ListDepotsResponse {
-            depots: depots.into_iter().map(convert::depot_out).collect(),
-            next_page_token,
-        }))
+        let (depots, next_page_token) =
+            page(state.depots.range((start, Bound::Unbounded)), page_size, String::clone, convert::depot_out);
+        Ok(Response::new(pb::ListDepotsResponse { depots, next_page_token }))
     }
 }

@@ -91,11 +91,8 @@ impl pb::roster_service_server::RosterService for RosterService {
             (request.capability.is_empty() || team.tier(&request.capability).is_some())
                 && wanted_status.is_none_or(|status| team.status == status)
         });
-        let (teams, next_page_token) = page(matching, page_size, |id: &String| id.clone());
-        Ok(Response::new(pb::ListTeamsResponse {
-            teams: teams.into_iter().map(convert::team_out).collect(),
-            next_page_token,
-        }))
+        let (teams, next_page_token) = page(matching, page_size, |id: &String| id.clone(), convert::team_out);
+        Ok(Response::new(pb::ListTeamsResponse { teams, next_page_token }))
     }
 
     async fn update_team(&self, request: Request<pb::UpdateTeamRequest>) -> Result<Response<pb::Team>, Status> {

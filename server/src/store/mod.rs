@@ -159,5 +159,6 @@ fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, key: &str, bytes: &[
     }
 }
 
-/// The encoding version of every stored value.
-const FORMAT_TAG: u8 = 1;
+/// The encoding version of every stored value (2: log records name their
+/// command).
+const FORMAT_TAG: u8 = 2;

@@ -19,8 +19,10 @@ const TREE: &str = "muster";
 const LOG_PREFIX: u8 = b'l';
 const REQUEST_PREFIX: u8 = b'r';
 const FORMAT_KEY: &[u8] = b"mformat";
-/// The on-disk format this build writes and reads.
-const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes and reads. Format 2 records which
+/// command produced each log record (`LogRecord::command`); a format-1
+/// directory is refused rather than misread.
+const FORMAT_VERSION: u32 = 2;
 
 /// The sled-backed store.
 pub struct SledStore {
