@@ -79,7 +79,8 @@ impl Client {
             .map_err(|source| ClientError::Address { url: url.to_owned(), source })?
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_while_idle(true);
+            .keep_alive_while_idle(true)
+            .tcp_nodelay(true);
         let channel =
             endpoint.connect().await.map_err(|source| ClientError::Connect { url: url.to_owned(), source })?;
         Client::from_channel(channel, token)
