@@ -7,11 +7,13 @@
 //! - [`store`]: the sled-backed append-only log (the only code that touches sled).
 //! - [`engine`]: the single writer with group commit; owns the clock;
 //!   publishes snapshots and changes.
+//! - [`drill`]: scripted exercises on a virtual clock, reports and replays.
 //! - [`grpc`]: thin tonic services translating between protobuf and the domain.
 //! - [`server`]: wiring: configuration, health, reflection, shutdown.
 
 pub mod dispatch;
 pub mod domain;
+pub mod drill;
 pub mod engine;
 pub mod fixture;
 pub mod grpc;

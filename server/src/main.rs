@@ -38,6 +38,44 @@ enum Tool {
         #[arg(long)]
         upto: Option<u64>,
     },
+    /// Drills in-process, with no server: run a script, replay a run.
+    #[command(subcommand)]
+    Drill(DrillTool),
+}
+
+#[derive(Debug, Subcommand)]
+enum DrillTool {
+    /// Runs a drill script and prints its report. Exit status: 0 when every
+    /// expectation passed, 1 when one failed, 2 when the script is broken.
+    Run {
+        /// The script (TOML).
+        file: PathBuf,
+        /// Overrides the script's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Overrides the script's pace (virtual seconds per real second; 0: as fast as possible).
+        #[arg(long)]
+        pace: Option<f64>,
+        /// Prints the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Writes the run's log (JSON Lines) here, for `drill replay`.
+        #[arg(long)]
+        log: Option<PathBuf>,
+    },
+    /// Replays a recorded run: folds its log, runs the script again with its
+    /// seed and compares. Exit status: 0 when they match, 1 when they differ
+    /// (the first record that differs is named), 2 when a file is broken.
+    Replay {
+        /// The script the run came from.
+        file: PathBuf,
+        /// The run's log, written by `drill run --log`.
+        #[arg(long)]
+        log: PathBuf,
+        /// Prints the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -58,11 +96,16 @@ fn main() -> anyhow::Result<()> {
         (None, Some("text") | None) => LogFormat::Text,
         (None, Some(other)) => anyhow::bail!("log_format: {other:?} is not text or json"),
     };
-    init_logging(log_format);
+    let quiet = matches!(args.command, Some(Tool::Drill(_)));
+    init_logging(log_format, if quiet { "warn" } else { "info" });
     let data_dir = args.data_dir.or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(server::DEFAULT_DATA_DIR));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     match args.command {
         Some(Tool::Check { upto }) => check(&data_dir, upto),
+        Some(Tool::Drill(tool)) => {
+            let code = runtime.block_on(drill(tool, file.dispatch))?;
+            std::process::exit(code);
+        }
         None => {
             let listen = match (args.listen, file.listen) {
                 (Some(listen), _) | (None, Some(listen)) => listen,
@@ -87,9 +130,107 @@ fn check(data_dir: &std::path::Path, upto: Option<u64>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(format: LogFormat) {
+/// Reads a drill script and the fixture it names (relative to the script).
+fn load_script(file: &std::path::Path) -> Result<muster_server::drill::Script, String> {
+    let text = std::fs::read_to_string(file).map_err(|error| format!("{}: {error}", file.display()))?;
+    let folder = file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+    let read_fixture = |path: &str| {
+        let full = folder.join(path);
+        std::fs::read_to_string(&full)
+            .map(|text| (full.display().to_string(), text))
+            .map_err(|error| format!("cannot read fixture {}: {error}", full.display()))
+    };
+    muster_server::drill::script::parse(&file.display().to_string(), &text, &read_fixture)
+        .map_err(|error| error.to_string())
+}
+
+/// `musterd drill ...`: returns the exit status.
+async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Settings) -> anyhow::Result<i32> {
+    use muster_server::drill::{self, replay, report, RunOptions};
+    match tool {
+        DrillTool::Run { file, seed, pace, json, log } => {
+            let script = match load_script(&file) {
+                Ok(script) => script,
+                Err(error) => {
+                    eprintln!("musterd: {error}");
+                    return Ok(2);
+                }
+            };
+            let options = RunOptions { seed, pace, live: None, dispatch };
+            let (run, report) = match drill::run_and_report(&script, &options, &|_| {}).await {
+                Ok(done) => done,
+                Err(drill::DrillError::Script(error)) => {
+                    eprintln!("musterd: {error}");
+                    return Ok(2);
+                }
+                Err(error) => return Err(error.into()),
+            };
+            if let Some(path) = log {
+                let header = replay::LogHeader {
+                    drill: report.name.clone(),
+                    seed: run.seed,
+                    digest: report.digest.clone(),
+                    events: report.events,
+                };
+                std::fs::write(&path, replay::write_log(&header, &run.records)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report::render_text(&report));
+            }
+            Ok(if report.passed() { 0 } else { 1 })
+        }
+        DrillTool::Replay { file, log, json } => {
+            let script = match load_script(&file) {
+                Ok(script) => script,
+                Err(error) => {
+                    eprintln!("musterd: {error}");
+                    return Ok(2);
+                }
+            };
+            let text = std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+            let (header, records) = match replay::read_log(&text) {
+                Ok(read) => read,
+                Err(error) => {
+                    eprintln!("musterd: {}: {error}", log.display());
+                    return Ok(2);
+                }
+            };
+            let options = RunOptions { seed: Some(header.seed), pace: Some(0.0), live: None, dispatch };
+            let outcome = match replay::replay(&script, &records, &header.digest, &options).await {
+                Ok(outcome) => outcome,
+                Err(drill::DrillError::Script(error)) => {
+                    eprintln!("musterd: {error}");
+                    return Ok(2);
+                }
+                Err(error) => return Err(error.into()),
+            };
+            if json {
+                let value = serde_json::json!({
+                    "drill": header.drill,
+                    "seed": header.seed,
+                    "recorded_digest": header.digest,
+                    "replayed_digest": outcome.digest,
+                    "replay_matches": outcome.matches,
+                    "divergence": outcome.divergence,
+                });
+                println!("{}", serde_json::to_string_pretty(&value)?);
+            } else if outcome.matches {
+                println!("replay matches: {} records, digest {}", records.len(), outcome.digest);
+            } else {
+                println!("replay DIFFERS: {}", outcome.divergence);
+                println!("recorded digest {}, the recorded log folds to {}", header.digest, outcome.digest);
+            }
+            Ok(if outcome.matches { 0 } else { 1 })
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

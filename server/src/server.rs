@@ -224,7 +224,9 @@ pub async fn serve_store(
         .serve_with_incoming_shutdown(incoming(listener), on_shutdown);
     // A graceful shutdown waits for every open stream to finish, and a client
     // that stopped reading never lets its stream finish: past the grace
-    // period the remaining connections are dropped.
+    // period the server stops waiting for them. (Their connection tasks end
+    // with the process; in-process servers in tests leave them to the
+    // runtime.)
     let deadline = async {
         if grace.await.is_ok() {
             tokio::time::sleep(SHUTDOWN_GRACE).await;

@@ -283,26 +283,34 @@ async fn watch_incidents_sends_the_need_a_dispatch_fills() {
     let initial = stream.next().await.unwrap().unwrap();
     assert!(matches!(initial.change, Some(pb::incident_event::Change::Incident(_))));
     dispatch(&mut incidents, "F", false).await;
-    let mut assignments = 0;
-    let need = loop {
+    // The dispatch's changes: two assignments and the need they filled, once,
+    // in sequence order (the need at the sequence of its last assignment).
+    let mut changes = Vec::new();
+    for _ in 0..3 {
         let event = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
             .await
             .expect("an event within 10 s")
             .expect("open")
             .expect("ok");
-        match event.change {
-            Some(pb::incident_event::Change::Need(need)) if need.id == need_id => break need,
-            Some(pb::incident_event::Change::Assignment(_)) => assignments += 1,
-            other => panic!("unexpected {other:?}"),
-        }
-    };
-    assert_eq!((need.filled, need.status()), (2, pb::NeedStatus::Filled));
-    // The need comes before its assignments, once, however many filled it.
-    assert_eq!(assignments, 0);
-    for _ in 0..2 {
-        let event = stream.next().await.unwrap().unwrap();
-        assert!(matches!(event.change, Some(pb::incident_event::Change::Assignment(_))), "{event:?}");
+        changes.push(event);
     }
+    let sequences: Vec<u64> = changes.iter().map(|event| event.sequence).collect();
+    assert!(sequences.windows(2).all(|pair| pair[0] <= pair[1]), "in sequence order: {sequences:?}");
+    let needs: Vec<&pb::Need> = changes
+        .iter()
+        .filter_map(|event| match &event.change {
+            Some(pb::incident_event::Change::Need(need)) => Some(need),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(needs.len(), 1, "the need once, however many filled it: {changes:?}");
+    assert_eq!(
+        (needs[0].id.as_str(), needs[0].filled, needs[0].status()),
+        (need_id.as_str(), 2, pb::NeedStatus::Filled)
+    );
+    let assignments =
+        changes.iter().filter(|event| matches!(event.change, Some(pb::incident_event::Change::Assignment(_)))).count();
+    assert_eq!(assignments, 2);
     let first = active_assignments(&mut incidents, "F").await[0].id.clone();
     update(&mut incidents, &first, pb::AssignmentStatus::Cancelled, 0).await.unwrap();
     let reopened = loop {
@@ -369,6 +377,14 @@ async fn stock_issued_then_cancelled_or_released_comes_back_to_the_ledger() {
     let released = update(&mut incidents, &convoy.id, pb::AssignmentStatus::Released, 3).await.unwrap();
     assert_eq!(released.returned_quantity, 3);
     assert_eq!(stock(&server).await.on_hand, 9, "4 issued, 3 came back, 1 used up");
+    let later = update(&mut incidents, &convoy.id, pb::AssignmentStatus::Released, 1).await.unwrap();
+    assert_eq!(later.returned_quantity, 4, "the last pump came back after the release");
+    assert_eq!(stock(&server).await.on_hand, 10);
+    check_error(
+        update(&mut incidents, &convoy.id, pb::AssignmentStatus::Released, 1).await,
+        Code::InvalidArgument,
+        Some("returned_quantity"),
+    );
     let ledger = server
         .client()
         .await
@@ -383,12 +399,12 @@ async fn stock_issued_then_cancelled_or_released_comes_back_to_the_ledger() {
         .filter(|entry| entry.reason() == pb::LedgerReason::Returned)
         .map(|entry| (entry.delta, entry.note.clone()))
         .collect();
-    assert_eq!(returned.len(), 2, "{returned:?}");
+    assert_eq!(returned.len(), 3, "{returned:?}");
     assert_eq!(returned[0].0, 4);
     assert!(returned[0].1.contains(&format!("assignment {first_convoy} ")), "{:?}", returned[0]);
     assert_eq!(returned[1].0, 3);
     assert!(returned[1].1.contains(&format!("assignment {} ", convoy.id)), "{:?}", returned[1]);
-    assert_eq!(ledger.iter().map(|entry| entry.delta).sum::<i64>(), 9, "invariant 4: the ledger sums to on hand");
+    assert_eq!(ledger.iter().map(|entry| entry.delta).sum::<i64>(), 10, "invariant 4: the ledger sums to on hand");
     check_error(
         update(&mut incidents, &second.assignments[0].id, pb::AssignmentStatus::Cancelled, 2).await,
         Code::InvalidArgument,
@@ -590,6 +606,13 @@ async fn dispatch_with_divert_takes_a_team_from_a_minor_job_only_when_free_teams
         })
         .collect();
     assert_eq!(old.len(), 2);
+    for assignment in &old {
+        assert!(
+            assignment.note.contains("diverted to need") && assignment.note.contains("MAJOR"),
+            "the cancelled assignment itself says where its team went: {:?}",
+            assignment.note
+        );
+    }
     let events = server
         .client()
         .await
@@ -622,7 +645,17 @@ async fn an_unacknowledged_assignment_times_out_on_the_engine_clock() {
     assert_eq!(stream.next().await.unwrap().unwrap().status(), pb::AssignmentStatus::Dispatched);
     server.clock.advance_seconds(599);
     // A write in between: the timer is not due yet, nothing is cancelled.
-    dispatch(&mut incidents, "F", false).await;
+    server
+        .client()
+        .await
+        .roster()
+        .report_status(pb::ReportStatusRequest {
+            team_id: "W5".into(),
+            position: Some(pb::LatLng { lat: 28.3, lng: 112.99 }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(active_assignments(&mut incidents, "F").await.len(), 1);
     server.clock.advance_seconds(2);
     let cancelled = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
@@ -631,6 +664,7 @@ async fn an_unacknowledged_assignment_times_out_on_the_engine_clock() {
         .unwrap()
         .unwrap();
     assert_eq!(cancelled.status(), pb::AssignmentStatus::Cancelled);
+    assert_eq!(cancelled.note, "not acknowledged within 600 s", "the roster app sees why");
     let events = server
         .client()
         .await

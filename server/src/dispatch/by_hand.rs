@@ -125,6 +125,7 @@ pub(crate) fn assign(
         issued: false,
         by_hand: true,
         returned_quantity: 0,
+        note: String::new(),
     };
     Ok(vec![Event::AssignmentCreated { assignment }])
 }

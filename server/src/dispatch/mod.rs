@@ -299,6 +299,7 @@ pub(crate) fn commit(state: &State, scope: Scope<'_>, settings: &Settings, now: 
                 issued: false,
                 by_hand: false,
                 returned_quantity: 0,
+                note: String::new(),
             },
         });
     }

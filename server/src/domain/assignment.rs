@@ -121,6 +121,10 @@ pub struct Assignment {
     pub by_hand: bool,
     /// Supplies: units returned to the depot after they were issued.
     pub returned_quantity: i64,
+    /// Why it last changed, when that was not the caller's plain request
+    /// (diverted, not acknowledged in time, the team went out of service, a
+    /// note given with the update).
+    pub note: String,
 }
 
 impl Assignment {
@@ -218,7 +222,13 @@ pub(super) fn update(
         }
     }
     if from == to {
-        return Ok(Vec::new());
+        // Stock may come back after the release was recorded (say, once the
+        // incident closed with the convoy still out).
+        return Ok(if to == AssignmentStatus::Released {
+            stock_return(assignment, returned_quantity, "came back after the release").into_iter().collect()
+        } else {
+            Vec::new()
+        });
     }
     if !from.is_active() {
         return Err(DomainError::precondition(format!("assignment {id} is {} and cannot change", from.as_str())));
@@ -406,17 +416,20 @@ pub(super) fn apply_created(state: &mut State, assignment: &Assignment) {
 /// Applies `AssignmentStatusChanged`.
 pub(super) fn apply_status(
     state: &mut State,
+    record: &super::event::LogRecord,
     number: u64,
     to: AssignmentStatus,
     issue: bool,
-    sequence: u64,
-    time: Timestamp,
-    actor: &str,
+    note: &str,
 ) {
+    let (sequence, time, actor) = (record.sequence, record.time, record.actor.as_str());
     let Some(mut assignment) = state.assignments.get(&number).cloned() else { return };
     let from = assignment.status;
     assignment.status = to;
     assignment.updated_at = time;
+    if !note.is_empty() {
+        note.clone_into(&mut assignment.note);
+    }
     if matches!(to, AssignmentStatus::Cancelled | AssignmentStatus::Declined) {
         if let Some(need) = state.needs.get_mut(&assignment.need_number) {
             need.filled -= assignment.amount();

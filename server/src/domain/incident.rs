@@ -326,6 +326,7 @@ pub(super) fn declare(state: &State, declaration: &Declaration, time: Timestamp)
     if let Some(plan) = plan {
         events.extend(reconcile(state, &incident, plan, final_level, time));
     }
+    check_need_count(&incident, &events)?;
     Ok(events)
 }
 

@@ -195,15 +195,9 @@ impl State {
             | Event::IncidentStatusChanged { .. }
             | Event::IncidentClosed { .. } => incident::apply(self, &record.event, record.time),
             Event::AssignmentCreated { assignment } => super::assignment::apply_created(self, assignment),
-            Event::AssignmentStatusChanged { assignment_number, to, issue, .. } => super::assignment::apply_status(
-                self,
-                *assignment_number,
-                *to,
-                *issue,
-                record.sequence,
-                record.time,
-                &record.actor,
-            ),
+            Event::AssignmentStatusChanged { assignment_number, to, issue, note, .. } => {
+                super::assignment::apply_status(self, record, *assignment_number, *to, *issue, note)
+            }
             Event::DispatchCompleted { .. } => {}
             Event::ZoneSet { zone } => {
                 self.zones.insert(zone.id.clone(), zone.clone());

@@ -33,6 +33,8 @@ pub struct EngineConfig {
     pub watch_buffer: usize,
     /// How the dispatcher estimates travel.
     pub dispatch: crate::dispatch::travel::Settings,
+    /// Simulated teams (drills only; `None` in live operations).
+    pub simulation: Option<crate::domain::timer::Simulation>,
 }
 
 impl Default for EngineConfig {
@@ -42,6 +44,7 @@ impl Default for EngineConfig {
             max_batch: 512,
             watch_buffer: 8_192,
             dispatch: crate::dispatch::travel::Settings::default(),
+            simulation: None,
         }
     }
 }
@@ -78,6 +81,10 @@ pub struct Committed {
 
 enum Message {
     Submit(Box<Submission>),
+    /// Answers once every timer due by the clock has fired.
+    Settle(oneshot::Sender<()>),
+    /// Replaces the simulation (drills), in queue order.
+    Simulate(Box<Option<crate::domain::timer::Simulation>>),
     Stop,
 }
 
@@ -146,6 +153,7 @@ impl Engine {
             changes.clone(),
             config.max_batch.max(1),
             config.dispatch,
+            config.simulation,
         );
         let thread =
             std::thread::Builder::new()
@@ -233,6 +241,27 @@ impl EngineHandle {
     /// How the dispatcher estimates travel.
     pub fn dispatch_settings(&self) -> crate::dispatch::travel::Settings {
         self.dispatch
+    }
+
+    /// Waits until the writer has fired every timer due by the clock now
+    /// (at most a group of them: call again while `timer::next` says one is
+    /// still due). Drills call it after each move of their clock.
+    pub async fn settle(&self) -> Result<(), EngineError> {
+        let (done, settled) = oneshot::channel();
+        self.queue
+            .send(Message::Settle(done))
+            .await
+            .map_err(|_| EngineError::Unavailable("the writer has stopped".to_owned()))?;
+        settled.await.map_err(|_| EngineError::Unavailable("the writer has stopped".to_owned()))
+    }
+
+    /// Replaces the simulated teams' behaviour (drills: a team falls
+    /// silent), in order with the commands submitted before and after.
+    pub async fn simulate(&self, simulation: Option<crate::domain::timer::Simulation>) -> Result<(), EngineError> {
+        self.queue
+            .send(Message::Simulate(Box::new(simulation)))
+            .await
+            .map_err(|_| EngineError::Unavailable("the writer has stopped".to_owned()))
     }
 
     /// The last committed state.

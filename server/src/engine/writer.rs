@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::{Clock, Committed, EngineError, Message, Submission};
 use crate::domain::limits::REQUEST_ID_RETENTION_SECONDS;
-use crate::domain::timer::{self, TimerSettings, SYSTEM_ACTOR};
+use crate::domain::timer::{self, Simulation, TimerSettings};
 use crate::domain::{execute, Command, Context, DomainError, LogRecord, Reply, State};
 use crate::store::{Append, RequestKey, RequestRecord, Store};
 
@@ -34,6 +34,8 @@ pub(super) struct Writer {
     failed: Option<String>,
     /// The sequence at which a timer last failed to make progress.
     timers_stalled_at: Option<u64>,
+    /// Simulated teams (drills only).
+    simulation: Option<Simulation>,
 }
 
 /// What one group commit collects before it writes.
@@ -56,6 +58,7 @@ impl Writer {
         changes: broadcast::Sender<Arc<Committed>>,
         max_batch: usize,
         dispatch: crate::dispatch::travel::Settings,
+        simulation: Option<Simulation>,
     ) -> Writer {
         let mut ordered: Vec<_> = requests.into_iter().map(|record| (record.time, record)).collect();
         ordered.sort_by(|left, right| (left.0, &left.1.key).cmp(&(right.0, &right.1.key)));
@@ -73,6 +76,7 @@ impl Writer {
             dispatch,
             failed: None,
             timers_stalled_at: None,
+            simulation,
         }
     }
 
@@ -106,13 +110,15 @@ impl Writer {
             };
             let Some(first) = first else { return };
             let mut submissions = Vec::new();
-            let mut stop = false;
+            let mut control = None;
             let mut next = Some(first);
             while let Some(message) = next.take() {
                 match message {
                     Message::Submit(submission) => submissions.push(*submission),
-                    Message::Stop => {
-                        stop = true;
+                    other => {
+                        // A control message ends the group: it acts after
+                        // what was queued before it and before what follows.
+                        control = Some(other);
                         break;
                     }
                 }
@@ -120,10 +126,23 @@ impl Writer {
                     next = queue.try_recv().ok();
                 }
             }
-            self.commit_group(submissions);
-            if stop {
-                tracing::info!(last_sequence = self.state.last_sequence, "writer stopped");
-                return;
+            if !submissions.is_empty() || matches!(control, Some(Message::Settle(_))) {
+                self.commit_group(submissions);
+            }
+            match control {
+                None | Some(Message::Submit(_)) => {}
+                Some(Message::Settle(done)) => {
+                    // The caller gave up waiting: not an error.
+                    let _ = done.send(());
+                }
+                Some(Message::Simulate(simulation)) => {
+                    self.simulation = *simulation;
+                    self.timers_stalled_at = None;
+                }
+                Some(Message::Stop) => {
+                    tracing::info!(last_sequence = self.state.last_sequence, "writer stopped");
+                    return;
+                }
             }
         }
     }
@@ -134,7 +153,7 @@ impl Writer {
     }
 
     fn timer_settings(&self) -> TimerSettings {
-        TimerSettings { ack_timeout_seconds: self.dispatch.ack_timeout_seconds }
+        TimerSettings { ack_timeout_seconds: self.dispatch.ack_timeout_seconds, simulation: self.simulation.clone() }
     }
 
     /// When the next timer falls due, if any (none while writes are refused,
@@ -151,21 +170,21 @@ impl Writer {
     /// nothing (a bug) stops the timers until the state moves on, rather
     /// than spin.
     fn fire_timers(&mut self, group: &mut Group) {
+        let settings = self.timer_settings();
         for _ in 0..self.max_batch {
             if self.failed.is_some() || self.timers_stalled_at == Some(self.state.last_sequence) {
                 return;
             }
             let now = self.now();
-            let Some(due) = timer::next(&self.state, &self.timer_settings()).filter(|timer| timer.due <= now) else {
+            let Some(due) = timer::next(&self.state, &settings).filter(|timer| timer.due <= now) else {
                 return;
             };
             let before = self.state.last_sequence;
-            let result = self.execute(&due.command, SYSTEM_ACTOR, None, group);
+            let result = self.execute(&due.command, due.actor, None, group);
             if let Err(error) = &result {
                 tracing::error!(%error, command = due.command.name(), "a timer's command was refused");
             }
             if self.state.last_sequence == before {
-                debug_assert!(false, "timer {due:?} made no progress");
                 tracing::error!(
                     command = due.command.name(),
                     "a timer made no progress; timers wait for the next change"

@@ -702,6 +702,7 @@ pub fn assignment_out(assignment: &crate::domain::assignment::Assignment) -> pb:
         updated_at: Some(timestamp_out(assignment.updated_at)),
         by_hand: assignment.by_hand,
         returned_quantity: assignment.returned_quantity,
+        note: assignment.note.clone(),
     }
 }
 
@@ -722,6 +723,7 @@ pub fn proposal_out(proposal: &crate::dispatch::Proposal, now: crate::domain::Ti
         updated_at: Some(timestamp_out(now)),
         by_hand: false,
         returned_quantity: 0,
+        note: String::new(),
     }
 }
 

@@ -104,6 +104,8 @@ fn incident_changes(committed: &Committed, filter: &str) -> Vec<pb::IncidentEven
             })
             .filter_map(|(number, sequence)| assignment_event(state, *number, sequence)),
     );
+    // Stable: at one sequence, the incident, then its needs, then assignments.
+    changes.sort_by_key(|change| change.sequence);
     changes
 }
 
