@@ -68,6 +68,9 @@ enum Command {
     Zone(cli::assignment::ZoneCommand),
     /// The event log: who did what, and when.
     Audit(cli::audit::AuditArgs),
+    /// Drills: run a script on the server's drill engine, replay, report, list, export, compare.
+    #[command(subcommand)]
+    Drill(cli::drill::DrillCommand),
     /// Loads a fixture file (items, depots, stock, teams, plans) into the server, all or nothing.
     Import {
         /// The TOML file.
@@ -105,6 +108,7 @@ async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         }
         Command::Assignment(command) => cli::assignment::run(&client, command, output).await,
         Command::Zone(command) => cli::assignment::zone(&client, command, output).await,
+        Command::Drill(command) => cli::drill::run(&client, command, output).await,
     }
 }
 

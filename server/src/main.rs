@@ -136,8 +136,11 @@ fn load_script(file: &std::path::Path) -> Result<muster_server::drill::Script, S
     let folder = file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
     let read_fixture = |path: &str| {
         let full = folder.join(path);
+        // Named as the script names it, wherever the script is run from: the
+        // name reaches the log (ledger notes name file:line), so it must not
+        // depend on the working directory.
         std::fs::read_to_string(&full)
-            .map(|text| (full.display().to_string(), text))
+            .map(|text| (path.to_owned(), text))
             .map_err(|error| format!("cannot read fixture {}: {error}", full.display()))
     };
     muster_server::drill::script::parse(&file.display().to_string(), &text, &read_fixture)
@@ -156,7 +159,7 @@ async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Setti
                     return Ok(2);
                 }
             };
-            let options = RunOptions { seed, pace, live: None, dispatch };
+            let options = RunOptions { seed, pace, live_world: None, dispatch };
             let (run, report) = match drill::run_and_report(&script, &options, &|_| {}).await {
                 Ok(done) => done,
                 Err(drill::DrillError::Script(error)) => {
@@ -198,7 +201,7 @@ async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Setti
                     return Ok(2);
                 }
             };
-            let options = RunOptions { seed: Some(header.seed), pace: Some(0.0), live: None, dispatch };
+            let options = RunOptions { seed: Some(header.seed), pace: Some(0.0), live_world: None, dispatch };
             let outcome = match replay::replay(&script, &records, &header.digest, &options).await {
                 Ok(outcome) => outcome,
                 Err(drill::DrillError::Script(error)) => {

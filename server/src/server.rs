@@ -19,6 +19,7 @@ use crate::domain::limits::MAX_MESSAGE_BYTES;
 use crate::engine::{Clock, Engine, EngineConfig};
 use crate::grpc::audit::AuditService;
 use crate::grpc::auth::{Caller, Role, Tokens};
+use crate::grpc::drill::DrillService;
 use crate::grpc::import::ImportService;
 use crate::grpc::incident::IncidentService;
 use crate::grpc::plan::PlanService;
@@ -153,6 +154,7 @@ pub async fn serve_store(
 ) -> anyhow::Result<()> {
     let (tokens, address) = access_tokens(&config, &listener)?;
     config.engine.dispatch.validate().map_err(anyhow::Error::msg)?;
+    let drill_store = Arc::clone(&store);
     let engine = tokio::task::spawn_blocking(move || Engine::start(store, clock, config.engine))
         .await
         .context("starting the engine")?
@@ -197,6 +199,10 @@ pub async fn serve_store(
     let incidents =
         service!(pb::incident_service_server::IncidentServiceServer<_>, IncidentService::new(handle.clone()));
     let audit = service!(pb::audit_service_server::AuditServiceServer<_>, AuditService::new(handle.clone()));
+    let drills = service!(
+        pb::drill_service_server::DrillServiceServer<_>,
+        DrillService::new(handle.clone(), drill_store).context("reading the stored drill runs")?
+    );
 
     let closer = engine.closer();
     let stopping_health = health.clone();
@@ -221,6 +227,7 @@ pub async fn serve_store(
         .add_service(plans)
         .add_service(incidents)
         .add_service(audit)
+        .add_service(drills)
         .serve_with_incoming_shutdown(incoming(listener), on_shutdown);
     // A graceful shutdown waits for every open stream to finish, and a client
     // that stopped reading never lets its stream finish: past the grace

@@ -51,8 +51,9 @@ pub struct RunOptions {
     pub seed: Option<u64>,
     /// Overrides the script's pace.
     pub pace: Option<f64>,
-    /// The live world, for `from_live` scripts (a snapshot; never changed).
-    pub live: Option<Arc<State>>,
+    /// The live world for `from_live` scripts: a copy taken once
+    /// ([`live_world`]); the live engine itself is never touched.
+    pub live_world: Option<Fixture>,
     /// Travel and timeout settings (the server's `[dispatch]`).
     pub dispatch: crate::dispatch::travel::Settings,
 }
@@ -104,17 +105,18 @@ pub struct Progress {
     pub message: String,
 }
 
-/// The simulation `[simulation]` and the seed describe.
-pub fn simulation_of(script: &Script, seed: u64, dispatch: &crate::dispatch::travel::Settings) -> Simulation {
-    Simulation {
+/// The simulated teams `[simulation]` and the seed describe (none without it).
+pub fn simulation_of(script: &Script, seed: u64, dispatch: &crate::dispatch::travel::Settings) -> Option<Simulation> {
+    let spec = script.simulation.as_ref()?;
+    Some(Simulation {
         seed,
-        ack_after_seconds: script.simulation.ack_after_seconds,
-        ack_spread_seconds: script.simulation.ack_spread_seconds,
-        decline_rate: script.simulation.decline_rate,
-        on_scene_for_seconds: script.simulation.on_scene_for_seconds,
+        ack_after_seconds: spec.ack_after_seconds,
+        ack_spread_seconds: spec.ack_spread_seconds,
+        decline_rate: spec.decline_rate,
+        on_scene_for_seconds: spec.on_scene_for_seconds,
         silent_teams: Default::default(),
         travel: *dispatch,
-    }
+    })
 }
 
 /// The world of a `from_live` script: the live roster, catalog, depots,
@@ -227,14 +229,12 @@ pub async fn run(
     let simulation = simulation_of(script, seed, &options.dispatch);
     let store = Arc::new(MemoryStore::new());
     let clock = ManualClock::new(script.start);
-    let config =
-        EngineConfig { dispatch: options.dispatch, simulation: Some(simulation.clone()), ..EngineConfig::default() };
+    let config = EngineConfig { dispatch: options.dispatch, simulation: simulation.clone(), ..EngineConfig::default() };
     let shared: Arc<dyn Store> = store.clone();
     let engine = Engine::start(shared, Arc::new(clock.clone()), config)
         .map_err(|error| DrillError::Engine(error.to_string()))?;
     let handle = engine.handle();
-    let timers =
-        TimerSettings { ack_timeout_seconds: options.dispatch.ack_timeout_seconds, simulation: Some(simulation) };
+    let timers = TimerSettings { ack_timeout_seconds: options.dispatch.ack_timeout_seconds, simulation };
     let mut driver = Driver { engine, handle, store, clock, timers, pace: options.pace.unwrap_or(script.pace) };
     let outcome = drive(&mut driver, script, options, progress).await;
     let Driver { engine, store, clock, .. } = driver;
@@ -264,10 +264,13 @@ async fn drive(
 ) -> Result<Vec<InjectOutcome>, DrillError> {
     let mut world = Vec::new();
     if script.from_live {
-        let live = options.live.as_deref().ok_or_else(|| {
-            DrillError::Script(DomainError::invalid("from_live", "this run has no live world to copy"))
+        let live = options.live_world.clone().ok_or_else(|| {
+            DrillError::Script(DomainError::invalid(
+                "from_live",
+                "this run has no live world to copy (run it through a server: muster drill run)",
+            ))
         })?;
-        world.push(live_world(live));
+        world.push(live);
     }
     world.extend(script.world.iter().cloned());
     for fixture in world.into_iter().filter(|fixture| fixture.entries() > 0) {
@@ -281,11 +284,10 @@ async fn drive(
     for (index, inject) in script.injects.iter().enumerate() {
         driver.advance_to(script.start.plus_seconds(inject.at_seconds)).await?;
         let (action, result) = apply(driver, inject).await?;
-        if script.simulation.auto_dispatch && !matches!(inject.action, Action::Dispatch { .. }) {
-            // Nothing to dispatch is not an error; a refusal is recorded below.
-            if let Err(error) =
-                driver.submit(Command::Dispatch { incident_id: None, divert: script.simulation.divert }).await
-            {
+        let auto = script.simulation.as_ref().filter(|spec| spec.auto_dispatch);
+        if let Some(spec) = auto.filter(|_| !matches!(inject.action, Action::Dispatch { .. })) {
+            // Nothing to dispatch is not an error; a refusal is only logged.
+            if let Err(error) = driver.submit(Command::Dispatch { incident_id: None, divert: spec.divert }).await {
                 tracing::debug!(%error, "auto-dispatch after an inject was refused");
             }
         }
@@ -313,11 +315,13 @@ async fn apply(driver: &mut Driver, inject: &Inject) -> Result<(String, Result<(
     let state = driver.handle.snapshot();
     let (words, command) = match &inject.action {
         Action::TeamSilent { team } => {
-            if let Some(simulation) = driver.timers.simulation.as_mut() {
-                simulation.silent_teams.insert(team.clone());
-            }
+            let words = format!("team {team}'s app falls silent: it will not acknowledge");
+            let Some(simulation) = driver.timers.simulation.as_mut() else {
+                return Ok((words, Err("the script has no [simulation]: no team acknowledges by itself".to_owned())));
+            };
+            simulation.silent_teams.insert(team.clone());
             driver.handle.simulate(driver.timers.simulation.clone()).await?;
-            return Ok((format!("team {team}'s app falls silent: it will not acknowledge"), Ok(())));
+            return Ok((words, Ok(())));
         }
         action => describe(action, &state),
     };

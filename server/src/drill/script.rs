@@ -46,8 +46,9 @@ pub struct Script {
     pub from_live: bool,
     /// Virtual seconds per real second (0: as fast as possible).
     pub pace: f64,
-    /// How simulated teams behave.
-    pub simulation: SimulationSpec,
+    /// How simulated teams behave (`None`: no `[simulation]`, so teams do
+    /// only what the injects say; the engine's own timeouts still run).
+    pub simulation: Option<SimulationSpec>,
     /// When the run stops, in seconds after `start`.
     pub end_seconds: i64,
     /// The timeline, in time order (ties in file order).
@@ -617,8 +618,8 @@ pub fn parse(name: &str, text: &str, read_fixture: &FixtureReader<'_>) -> Domain
         Some(pace) => return Err(DomainError::invalid(at("pace", pace.span()), "must be 0 or a positive number")),
     };
     let simulation = match file.simulation {
-        None => SimulationSpec::default(),
-        Some(entry) => simulation(&at("simulation", entry.span()), entry.into_inner())?,
+        None => None,
+        Some(entry) => Some(simulation(&at("simulation", entry.span()), entry.into_inner())?),
     };
     if file.inject.len() > MAX_INJECTS {
         return Err(DomainError::invalid(format!("{name}: inject"), format!("more than {MAX_INJECTS} injects")));
@@ -913,8 +914,9 @@ level = "II"
         assert_eq!(script.injects[0].note, "STARTEX");
         assert_eq!(script.injects[0].source, "flood.toml:23: inject[1]");
         assert_eq!(script.injects[1].at_seconds, 40 * 60);
-        assert_eq!(script.simulation.ack_after_seconds, 120);
-        assert!(script.simulation.auto_dispatch);
+        let simulation = script.simulation.clone().unwrap_or_default();
+        assert_eq!(simulation.ack_after_seconds, 120);
+        assert!(simulation.auto_dispatch);
         assert_eq!(script.end_seconds, 40 * 60 + DEFAULT_TAIL_SECONDS);
         assert_eq!(script.world[0].teams.len(), 1);
         assert!(matches!(

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 pub mod convert;
+pub mod drill;
 pub mod import;
 pub mod incident;
 pub mod plan;

@@ -17,6 +17,7 @@ pub struct MemoryStore {
 struct Inner {
     log: Vec<LogRecord>,
     requests: BTreeMap<RequestKey, RequestRecord>,
+    drill_runs: BTreeMap<u64, Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -60,5 +61,19 @@ impl Store for MemoryStore {
         let count = inner.requests.len();
         inner.requests.retain(|_, record| record.time >= before);
         Ok(count - inner.requests.len())
+    }
+
+    fn put_drill_run(&self, number: u64, run: &[u8]) -> Result<(), StoreError> {
+        self.lock().drill_runs.insert(number, run.to_vec());
+        Ok(())
+    }
+
+    fn drill_run(&self, number: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().drill_runs.get(&number).cloned())
+    }
+
+    fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let inner = self.lock();
+        Ok(inner.drill_runs.range(after.saturating_add(1)..).map(|(number, _)| *number).take(limit).collect())
     }
 }

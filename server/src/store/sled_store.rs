@@ -16,6 +16,8 @@ use super::{decode, encode, Append, RequestKey, RequestRecord, Store, StoreError
 use crate::domain::{LogRecord, Timestamp};
 
 const TREE: &str = "muster";
+/// Drill runs live in a tree of their own: never mixed with the live log.
+const DRILL_TREE: &str = "drill-runs";
 const LOG_PREFIX: u8 = b'l';
 const REQUEST_PREFIX: u8 = b'r';
 const FORMAT_KEY: &[u8] = b"mformat";
@@ -28,6 +30,7 @@ const FORMAT_VERSION: u32 = 2;
 pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
+    drills: sled::Tree,
     dir: PathBuf,
     db_file: File,
     known_blobs: Mutex<BTreeSet<std::ffi::OsString>>,
@@ -71,6 +74,7 @@ impl SledStore {
         std::fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
         let db = sled::Config::new().path(dir).cache_capacity(256 * 1024 * 1024).open().map_err(sled_error("open"))?;
         let tree = db.open_tree(TREE).map_err(sled_error("open tree"))?;
+        let drills = db.open_tree(DRILL_TREE).map_err(sled_error("open drill tree"))?;
         match tree.get(FORMAT_KEY).map_err(sled_error("format"))? {
             None => {
                 tree.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes()).map_err(sled_error("format"))?;
@@ -82,7 +86,8 @@ impl SledStore {
         }
         let db_path = dir.join("db");
         let db_file = File::open(&db_path).map_err(io_error("open", &db_path))?;
-        let store = SledStore { db, tree, dir: dir.to_owned(), db_file, known_blobs: Mutex::new(BTreeSet::new()) };
+        let store =
+            SledStore { db, tree, drills, dir: dir.to_owned(), db_file, known_blobs: Mutex::new(BTreeSet::new()) };
         store.sync()?;
         let directory = File::open(dir).map_err(io_error("open", dir))?;
         directory.sync_all().map_err(io_error("fsync", dir))?;
@@ -184,5 +189,41 @@ impl Store for SledStore {
             self.sync()?;
         }
         Ok(count)
+    }
+
+    fn put_drill_run(&self, number: u64, run: &[u8]) -> Result<(), StoreError> {
+        let mut value = vec![super::FORMAT_TAG];
+        value.extend_from_slice(run);
+        self.drills.insert(number.to_be_bytes(), value).map_err(sled_error(format!("drill run {number}")))?;
+        self.sync()
+    }
+
+    fn drill_run(&self, number: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(value) = self.drills.get(number.to_be_bytes()).map_err(sled_error(format!("drill run {number}")))?
+        else {
+            return Ok(None);
+        };
+        match value.split_first() {
+            Some((&super::FORMAT_TAG, rest)) => Ok(Some(rest.to_vec())),
+            _ => Err(StoreError::Corrupt {
+                tree: DRILL_TREE,
+                key: number.to_string(),
+                reason: "unknown format tag".to_owned(),
+            }),
+        }
+    }
+
+    fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        let mut numbers = Vec::new();
+        for entry in self.drills.range(after.saturating_add(1).to_be_bytes()..).take(limit) {
+            let (key, _) = entry.map_err(sled_error("drill runs"))?;
+            let bytes: [u8; 8] = key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+                tree: DRILL_TREE,
+                key: hex::encode(&key),
+                reason: "a drill run key is not 8 bytes".to_owned(),
+            })?;
+            numbers.push(u64::from_be_bytes(bytes));
+        }
+        Ok(numbers)
     }
 }
