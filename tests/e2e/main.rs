@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod dispatch;
+mod drills;
 mod durability;
 mod import;
 mod incidents;
