@@ -21,7 +21,9 @@ fn drills_dir() -> std::path::PathBuf {
 fn load(name: &str) -> drill::Script {
     let text = std::fs::read_to_string(drills_dir().join(name)).unwrap();
     let read = |path: &str| {
-        std::fs::read_to_string(drills_dir().join(path)).map(|text| (path.to_owned(), text)).map_err(|error| error.to_string())
+        std::fs::read_to_string(drills_dir().join(path))
+            .map(|text| (path.to_owned(), text))
+            .map_err(|error| error.to_string())
     };
     drill::script::parse(name, &text, &read).unwrap()
 }
@@ -50,7 +52,8 @@ fn drills(criterion: &mut Criterion) {
         });
         group.bench_function(format!("replay {name}"), |bencher| {
             bencher.iter(|| {
-                let replay = runtime.block_on(drill::replay::replay(&script, &run.records, &report.digest, &options)).unwrap();
+                let replay =
+                    runtime.block_on(drill::replay::replay(&script, &run.records, &report.digest, &options)).unwrap();
                 assert!(replay.matches, "{}", replay.divergence);
             })
         });

@@ -146,7 +146,7 @@ fn simulated_step(
             assignment,
             AssignmentStatus::OnScene,
             since.plus_seconds(travel),
-            format!("simulated: arrives after {} min", travel / 60),
+            format!("simulated: arrives after {:.0} min", assignment.eta_minutes),
         )),
         (AssignedResource::Team { .. }, AssignmentStatus::OnScene) => {
             let stay = simulation.on_scene_for_seconds?;
@@ -158,7 +158,7 @@ fn simulated_step(
                 assignment,
                 AssignmentStatus::Released,
                 since.plus_seconds(stay.max(0)),
-                format!("simulated: released after {} min on scene", stay / 60),
+                format!("simulated: released after {:.0} min on scene", stay as f64 / 60.0),
             ))
         }
         _ => None,

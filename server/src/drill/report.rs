@@ -121,8 +121,8 @@ pub struct Report {
     pub reserve_overrides: Vec<Override>,
     /// Every expectation.
     pub expectations: Vec<Verdict>,
-    /// Set by a replay: whether it reproduced the run.
-    pub replay_matches: bool,
+    /// Set by a replay: whether it reproduced the run (`None`: not replayed).
+    pub replay_matches: Option<bool>,
     /// Set by a replay: the first record that differs, in words.
     pub divergence: String,
 }
@@ -139,6 +139,10 @@ impl Report {
 struct NeedFacts {
     raised: Option<Timestamp>,
     level: Option<Level>,
+    /// What it asked when raised (a later lowering does not rewrite it).
+    what: String,
+    /// The last time it became filled; cleared when it reopens, so a team
+    /// that was assigned and then declined or timed out does not count.
     filled: Option<Timestamp>,
     reached: Option<Timestamp>,
     team: bool,
@@ -153,13 +157,24 @@ pub fn build(script: &Script, run: &Run) -> Report {
     let mut assigned: BTreeSet<(String, String)> = BTreeSet::new();
     let mut shortfalls: BTreeMap<u64, String> = BTreeMap::new();
     let offset = |time: Timestamp| format_offset((time.0 - run.start.0) / Timestamp::NANOS_PER_SECOND);
+    // The state before the command being folded, and the incident it closes.
+    let mut before = State::default();
+    let mut closing: Option<String> = None;
+    let mut short_at_close: Vec<Unmet> = Vec::new();
     for (index, record) in run.records.iter().enumerate() {
+        if let Event::IncidentClosed { incident_id } = &record.event {
+            closing = Some(incident_id.clone());
+        }
         state.apply(record);
         match &record.event {
             Event::NeedRaised { need } => {
                 let level = state.incidents.get(&need.incident_id).map(|incident| incident.level);
                 let team = matches!(need.key, crate::domain::plan::NeedKey::Team { .. });
-                facts.insert(need.number, NeedFacts { raised: Some(record.time), level, team, ..NeedFacts::default() });
+                let what = need.describe();
+                facts.insert(
+                    need.number,
+                    NeedFacts { raised: Some(record.time), level, what, team, ..NeedFacts::default() },
+                );
             }
             Event::AssignmentCreated { assignment } => {
                 if let Some(team) = assignment.team_id() {
@@ -196,16 +211,35 @@ pub fn build(script: &Script, run: &Run) -> Report {
                 summary: record.event.summary(),
             });
         }
-        // At each command's end, note the needs that just became filled.
+        // At each command's end, note the needs that just became filled,
+        // and forget the fill of those that reopened.
         let command_ends = run.records.get(index + 1).is_none_or(|next| next.command != record.command);
         if command_ends {
-            for (number, fact) in facts.iter_mut().filter(|(_, fact)| fact.filled.is_none()) {
-                if let Some(need) = state.needs.get(number) {
-                    if !need.cancelled && need.filled >= need.amount {
-                        fact.filled = Some(record.time);
-                    }
+            for (number, fact) in facts.iter_mut() {
+                let Some(need) = state.needs.get(number) else { continue };
+                let filled_now = need.filled >= need.amount && need.filled > 0;
+                match (fact.filled, filled_now, need.cancelled) {
+                    (None, true, _) => fact.filled = Some(record.time),
+                    (Some(_), false, false) => fact.filled = None,
+                    _ => {}
                 }
             }
+            if let Some(closing) = closing.take() {
+                // Needs still short when their incident closed stay unmet,
+                // although the closing cancelled or lowered them.
+                for need in before.needs.values().filter(|need| need.incident_id == closing && need.missing() > 0) {
+                    short_at_close.push(Unmet {
+                        need_id: need.id(),
+                        incident_id: need.incident_id.clone(),
+                        missing: need.missing(),
+                        reason: format!(
+                            "short when the incident closed{}",
+                            shortfalls.get(&need.number).map(|why| format!(": {why}")).unwrap_or_default()
+                        ),
+                    });
+                }
+            }
+            before = state.clone();
         }
     }
     let minutes = |from: Option<Timestamp>, to: Option<Timestamp>| match (from, to) {
@@ -220,16 +254,16 @@ pub fn build(script: &Script, run: &Run) -> Report {
             NeedTimes {
                 need_id: need.id(),
                 incident_id: need.incident_id.clone(),
-                what: need.describe(),
+                what: fact.map(|fact| fact.what.clone()).unwrap_or_else(|| need.describe()),
                 level: fact.and_then(|fact| fact.level).map(|level| level.to_string()).unwrap_or_default(),
                 raised: fact.and_then(|fact| fact.raised).map(offset).unwrap_or_default(),
                 fill_minutes: fact.and_then(|fact| minutes(fact.raised, fact.filled)),
                 reach_minutes: fact.and_then(|fact| minutes(fact.raised, fact.reached)),
-                cancelled: need.cancelled && fact.is_none_or(|fact| fact.filled.is_none()),
+                cancelled: need.cancelled,
             }
         })
         .collect();
-    let unmet: Vec<Unmet> = state
+    let mut unmet: Vec<Unmet> = state
         .needs
         .values()
         .filter(|need| need.missing() > 0)
@@ -240,6 +274,7 @@ pub fn build(script: &Script, run: &Run) -> Report {
             reason: shortfalls.get(&need.number).cloned().unwrap_or_default(),
         })
         .collect();
+    unmet.extend(short_at_close);
     let total_distance_km: f64 = set_out
         .iter()
         .filter_map(|number| state.assignments.get(number))
@@ -365,7 +400,7 @@ pub fn build(script: &Script, run: &Run) -> Report {
         total_distance_km,
         reserve_overrides,
         expectations,
-        replay_matches: false,
+        replay_matches: None,
         divergence: String::new(),
     }
 }
@@ -403,6 +438,7 @@ fn within(
 ) -> (bool, String) {
     let limit = seconds as f64 / 60.0;
     let mut checked = 0;
+    let mut cancelled = 0;
     let mut late = Vec::new();
     for (number, fact) in facts {
         let Some(need) = state.needs.get(number) else { continue };
@@ -418,6 +454,7 @@ fn within(
         };
         if took.is_none() && need.cancelled {
             // No longer needed before it was served.
+            cancelled += 1;
             continue;
         }
         checked += 1;
@@ -433,7 +470,12 @@ fn within(
         }
     }
     if checked == 0 {
-        return (false, "no need matched this expectation (check its level and incident)".to_owned());
+        let why = if cancelled > 0 {
+            format!("the {cancelled} matching need(s) were all cancelled before they were served")
+        } else {
+            "no need matched this expectation (check its level and incident)".to_owned()
+        };
+        return (false, why);
     }
     if late.is_empty() {
         (true, format!("all {checked} matching need(s) within {limit:.0} min"))
@@ -530,12 +572,109 @@ pub fn render_text(report: &Report) -> String {
     let passed = report.expectations.iter().filter(|verdict| verdict.passed).count();
     let _ = writeln!(text, "\nExpectations met: {passed} of {}", report.expectations.len());
     let _ = writeln!(text, "Digest {}", report.digest);
-    if !report.divergence.is_empty() || report.replay_matches {
+    if let Some(matches) = report.replay_matches {
         let _ = writeln!(
             text,
             "Replay: {}",
-            if report.replay_matches { "matches".to_owned() } else { format!("DIFFERS: {}", report.divergence) }
+            if matches { "matches".to_owned() } else { format!("DIFFERS: {}", report.divergence) }
         );
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const SCRIPT: &str = r#"
+name = "A silent team and a short close"
+start = "2026-07-01T06:00:00Z"
+end = "+03:00:00"
+
+[simulation]
+ack_after = "00:01:00"
+auto_dispatch = true
+
+[[team]]
+id = "NEAR"
+name = "Near"
+capabilities = [{ code = "water_rescue", tier = 1 }]
+headcount = 6
+home = [28.20, 112.95]
+speed_kmh = 60
+insurance_expires = "2030-01-01T00:00:00Z"
+
+[[team]]
+id = "FAR"
+name = "Far"
+capabilities = [{ code = "water_rescue", tier = 1 }]
+headcount = 6
+home = [28.30, 112.95]
+speed_kmh = 60
+insurance_expires = "2030-01-01T00:00:00Z"
+
+[[inject]]
+at = "+00:00:00"
+team_silent = "NEAR"
+
+[[inject]]
+at = "+00:00:00"
+declare_incident = { id = "X", hazard = "FLOOD", title = "x", position = [28.21, 112.95], level = "II" }
+
+[[inject]]
+at = "+00:00:00"
+request_resources = { incident = "X", teams = [{ capability = "water_rescue", min_tier = 2, count = 1 }] }
+
+[[inject]]
+at = "+00:30:00"
+dispatch = {}
+
+[[inject]]
+at = "+01:00:00"
+request_resources = { incident = "X", teams = [{ capability = "medical", min_tier = 4, count = 1 }] }
+
+[[inject]]
+at = "+02:00:00"
+close_incident = "X"
+
+[[expect]]
+description = "filled within 20 minutes"
+needs_filled_within = "00:20:00"
+incident = "X"
+
+[[expect]]
+description = "nothing unmet"
+unmet_needs_at_most = 0
+"#;
+
+    async fn report() -> Report {
+        let script = crate::drill::script::parse("t.toml", SCRIPT, &|_| Err("none".to_owned())).unwrap();
+        let options = crate::drill::RunOptions::default();
+        crate::drill::run_and_report(&script, &options, &|_| {}).await.unwrap().1
+    }
+
+    /// Regression: a need filled by a team that never acknowledged counted
+    /// as filled from that moment; it is filled when the second team came.
+    #[tokio::test]
+    async fn a_fill_undone_by_a_timeout_does_not_count() {
+        let report = report().await;
+        let water = report.needs.iter().find(|need| need.what.contains("water_rescue")).unwrap();
+        let minutes = water.fill_minutes.unwrap();
+        assert!((minutes - 30.0).abs() < 0.01, "filled when FAR was sent at +00:30, not at 0: {minutes}");
+        assert!(!report.expectations[0].passed, "{:?}", report.expectations[0]);
+    }
+
+    /// Regression: closing an incident cancelled its short needs, and the
+    /// report then said nothing was unmet.
+    #[tokio::test]
+    async fn a_need_short_when_its_incident_closed_is_unmet() {
+        let report = report().await;
+        assert_eq!(report.unmet.len(), 1, "{:?}", report.unmet);
+        assert!(report.unmet[0].reason.starts_with("short when the incident closed"), "{:?}", report.unmet);
+        assert!(!report.expectations[1].passed);
+        let medical = report.needs.iter().find(|need| need.what.contains("medical")).unwrap();
+        assert!(medical.cancelled && medical.what.starts_with("1 x medical"), "{medical:?}");
+    }
 }

@@ -141,7 +141,7 @@ pub fn report_out(report: &Report) -> pb::DrillReport {
                 detail: verdict.detail.clone(),
             })
             .collect(),
-        replay_matches: report.replay_matches,
+        replay_matches: report.replay_matches.unwrap_or(false),
         divergence: report.divergence.clone(),
         injects: report
             .injects
@@ -286,7 +286,7 @@ impl pb::drill_service_server::DrillService for DrillService {
             .await
             .map_err(script_error)?;
         let mut report = stored.report.clone();
-        report.replay_matches = outcome.matches;
+        report.replay_matches = Some(outcome.matches);
         report.divergence = outcome.divergence;
         Ok(Response::new(report_out(&report)))
     }
