@@ -159,3 +159,23 @@ fn the_same_script_and_seed_give_the_same_log_whatever_the_pace_and_threads() {
     let (again, _) = run_flood(0.0, 2);
     assert_eq!(fast, again);
 }
+
+/// A script an exercise controller wrote from `docs/drills.md` and the
+/// fixture data alone, without reading the code, runs (one of its
+/// expectations fails honestly: the city lacks a fifth tier-1 search team)
+/// and replays to its digest.
+#[test]
+fn a_script_written_from_the_docs_alone_runs_and_replays() {
+    let temp = with_fixtures();
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/controller-quake-chem.toml");
+    let file = temp.path().join("quake-chem.toml");
+    std::fs::copy(source, &file).unwrap();
+    let log = temp.path().join("run.log");
+    let ran = musterd(&["drill", "run", file.to_str().unwrap(), "--json", "--log", log.to_str().unwrap()]);
+    assert!(matches!(ran.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&ran.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&ran.stdout).unwrap();
+    assert!(report["injects"].as_array().unwrap().len() >= 20);
+    assert!(report["expectations"].as_array().unwrap().len() >= 7);
+    let replayed = musterd(&["drill", "replay", file.to_str().unwrap(), "--log", log.to_str().unwrap()]);
+    assert_eq!(replayed.status.code(), Some(0), "{}", String::from_utf8_lossy(&replayed.stdout));
+}
