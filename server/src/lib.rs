@@ -17,5 +17,6 @@ pub mod drill;
 pub mod engine;
 pub mod fixture;
 pub mod grpc;
+mod layers;
 pub mod server;
 pub mod store;
