@@ -150,6 +150,8 @@ fn load_script(file: &std::path::Path) -> Result<muster_server::drill::Script, S
 /// `musterd drill ...`: returns the exit status.
 async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Settings) -> anyhow::Result<i32> {
     use muster_server::drill::{self, replay, report, RunOptions};
+    // Exit statuses: 0 passed / matches, 1 an expectation failed / differs,
+    // 2 a broken script or file, 3 the run itself could not complete.
     match tool {
         DrillTool::Run { file, seed, pace, json, log } => {
             let script = match load_script(&file) {
@@ -166,7 +168,10 @@ async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Setti
                     eprintln!("musterd: {error}");
                     return Ok(2);
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    eprintln!("musterd: {error}");
+                    return Ok(3);
+                }
             };
             if let Some(path) = log {
                 let header = replay::LogHeader {
@@ -174,6 +179,7 @@ async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Setti
                     seed: run.seed,
                     digest: report.digest.clone(),
                     events: report.events,
+                    dispatch,
                 };
                 std::fs::write(&path, replay::write_log(&header, &run.records)?)
                     .with_context(|| format!("writing {}", path.display()))?;
@@ -193,7 +199,13 @@ async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Setti
                     return Ok(2);
                 }
             };
-            let text = std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+            let text = match std::fs::read_to_string(&log) {
+                Ok(text) => text,
+                Err(error) => {
+                    eprintln!("musterd: {}: {error}", log.display());
+                    return Ok(2);
+                }
+            };
             let (header, records) = match replay::read_log(&text) {
                 Ok(read) => read,
                 Err(error) => {
@@ -201,14 +213,19 @@ async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Setti
                     return Ok(2);
                 }
             };
-            let options = RunOptions { seed: Some(header.seed), pace: Some(0.0), live_world: None, dispatch };
+            // The settings it ran with, not today's configuration.
+            let options =
+                RunOptions { seed: Some(header.seed), pace: Some(0.0), live_world: None, dispatch: header.dispatch };
             let outcome = match replay::replay(&script, &records, &header.digest, &options).await {
                 Ok(outcome) => outcome,
                 Err(drill::DrillError::Script(error)) => {
                     eprintln!("musterd: {error}");
                     return Ok(2);
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    eprintln!("musterd: {error}");
+                    return Ok(3);
+                }
             };
             if json {
                 let value = serde_json::json!({

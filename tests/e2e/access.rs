@@ -89,13 +89,13 @@ macro_rules! delegate_reads {
         fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
             self.inner.forget_requests_before(before)
         }
-        fn put_drill_run(&self, number: u64, run: &[u8]) -> Result<(), StoreError> {
-            self.inner.put_drill_run(number, run)
+        fn put_drill_run(&self, number: u64, summary: &[u8], run: &[u8]) -> Result<(), StoreError> {
+            self.inner.put_drill_run(number, summary, run)
         }
         fn drill_run(&self, number: u64) -> Result<Option<Vec<u8>>, StoreError> {
             self.inner.drill_run(number)
         }
-        fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+        fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
             self.inner.drill_runs(after, limit)
         }
     };

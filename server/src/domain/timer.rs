@@ -167,14 +167,14 @@ fn simulated_step(
 
 /// The earliest thing a simulated team or convoy does, if any.
 fn simulation_next(state: &State, simulation: &Simulation) -> Option<Timer> {
-    // (due, order key, command): assignments by number, then teams by id.
-    let mut best: Option<(Timestamp, u64, String, Command)> = None;
-    let mut offer = |due: Timestamp, number: u64, team: String, command: Command| {
-        let better = best.as_ref().is_none_or(|(best_due, best_number, best_team, _)| {
-            (due, number, &team) < (*best_due, *best_number, best_team)
-        });
-        if better {
-            best = Some((due, number, team, command));
+    // Ordered by (due, phase, number, team): at one instant a team on scene
+    // reports its position (phase 0) before its assignment moves on (phase
+    // 1), and teams come home (phase 2) last.
+    let mut best: Option<((Timestamp, u8, u64, String), Command)> = None;
+    let mut offer = |due: Timestamp, phase: u8, number: u64, team: String, command: Command| {
+        let key = (due, phase, number, team);
+        if best.as_ref().is_none_or(|(best_key, _)| key < *best_key) {
+            best = Some((key, command));
         }
     };
     // The last assignment each team finished, for the way home.
@@ -182,7 +182,7 @@ fn simulation_next(state: &State, simulation: &Simulation) -> Option<Timer> {
     for assignment in state.assignments.values() {
         if assignment.status.is_active() {
             if let Some((due, number, command)) = simulated_step(state, assignment, simulation) {
-                offer(due, number, String::new(), command);
+                offer(due, 1, number, String::new(), command);
             }
         } else if let Some(team_id) = assignment.team_id() {
             finished.insert(team_id, assignment);
@@ -202,7 +202,7 @@ fn simulation_next(state: &State, simulation: &Simulation) -> Option<Timer> {
                         status: None,
                         position: Some(incident.position),
                     };
-                    offer(assignment.updated_at, u64::MAX, team.id.clone(), command);
+                    offer(assignment.updated_at, 0, assignment.number, team.id.clone(), command);
                 }
             }
             TeamStatus::Returning => {
@@ -219,10 +219,10 @@ fn simulation_next(state: &State, simulation: &Simulation) -> Option<Timer> {
                     status: Some(TeamStatus::Available),
                     position: Some(team.profile.home),
                 };
-                offer(last.updated_at.plus_seconds(minutes(leg.minutes)), u64::MAX, team.id.clone(), command);
+                offer(last.updated_at.plus_seconds(minutes(leg.minutes)), 2, last.number, team.id.clone(), command);
             }
             _ => {}
         }
     }
-    best.map(|(due, _, _, command)| Timer { due, command, actor: SIMULATION_ACTOR })
+    best.map(|((due, ..), command)| Timer { due, command, actor: SIMULATION_ACTOR })
 }

@@ -9,8 +9,10 @@
 //! editing its `[[plan]]` and running again is the "what if".
 //!
 //! Not exported (said in the script's header): position-only reports, stock
-//! transfers, hand assignments of stock, member lists, and other incidents
-//! that held teams at the time.
+//! transfers, minimum-reserve and plan changes made during the incident,
+//! hand assignments of stock, member lists, and other incidents that held
+//! teams at the time. Teams registered during the incident are in the world,
+//! out of service until the time they registered.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -45,10 +47,52 @@ pub fn export_incident(records: &[LogRecord], incident_id: &str) -> Result<Strin
     for record in &records[..declared] {
         before.apply(record);
     }
+    // Teams, items and depots registered while the incident ran are in the
+    // world from the start; a team is out of service until it registered.
+    let mut world = before.clone();
+    let mut registered_later: Vec<(Timestamp, String, crate::domain::LatLng)> = Vec::new();
+    for record in &records[declared..] {
+        match &record.event {
+            Event::TeamRegistered { team } => {
+                world.teams.insert(team.id.clone(), team.clone());
+                registered_later.push((record.time, team.id.clone(), team.position));
+            }
+            Event::ItemDefined { item } => {
+                world.items.insert(item.code.clone(), item.clone());
+            }
+            Event::DepotRegistered { depot } => {
+                world.depots.insert(depot.id.clone(), depot.clone());
+            }
+            Event::IncidentClosed { incident_id: id } if id == incident_id => break,
+            _ => {}
+        }
+    }
     let mut injects: Vec<(i64, String)> = Vec::new();
     let offset = |time: Timestamp| (time.0 - start.0) / Timestamp::NANOS_PER_SECOND;
-    for team in before.teams.values().filter(|team| team.status == TeamStatus::OutOfService) {
-        injects.push((0, format!("team_status = {{ team = {}, status = \"OUT_OF_SERVICE\" }}", text(&team.id))));
+    for team in before.teams.values() {
+        // Where each team stood, and whether it was out of service.
+        let status = if team.status == TeamStatus::OutOfService { "OUT_OF_SERVICE" } else { "AVAILABLE" };
+        if team.status == TeamStatus::OutOfService || team.position != team.profile.home {
+            injects.push((
+                0,
+                format!(
+                    "team_status = {{ team = {}, status = \"{status}\", position = {} }}",
+                    text(&team.id),
+                    pair(team.position)
+                ),
+            ));
+        }
+    }
+    for (time, team_id, position) in &registered_later {
+        injects.push((0, format!("team_status = {{ team = {}, status = \"OUT_OF_SERVICE\" }}", text(team_id))));
+        injects.push((
+            offset(*time),
+            format!(
+                "team_status = {{ team = {}, status = \"AVAILABLE\", position = {} }}",
+                text(team_id),
+                pair(*position)
+            ),
+        ));
     }
     for zone in before.zones.values().filter(|zone| zone.active) {
         injects.push((0, zone_inject(zone)));
@@ -92,13 +136,25 @@ pub fn export_incident(records: &[LogRecord], incident_id: &str) -> Result<Strin
             break;
         }
     }
+    if last + 3_600 > super::script::MAX_DRILL_SECONDS || injects.len() > super::script::MAX_INJECTS {
+        return Err(DomainError::precondition(format!(
+            "incident {incident_id} ran {} h with {} actions: a drill spans at most {} h and {} injects",
+            last / 3_600,
+            injects.len(),
+            super::script::MAX_DRILL_SECONDS / 3_600,
+            super::script::MAX_INJECTS
+        )));
+    }
+    injects.sort_by_key(|(at, _)| *at);
     let mut script = String::new();
     let _ = writeln!(script, "# Exported from the log: incident {incident_id}, declared at {start}.");
     let _ = writeln!(script, "# The world as it stood just before the declaration, then the recorded actions at their");
     let _ =
         writeln!(script, "# offsets. No [simulation]: teams do what the record says; acknowledgement timeouts fire");
-    let _ = writeln!(script, "# again by themselves. Not exported: position-only reports, stock transfers, hand");
-    let _ = writeln!(script, "# assignments of stock, member lists, and other incidents that held teams then.");
+    let _ = writeln!(script, "# again by themselves. Not exported: position-only reports, stock transfers, minimum-");
+    let _ =
+        writeln!(script, "# reserve and plan changes during the incident, hand assignments of stock, member lists,");
+    let _ = writeln!(script, "# and other incidents that held teams then.");
     let _ = writeln!(script, "# Edit a [[plan]] below and run again to ask \"what if\".");
     let _ = writeln!(script, "name = {}", text(&format!("Review of incident {incident_id}")));
     let sequence = records.last().map(|record| record.sequence).unwrap_or(0);
@@ -106,7 +162,7 @@ pub fn export_incident(records: &[LogRecord], incident_id: &str) -> Result<Strin
     let _ = writeln!(script, "seed = 1");
     let _ = writeln!(script, "start = {}", time(start));
     let _ = writeln!(script, "end = \"{}\"", format_offset(last + 3_600));
-    write_world(&mut script, &before);
+    write_world(&mut script, &world);
     for (at, inject) in &injects {
         let _ = writeln!(script, "\n[[inject]]\nat = \"{}\"\n{inject}", format_offset(*at));
     }
@@ -160,12 +216,16 @@ fn command_inject(
         );
         return Some(if divert { "dispatch = { divert = true }".to_owned() } else { "dispatch = {}".to_owned() });
     }
-    if let Some((team_id, reported)) = events().find_map(|event| match event {
-        Event::TeamStatusReported { team_id, status: Some(reported), .. } => Some((team_id, *reported)),
+    if let Some((team_id, reported, position)) = events().find_map(|event| match event {
+        Event::TeamStatusReported { team_id, status: Some(reported), position } => {
+            Some((team_id, *reported, *position))
+        }
         _ => None,
     }) {
-        return matches!(reported, TeamStatus::OutOfService | TeamStatus::Available)
-            .then(|| format!("team_status = {{ team = {}, status = \"{}\" }}", text(team_id), reported.as_str()));
+        let position = position.map(|position| format!(", position = {}", pair(position))).unwrap_or_default();
+        return matches!(reported, TeamStatus::OutOfService | TeamStatus::Available).then(|| {
+            format!("team_status = {{ team = {}, status = \"{}\"{position} }}", text(team_id), reported.as_str())
+        });
     }
     if let Some(assignment) = events().find_map(|event| match event {
         Event::AssignmentCreated { assignment } if ours(&assignment.incident_id) && assignment.by_hand => {
@@ -324,7 +384,7 @@ fn write_world(script: &mut String, state: &State) {
             capabilities.join(", "),
             // Members are not exported: the people on duty stand in for them.
             profile.headcount.max(1),
-            pair(team.position),
+            pair(profile.home),
             profile.speed_kmh
         );
         if let Some(expires) = profile.insurance_expires {

@@ -41,16 +41,61 @@ pub struct StoredRun {
     pub live_world: Option<crate::domain::import::Fixture>,
     /// The seed it ran with.
     pub seed: u64,
+    /// The server's `[dispatch]` settings it ran with (a replay uses them,
+    /// not today's).
+    pub dispatch: crate::dispatch::travel::Settings,
     /// Its report.
     pub report: Report,
     /// Its whole log.
     pub records: Vec<crate::domain::LogRecord>,
 }
 
+/// What a listing shows of a stored run (kept apart from the run itself, so
+/// a listing never reads whole logs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run's number.
+    pub number: u64,
+    /// The drill's name.
+    pub name: String,
+    /// The final digest.
+    pub digest: String,
+    /// Every expectation passed.
+    pub passed: bool,
+    /// The seed.
+    pub seed: u64,
+    /// Log records.
+    pub events: u64,
+}
+
+impl RunSummary {
+    /// Encodes for the store.
+    pub fn encode(&self) -> Result<Vec<u8>, String> {
+        postcard::to_allocvec(self).map_err(|error| format!("encoding a drill run summary: {error}"))
+    }
+
+    /// Decodes what [`RunSummary::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<RunSummary, String> {
+        postcard::from_bytes(bytes).map_err(|error| format!("decoding a drill run summary: {error}"))
+    }
+}
+
 impl StoredRun {
     /// `R<number>`.
     pub fn id(&self) -> String {
         run_id(self.number)
+    }
+
+    /// What a listing shows of it.
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            number: self.number,
+            name: self.report.name.clone(),
+            digest: self.report.digest.clone(),
+            passed: self.report.passed(),
+            seed: self.seed,
+            events: self.report.events,
+        }
     }
 
     /// Encodes for the store.

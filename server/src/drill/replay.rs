@@ -33,6 +33,8 @@ pub struct LogHeader {
     pub digest: String,
     /// How many records follow.
     pub events: u64,
+    /// The `[dispatch]` settings it ran with; a replay uses them.
+    pub dispatch: crate::dispatch::travel::Settings,
 }
 
 /// Folds `records` into a fresh state, refusing gaps.

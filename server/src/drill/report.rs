@@ -146,6 +146,9 @@ struct NeedFacts {
     filled: Option<Timestamp>,
     reached: Option<Timestamp>,
     team: bool,
+    /// Still short when its incident closed: never filled, whatever the
+    /// closing's lowering makes of it.
+    closed_short: bool,
 }
 
 /// Builds the report of `run` of `script`.
@@ -228,6 +231,10 @@ pub fn build(script: &Script, run: &Run) -> Report {
                 // Needs still short when their incident closed stay unmet,
                 // although the closing cancelled or lowered them.
                 for need in before.needs.values().filter(|need| need.incident_id == closing && need.missing() > 0) {
+                    if let Some(fact) = facts.get_mut(&need.number) {
+                        fact.filled = None;
+                        fact.closed_short = true;
+                    }
                     short_at_close.push(Unmet {
                         need_id: need.id(),
                         incident_id: need.incident_id.clone(),
@@ -452,7 +459,7 @@ fn within(
             (Some(raised), Some(done)) => Some(done.minutes_since(raised)),
             _ => None,
         };
-        if took.is_none() && need.cancelled {
+        if took.is_none() && need.cancelled && !fact.closed_short {
             // No longer needed before it was served.
             cancelled += 1;
             continue;
@@ -647,6 +654,11 @@ incident = "X"
 [[expect]]
 description = "nothing unmet"
 unmet_needs_at_most = 0
+
+[[expect]]
+description = "filled within an hour"
+needs_filled_within = "01:00:00"
+incident = "X"
 "#;
 
     async fn report() -> Report {
@@ -676,5 +688,15 @@ unmet_needs_at_most = 0
         assert!(!report.expectations[1].passed);
         let medical = report.needs.iter().find(|need| need.what.contains("medical")).unwrap();
         assert!(medical.cancelled && medical.what.starts_with("1 x medical"), "{medical:?}");
+    }
+
+    /// Regression: a need the closing cancelled while short was skipped as
+    /// "no longer needed", so "filled within" passed.
+    #[tokio::test]
+    async fn a_need_short_at_closing_was_never_filled() {
+        let report = report().await;
+        let verdict = &report.expectations[2];
+        assert!(!verdict.passed, "the medical need was never filled: {verdict:?}");
+        assert!(verdict.detail.contains("never"), "{verdict:?}");
     }
 }

@@ -185,8 +185,9 @@ impl Driver {
             return;
         }
         if self.pace > 0.0 {
-            let real = (to.0 - from.0) as f64 / 1e9 / self.pace;
-            tokio::time::sleep(std::time::Duration::from_secs_f64(real).min(MAX_PACE_SLEEP)).await;
+            // Clamped before it becomes a Duration: a tiny pace makes it huge.
+            let real = ((to.0 - from.0) as f64 / 1e9 / self.pace).clamp(0.0, MAX_PACE_SLEEP.as_secs_f64());
+            tokio::time::sleep(std::time::Duration::from_secs_f64(real)).await;
         }
         self.clock.set(to);
     }

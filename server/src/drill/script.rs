@@ -556,9 +556,15 @@ fn point(pair: [f64; 2]) -> LatLng {
 }
 
 fn team_status(field: String, text: &str) -> DomainResult<TeamStatus> {
-    TeamStatus::parse(text).ok_or_else(|| {
-        DomainError::invalid(field, format!("{text:?} is not a team status (AVAILABLE, OUT_OF_SERVICE, ...)"))
-    })
+    // The other statuses follow assignments (update_assignment).
+    TeamStatus::parse(text)
+        .filter(|status| matches!(status, TeamStatus::Available | TeamStatus::OutOfService))
+        .ok_or_else(|| {
+            DomainError::invalid(
+                field,
+                format!("{text:?} is not AVAILABLE or OUT_OF_SERVICE (other statuses follow assignments)"),
+            )
+        })
 }
 
 fn assignment_status(field: String, text: &str) -> DomainResult<AssignmentStatus> {

@@ -17,7 +17,7 @@ use super::auth::{self, Access};
 use super::convert::{self, page_token};
 use super::status;
 use crate::domain::{validate, DomainError};
-use crate::drill::{self, report, run_id, run_number, DrillError, Report, RunOptions, StoredRun};
+use crate::drill::{self, report, run_id, run_number, DrillError, Report, RunOptions, RunSummary, StoredRun};
 use crate::engine::EngineHandle;
 use crate::store::Store;
 
@@ -28,6 +28,9 @@ pub const MAX_CONCURRENT_DRILLS: usize = 2;
 pub const MAX_SCRIPT_BYTES: usize = 2 * 1024 * 1024;
 /// Progress messages a slow client may fall behind by before some are skipped.
 const PROGRESS_BUFFER: usize = 64;
+/// Past this size a report goes out without its text rendering (the
+/// structured fields carry the same), so it stays under the message limit.
+const REPORT_TEXT_BUDGET: usize = 1024 * 1024;
 
 /// The drill service.
 #[derive(Clone)]
@@ -52,7 +55,7 @@ impl DrillService {
         loop {
             let page = store.drill_runs(last, 1_000)?;
             match page.last() {
-                Some(number) => last = *number,
+                Some((number, _)) => last = *number,
                 None => break,
             }
         }
@@ -157,7 +160,15 @@ pub fn report_out(report: &Report) -> pb::DrillReport {
             .collect(),
         seed: report.seed,
         passed: report.passed(),
-        text: report::render_text(report),
+        text: {
+            let text = report::render_text(report);
+            if text.len() > REPORT_TEXT_BUDGET {
+                "(the report is too large to render here: read its fields, or run `musterd drill run --json`)"
+                    .to_owned()
+            } else {
+                text
+            }
+        },
     }
 }
 
@@ -194,7 +205,6 @@ impl pb::drill_service_server::DrillService for DrillService {
         let service = self.clone();
         let text = request.script;
         tokio::spawn(async move {
-            let _permit = permit;
             let progress_sender = sender.clone();
             let progress = move |progress: drill::run::Progress| {
                 let update = pb::DrillProgress {
@@ -225,19 +235,22 @@ impl pb::drill_service_server::DrillService for DrillService {
                 files,
                 live_world: options.live_world.clone(),
                 seed: run.seed,
+                dispatch: options.dispatch,
                 report: report.clone(),
                 records: run.records,
             };
             let store = Arc::clone(&service.store);
             let saved = tokio::task::spawn_blocking(move || {
-                let bytes = stored.encode().map_err(|reason| crate::store::StoreError::Corrupt {
-                    tree: "drill-runs",
-                    key: stored.id(),
-                    reason,
-                })?;
-                store.put_drill_run(number, &bytes)
+                let corrupt =
+                    |reason| crate::store::StoreError::Corrupt { tree: "drill-runs", key: stored.id(), reason };
+                let summary = stored.summary().encode().map_err(corrupt)?;
+                let bytes = stored.encode().map_err(corrupt)?;
+                store.put_drill_run(number, &summary, &bytes)
             })
             .await;
+            // The drill is done: its slot is free even if the client is slow
+            // to take the report.
+            drop(permit);
             match saved {
                 Ok(Ok(())) => {}
                 Ok(Err(error)) => {
@@ -272,7 +285,9 @@ impl pb::drill_service_server::DrillService for DrillService {
     ) -> Result<Response<pb::DrillReport>, Status> {
         auth::caller(&request)?.require(Access::Drill)?;
         let stored = self.load(&request.into_inner().run_id).await?;
-        let script = stored.script().map_err(status::from_domain)?;
+        let script = stored.script().map_err(|error| {
+            Status::failed_precondition(format!("the stored script no longer parses with this build: {error}"))
+        })?;
         let _permit = Arc::clone(&self.running)
             .try_acquire_owned()
             .map_err(|_| status::from_engine(crate::engine::EngineError::Overloaded))?;
@@ -280,7 +295,8 @@ impl pb::drill_service_server::DrillService for DrillService {
             seed: Some(stored.seed),
             pace: Some(0.0),
             live_world: stored.live_world.clone(),
-            dispatch: self.engine.dispatch_settings(),
+            // The settings it ran with, not today's configuration.
+            dispatch: stored.dispatch,
         };
         let outcome = drill::replay::replay(&script, &stored.records, &stored.report.digest, &options)
             .await
@@ -301,17 +317,15 @@ impl pb::drill_service_server::DrillService for DrillService {
         let after = page_token::decode_sequence(&request.page_token).map_err(status::from_domain)?;
         let store = Arc::clone(&self.store);
         let (runs, more) = tokio::task::spawn_blocking(move || {
-            let numbers = store.drill_runs(after, page_size + 1)?;
-            let more = numbers.len() > page_size;
+            let page = store.drill_runs(after, page_size + 1)?;
+            let more = page.len() > page_size;
             let mut runs = Vec::new();
-            for number in numbers.into_iter().take(page_size) {
-                if let Some(bytes) = store.drill_run(number)? {
-                    runs.push(StoredRun::decode(&bytes).map_err(|reason| crate::store::StoreError::Corrupt {
-                        tree: "drill-runs",
-                        key: number.to_string(),
-                        reason,
-                    })?);
-                }
+            for (number, bytes) in page.into_iter().take(page_size) {
+                runs.push(RunSummary::decode(&bytes).map_err(|reason| crate::store::StoreError::Corrupt {
+                    tree: "drill-runs",
+                    key: number.to_string(),
+                    reason,
+                })?);
             }
             Ok::<_, crate::store::StoreError>((runs, more))
         })
@@ -325,12 +339,12 @@ impl pb::drill_service_server::DrillService for DrillService {
         let runs = runs
             .iter()
             .map(|run| pb::DrillRunSummary {
-                run_id: run.id(),
-                name: run.report.name.clone(),
-                digest: run.report.digest.clone(),
-                passed: run.report.passed(),
+                run_id: run_id(run.number),
+                name: run.name.clone(),
+                digest: run.digest.clone(),
+                passed: run.passed,
                 seed: run.seed,
-                events: run.report.events,
+                events: run.events,
             })
             .collect();
         Ok(Response::new(pb::ListDrillRunsResponse { runs, next_page_token }))
@@ -344,6 +358,10 @@ impl pb::drill_service_server::DrillService for DrillService {
         let incident_id = request.into_inner().incident_id;
         validate::id("incident_id", &incident_id).map_err(status::from_domain)?;
         self.engine.snapshot().incident(&incident_id).map_err(status::from_domain)?;
+        // An export reads the whole log: it takes a drill slot.
+        let _permit = Arc::clone(&self.running)
+            .try_acquire_owned()
+            .map_err(|_| status::from_engine(crate::engine::EngineError::Overloaded))?;
         let engine = self.engine.clone();
         let script = tokio::task::spawn_blocking(move || {
             let mut records = Vec::new();

@@ -17,7 +17,7 @@ pub struct MemoryStore {
 struct Inner {
     log: Vec<LogRecord>,
     requests: BTreeMap<RequestKey, RequestRecord>,
-    drill_runs: BTreeMap<u64, Vec<u8>>,
+    drill_runs: BTreeMap<u64, (Vec<u8>, Vec<u8>)>,
 }
 
 impl MemoryStore {
@@ -63,17 +63,22 @@ impl Store for MemoryStore {
         Ok(count - inner.requests.len())
     }
 
-    fn put_drill_run(&self, number: u64, run: &[u8]) -> Result<(), StoreError> {
-        self.lock().drill_runs.insert(number, run.to_vec());
+    fn put_drill_run(&self, number: u64, summary: &[u8], run: &[u8]) -> Result<(), StoreError> {
+        self.lock().drill_runs.insert(number, (summary.to_vec(), run.to_vec()));
         Ok(())
     }
 
     fn drill_run(&self, number: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.lock().drill_runs.get(&number).cloned())
+        Ok(self.lock().drill_runs.get(&number).map(|(_, run)| run.clone()))
     }
 
-    fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
+    fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let inner = self.lock();
-        Ok(inner.drill_runs.range(after.saturating_add(1)..).map(|(number, _)| *number).take(limit).collect())
+        Ok(inner
+            .drill_runs
+            .range(after.saturating_add(1)..)
+            .map(|(number, (summary, _))| (*number, summary.clone()))
+            .take(limit)
+            .collect())
     }
 }

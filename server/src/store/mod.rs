@@ -110,16 +110,17 @@ pub trait Store: Send + Sync {
     /// Forgets request records older than `before` (called once at start).
     fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError>;
 
-    /// Keeps a drill run (its script, report and log, encoded by the drill
-    /// module) under `number`, durably, in a namespace apart from the live
-    /// log: drills never touch live data.
-    fn put_drill_run(&self, number: u64, run: &[u8]) -> Result<(), StoreError>;
+    /// Keeps a drill run under `number`, durably, in a namespace apart from
+    /// the live log (drills never touch live data): a short `summary` for
+    /// listings and the whole `run` (script, report and log), both encoded
+    /// by the drill module.
+    fn put_drill_run(&self, number: u64, summary: &[u8], run: &[u8]) -> Result<(), StoreError>;
 
-    /// The drill run stored under `number`, if any.
+    /// The whole drill run stored under `number`, if any.
     fn drill_run(&self, number: u64) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// The numbers of the stored drill runs after `after`, in order, at most `limit`.
-    fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError>;
+    /// The summaries of the stored drill runs after `after`, in order, at most `limit`.
+    fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError>;
 }
 
 /// Reads the whole log in order, in bounded chunks, calling `visit` on each record.

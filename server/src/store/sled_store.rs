@@ -18,6 +18,27 @@ use crate::domain::{LogRecord, Timestamp};
 const TREE: &str = "muster";
 /// Drill runs live in a tree of their own: never mixed with the live log.
 const DRILL_TREE: &str = "drill-runs";
+/// In the drill tree: `s` + number -> a run's summary, `r` + number -> the run.
+const DRILL_SUMMARY: u8 = b's';
+const DRILL_RUN: u8 = b'r';
+
+fn drill_key(prefix: u8, number: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = prefix;
+    key[1..].copy_from_slice(&number.to_be_bytes());
+    key
+}
+
+fn untag(number: u64, value: &[u8]) -> Result<Vec<u8>, StoreError> {
+    match value.split_first() {
+        Some((&super::FORMAT_TAG, rest)) => Ok(rest.to_vec()),
+        _ => Err(StoreError::Corrupt {
+            tree: DRILL_TREE,
+            key: number.to_string(),
+            reason: "unknown format tag".to_owned(),
+        }),
+    }
+}
 const LOG_PREFIX: u8 = b'l';
 const REQUEST_PREFIX: u8 = b'r';
 const FORMAT_KEY: &[u8] = b"mformat";
@@ -191,39 +212,40 @@ impl Store for SledStore {
         Ok(count)
     }
 
-    fn put_drill_run(&self, number: u64, run: &[u8]) -> Result<(), StoreError> {
-        let mut value = vec![super::FORMAT_TAG];
-        value.extend_from_slice(run);
-        self.drills.insert(number.to_be_bytes(), value).map_err(sled_error(format!("drill run {number}")))?;
+    fn put_drill_run(&self, number: u64, summary: &[u8], run: &[u8]) -> Result<(), StoreError> {
+        let tagged = |bytes: &[u8]| {
+            let mut value = vec![super::FORMAT_TAG];
+            value.extend_from_slice(bytes);
+            value
+        };
+        let mut batch = sled::Batch::default();
+        batch.insert(&drill_key(DRILL_SUMMARY, number), tagged(summary));
+        batch.insert(&drill_key(DRILL_RUN, number), tagged(run));
+        self.drills.apply_batch(batch).map_err(sled_error(format!("drill run {number}")))?;
         self.sync()
     }
 
     fn drill_run(&self, number: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(value) = self.drills.get(number.to_be_bytes()).map_err(sled_error(format!("drill run {number}")))?
-        else {
-            return Ok(None);
-        };
-        match value.split_first() {
-            Some((&super::FORMAT_TAG, rest)) => Ok(Some(rest.to_vec())),
-            _ => Err(StoreError::Corrupt {
-                tree: DRILL_TREE,
-                key: number.to_string(),
-                reason: "unknown format tag".to_owned(),
-            }),
-        }
+        let value = self.drills.get(drill_key(DRILL_RUN, number)).map_err(sled_error(format!("drill run {number}")))?;
+        value.map(|value| untag(number, &value)).transpose()
     }
 
-    fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<u64>, StoreError> {
-        let mut numbers = Vec::new();
-        for entry in self.drills.range(after.saturating_add(1).to_be_bytes()..).take(limit) {
-            let (key, _) = entry.map_err(sled_error("drill runs"))?;
-            let bytes: [u8; 8] = key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                tree: DRILL_TREE,
-                key: hex::encode(&key),
-                reason: "a drill run key is not 8 bytes".to_owned(),
-            })?;
-            numbers.push(u64::from_be_bytes(bytes));
+    fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut summaries = Vec::new();
+        let from = drill_key(DRILL_SUMMARY, after.saturating_add(1));
+        let to = drill_key(DRILL_SUMMARY, u64::MAX);
+        for entry in self.drills.range(from..=to).take(limit) {
+            let (key, value) = entry.map_err(sled_error("drill runs"))?;
+            let number =
+                key.get(1..).and_then(|bytes| <[u8; 8]>::try_from(bytes).ok()).map(u64::from_be_bytes).ok_or_else(
+                    || StoreError::Corrupt {
+                        tree: DRILL_TREE,
+                        key: hex::encode(&key),
+                        reason: "a drill run key is not a prefix and 8 bytes".to_owned(),
+                    },
+                )?;
+            summaries.push((number, untag(number, &value)?));
         }
-        Ok(numbers)
+        Ok(summaries)
     }
 }
