@@ -147,6 +147,16 @@ fn load_script(file: &std::path::Path) -> Result<muster_server::drill::Script, S
         .map_err(|error| error.to_string())
 }
 
+/// Says why a drill did not run; the exit status: 2 for a broken script,
+/// 3 when the run itself failed.
+fn drill_failure(error: &muster_server::drill::DrillError) -> i32 {
+    eprintln!("musterd: {error}");
+    match error {
+        muster_server::drill::DrillError::Script(_) => 2,
+        muster_server::drill::DrillError::Engine(_) => 3,
+    }
+}
+
 /// `musterd drill ...`: returns the exit status.
 async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Settings) -> anyhow::Result<i32> {
     use muster_server::drill::{self, replay, report, RunOptions};
@@ -164,14 +174,7 @@ async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Setti
             let options = RunOptions { seed, pace, live_world: None, dispatch };
             let (run, report) = match drill::run_and_report(&script, &options, &|_| {}).await {
                 Ok(done) => done,
-                Err(drill::DrillError::Script(error)) => {
-                    eprintln!("musterd: {error}");
-                    return Ok(2);
-                }
-                Err(error) => {
-                    eprintln!("musterd: {error}");
-                    return Ok(3);
-                }
+                Err(error) => return Ok(drill_failure(&error)),
             };
             if let Some(path) = log {
                 let header = replay::LogHeader {
@@ -218,14 +221,7 @@ async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Setti
                 RunOptions { seed: Some(header.seed), pace: Some(0.0), live_world: None, dispatch: header.dispatch };
             let outcome = match replay::replay(&script, &records, &header.digest, &options).await {
                 Ok(outcome) => outcome,
-                Err(drill::DrillError::Script(error)) => {
-                    eprintln!("musterd: {error}");
-                    return Ok(2);
-                }
-                Err(error) => {
-                    eprintln!("musterd: {error}");
-                    return Ok(3);
-                }
+                Err(error) => return Ok(drill_failure(&error)),
             };
             if json {
                 let value = serde_json::json!({
