@@ -56,15 +56,15 @@ impl pb::audit_service_server::AuditService for AuditService {
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
-        let page_size = validate::page_size(request.page_size).map_err(status::from_domain)?;
-        let after = page_token::decode_sequence(&request.page_token).map_err(status::from_domain)?;
+        let page_size = validate::page_size(request.page_size)?;
+        let after = page_token::decode_sequence(&request.page_token)?;
         if !request.incident_id.is_empty() {
-            validate::id("incident_id", &request.incident_id).map_err(status::from_domain)?;
+            validate::id("incident_id", &request.incident_id)?;
         }
         if !request.team_id.is_empty() {
-            validate::id("team_id", &request.team_id).map_err(status::from_domain)?;
+            validate::id("team_id", &request.team_id)?;
         }
-        let since = convert::optional_timestamp_in("since", request.since.as_ref()).map_err(status::from_domain)?;
+        let since = convert::optional_timestamp_in("since", request.since.as_ref())?;
         let engine = self.engine.clone();
         let (events, next) = tokio::task::spawn_blocking(move || {
             let mut events = Vec::new();
@@ -105,8 +105,7 @@ impl pb::audit_service_server::AuditService for AuditService {
             }
         })
         .await
-        .map_err(status::from_join)?
-        .map_err(|error| status::from_engine(error.into()))?;
+        .map_err(status::from_join)??;
         let next_page_token = next.map(page_token::encode_sequence).unwrap_or_default();
         Ok(Response::new(pb::ListEventsResponse { events, next_page_token }))
     }
@@ -127,8 +126,7 @@ impl pb::audit_service_server::AuditService for AuditService {
         let engine = self.engine.clone();
         let state = tokio::task::spawn_blocking(move || engine.state_at_sequence(sequence))
             .await
-            .map_err(status::from_join)?
-            .map_err(|error| status::from_engine(error.into()))?;
+            .map_err(status::from_join)??;
         Ok(Response::new(pb::Digest { sequence: state.last_sequence, digest: state.digest() }))
     }
 }

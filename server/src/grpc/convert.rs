@@ -774,3 +774,49 @@ pub fn zone_out(zone: &crate::domain::zone::Zone) -> pb::Zone {
         active: zone.active,
     }
 }
+
+impl TryFrom<pb::DeclareIncidentRequest> for crate::domain::Command {
+    type Error = DomainError;
+
+    /// `DeclareIncident`: the plan may be named on the request or on the
+    /// incident, not differently on both.
+    fn try_from(request: pb::DeclareIncidentRequest) -> DomainResult<Self> {
+        let incident = request.incident.ok_or_else(|| DomainError::invalid("incident", "is required"))?;
+        let plan_id = match (request.plan_id.is_empty(), incident.plan_id.is_empty()) {
+            (true, true) => None,
+            (false, true) => Some(request.plan_id),
+            (true, false) => Some(incident.plan_id.clone()),
+            (false, false) if request.plan_id == incident.plan_id => Some(request.plan_id),
+            (false, false) => {
+                return Err(DomainError::invalid("plan_id", "differs from incident.plan_id; give one of them"));
+            }
+        };
+        crate::domain::validate::polygon_size("incident.area", &incident.area)?;
+        let declaration = crate::domain::incident::Declaration {
+            id: incident.id,
+            title: incident.title,
+            hazard: hazard_in("incident.hazard", incident.hazard)?,
+            position: position_in(incident.position.as_ref()),
+            area: incident.area.iter().map(|vertex| LatLng { lat: vertex.lat, lng: vertex.lng }).collect(),
+            level: level_in("incident.level", incident.level)?,
+            metrics: metrics_in(incident.metrics),
+            plan_id,
+        };
+        Ok(crate::domain::Command::DeclareIncident { declaration })
+    }
+}
+
+impl TryFrom<pb::UpdateIncidentRequest> for crate::domain::Command {
+    type Error = DomainError;
+
+    /// `UpdateIncident`: unspecified level and status leave them unchanged.
+    fn try_from(request: pb::UpdateIncidentRequest) -> DomainResult<Self> {
+        let update = crate::domain::incident::IncidentUpdate {
+            level: level_in("level", request.level)?,
+            status: incident_status_in("status", request.status)?,
+            metrics: metrics_in(request.metrics),
+            id: request.id,
+        };
+        Ok(crate::domain::Command::UpdateIncident { update })
+    }
+}

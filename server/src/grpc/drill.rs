@@ -68,13 +68,12 @@ impl DrillService {
     }
 
     async fn load(&self, id: &str) -> Result<StoredRun, Status> {
-        validate::id("run_id", id).map_err(status::from_domain)?;
+        validate::id("run_id", id)?;
         let number = run_number(id).ok_or_else(|| status::from_domain(DomainError::not_found("drill run", id)))?;
         let store = Arc::clone(&self.store);
         let bytes = tokio::task::spawn_blocking(move || store.drill_run(number))
             .await
-            .map_err(status::from_join)?
-            .map_err(|error| status::from_engine(error.into()))?
+            .map_err(status::from_join)??
             .ok_or_else(|| status::from_domain(DomainError::not_found("drill run", id)))?;
         StoredRun::decode(&bytes).map_err(|error| {
             tracing::error!(%error, run = id, "a stored drill run does not decode");
@@ -190,7 +189,7 @@ impl pb::drill_service_server::DrillService for DrillService {
         }
         let name = if request.name.is_empty() { "script".to_owned() } else { request.name.clone() };
         let files: std::collections::BTreeMap<String, String> = request.files.into_iter().collect();
-        let script = drill::parse_with_files(&name, &request.script, &files).map_err(status::from_domain)?;
+        let script = drill::parse_with_files(&name, &request.script, &files)?;
         let permit = Arc::clone(&self.running)
             .try_acquire_owned()
             .map_err(|_| status::from_engine(crate::engine::EngineError::Overloaded))?;
@@ -313,8 +312,8 @@ impl pb::drill_service_server::DrillService for DrillService {
     ) -> Result<Response<pb::ListDrillRunsResponse>, Status> {
         auth::caller(&request)?.require(Access::Drill)?;
         let request = request.into_inner();
-        let page_size = validate::page_size(request.page_size).map_err(status::from_domain)?;
-        let after = page_token::decode_sequence(&request.page_token).map_err(status::from_domain)?;
+        let page_size = validate::page_size(request.page_size)?;
+        let after = page_token::decode_sequence(&request.page_token)?;
         let store = Arc::clone(&self.store);
         let (runs, more) = tokio::task::spawn_blocking(move || {
             let page = store.drill_runs(after, page_size + 1)?;
@@ -330,8 +329,7 @@ impl pb::drill_service_server::DrillService for DrillService {
             Ok::<_, crate::store::StoreError>((runs, more))
         })
         .await
-        .map_err(status::from_join)?
-        .map_err(|error| status::from_engine(error.into()))?;
+        .map_err(status::from_join)??;
         let next_page_token = match (more, runs.last()) {
             (true, Some(last)) => page_token::encode_sequence(last.number),
             _ => String::new(),
@@ -356,8 +354,8 @@ impl pb::drill_service_server::DrillService for DrillService {
     ) -> Result<Response<pb::DrillScript>, Status> {
         auth::caller(&request)?.require(Access::Drill)?;
         let incident_id = request.into_inner().incident_id;
-        validate::id("incident_id", &incident_id).map_err(status::from_domain)?;
-        self.engine.snapshot().incident(&incident_id).map_err(status::from_domain)?;
+        validate::id("incident_id", &incident_id)?;
+        self.engine.snapshot().incident(&incident_id)?;
         // An export reads the whole log: it takes a drill slot.
         let _permit = Arc::clone(&self.running)
             .try_acquire_owned()
@@ -378,9 +376,7 @@ impl pb::drill_service_server::DrillService for DrillService {
             Ok::<_, crate::store::StoreError>(drill::export::export_incident(&records, &incident_id))
         })
         .await
-        .map_err(status::from_join)?
-        .map_err(|error| status::from_engine(error.into()))?
-        .map_err(status::from_domain)?;
+        .map_err(status::from_join)???;
         Ok(Response::new(pb::DrillScript { script }))
     }
 }

@@ -4,9 +4,9 @@ use muster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::auth::{self, Access};
-use super::{status, submit, unexpected_reply};
+use super::{status, submit_as};
 use crate::domain::limits::MAX_ID_CHARS;
-use crate::domain::{Command, DomainError, Reply};
+use crate::domain::{Command, DomainError};
 use crate::engine::EngineHandle;
 use crate::fixture;
 
@@ -33,14 +33,14 @@ impl pb::import_service_server::ImportService for ImportService {
         if name.chars().count() > 4 * MAX_ID_CHARS || name.chars().any(char::is_control) {
             return Err(status::from_domain(DomainError::invalid("name", "must be a short file name")));
         }
-        let parsed = fixture::parse(&name, &request.toml).map_err(status::from_domain)?;
-        match submit(&self.engine, &caller, &request.request_id, Command::Import { fixture: parsed }).await? {
-            Reply::Import(summary) => Ok(Response::new(pb::ImportResponse {
-                created: summary.created,
-                changed: summary.changed,
-                unchanged: summary.unchanged,
-            })),
-            other => Err(unexpected_reply(&other)),
-        }
+        let parsed = fixture::parse(&name, &request.toml)?;
+        let command = Command::Import { fixture: parsed };
+        let summary: crate::domain::import::ImportSummary =
+            submit_as(&self.engine, &caller, &request.request_id, command).await?;
+        Ok(Response::new(pb::ImportResponse {
+            created: summary.created,
+            changed: summary.changed,
+            unchanged: summary.unchanged,
+        }))
     }
 }

@@ -9,11 +9,11 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{self, Access};
 use super::convert::{self, page_token};
-use super::{status, submit, unexpected_reply, watch};
+use super::{status, submit_as, watch, DispatchReply};
 use crate::domain::event::Event;
-use crate::domain::incident::{Declaration, IncidentStatus, IncidentUpdate};
+use crate::domain::incident::IncidentStatus;
 use crate::domain::reply::IncidentView;
-use crate::domain::{validate, Command, DomainError, DomainResult, Reply, State};
+use crate::domain::{validate, Command, DomainError, State};
 use crate::engine::{Committed, EngineHandle};
 
 /// The incident service over the engine.
@@ -29,11 +29,8 @@ impl IncidentService {
     }
 }
 
-fn incident_reply(reply: Reply) -> Result<Response<pb::Incident>, Status> {
-    match reply {
-        Reply::Incident(view) => Ok(Response::new(convert::incident_out(&view))),
-        other => Err(unexpected_reply(&other)),
-    }
+fn incident_reply(view: IncidentView) -> Result<Response<pb::Incident>, Status> {
+    Ok(Response::new(convert::incident_out(&view)))
 }
 
 fn incident_event(state: &State, id: &str, sequence: u64) -> Option<pb::IncidentEvent> {
@@ -177,43 +174,15 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
-        let declaration = (|| {
-            let incident = request.incident.ok_or_else(|| DomainError::invalid("incident", "is required"))?;
-            let plan_id = match (request.plan_id.is_empty(), incident.plan_id.is_empty()) {
-                (true, true) => None,
-                (false, true) => Some(request.plan_id.clone()),
-                (true, false) => Some(incident.plan_id.clone()),
-                (false, false) if request.plan_id == incident.plan_id => Some(request.plan_id.clone()),
-                (false, false) => {
-                    return Err(DomainError::invalid("plan_id", "differs from incident.plan_id; give one of them"));
-                }
-            };
-            crate::domain::validate::polygon_size("incident.area", &incident.area)?;
-            Ok(Declaration {
-                id: incident.id,
-                title: incident.title,
-                hazard: convert::hazard_in("incident.hazard", incident.hazard)?,
-                position: convert::position_in(incident.position.as_ref()),
-                area: incident
-                    .area
-                    .iter()
-                    .map(|vertex| crate::domain::LatLng { lat: vertex.lat, lng: vertex.lng })
-                    .collect(),
-                level: convert::level_in("incident.level", incident.level)?,
-                metrics: convert::metrics_in(incident.metrics),
-                plan_id,
-            })
-        })()
-        .map_err(status::from_domain)?;
-        incident_reply(
-            submit(&self.engine, &caller, &request.request_id, Command::DeclareIncident { declaration }).await?,
-        )
+        let request_id = request.request_id.clone();
+        let command = Command::try_from(request)?;
+        incident_reply(submit_as(&self.engine, &caller, &request_id, command).await?)
     }
 
     async fn get_incident(&self, request: Request<pb::GetIncidentRequest>) -> Result<Response<pb::Incident>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
-        validate::id("id", &request.id).map_err(status::from_domain)?;
+        validate::id("id", &request.id)?;
         let view = match request.as_of {
             None => IncidentView::of(&self.engine.snapshot(), &request.id),
             Some(as_of) => {
@@ -222,7 +191,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
                     .map_err(|_| DomainError::not_found("incident", format!("{} (as of {as_of})", request.id)))
             }
         };
-        Ok(Response::new(convert::incident_out(&view.map_err(status::from_domain)?)))
+        Ok(Response::new(convert::incident_out(&view?)))
     }
 
     async fn list_incidents(
@@ -231,9 +200,9 @@ impl pb::incident_service_server::IncidentService for IncidentService {
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
-        let page_size = validate::page_size(request.page_size).map_err(status::from_domain)?;
-        let after = page_token::decode(&request.page_token).map_err(status::from_domain)?;
-        let wanted = convert::incident_status_in("status", request.status).map_err(status::from_domain)?;
+        let page_size = validate::page_size(request.page_size)?;
+        let after = page_token::decode(&request.page_token)?;
+        let wanted = convert::incident_status_in("status", request.status)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
         let matching = state
@@ -253,16 +222,9 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
-        let update = (|| {
-            Ok::<_, DomainError>(IncidentUpdate {
-                level: convert::level_in("level", request.level)?,
-                status: convert::incident_status_in("status", request.status)?,
-                metrics: convert::metrics_in(request.metrics),
-                id: request.id,
-            })
-        })()
-        .map_err(status::from_domain)?;
-        incident_reply(submit(&self.engine, &caller, &request.request_id, Command::UpdateIncident { update }).await?)
+        let request_id = request.request_id.clone();
+        let command = Command::try_from(request)?;
+        incident_reply(submit_as(&self.engine, &caller, &request_id, command).await?)
     }
 
     async fn close_incident(
@@ -273,7 +235,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         caller.require(Access::Command)?;
         let request = request.into_inner();
         incident_reply(
-            submit(&self.engine, &caller, &request.request_id, Command::CloseIncident { id: request.id }).await?,
+            submit_as(&self.engine, &caller, &request.request_id, Command::CloseIncident { id: request.id }).await?,
         )
     }
 
@@ -284,14 +246,14 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
-        validate::repeated("teams", &request.teams).map_err(status::from_domain)?;
-        validate::repeated("supplies", &request.supplies).map_err(status::from_domain)?;
+        validate::repeated("teams", &request.teams)?;
+        validate::repeated("supplies", &request.supplies)?;
         let command = Command::RequestResources {
             incident_id: request.incident_id,
             teams: request.teams.iter().map(convert::team_need_in).collect(),
             supplies: request.supplies.iter().map(convert::supply_need_in).collect(),
         };
-        incident_reply(submit(&self.engine, &caller, &request.request_id, command).await?)
+        incident_reply(submit_as(&self.engine, &caller, &request.request_id, command).await?)
     }
 
     async fn watch_incidents(
@@ -301,8 +263,8 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         auth::caller(&request)?.require(Access::Read)?;
         let filter = request.into_inner().incident_id;
         if !filter.is_empty() {
-            validate::id("incident_id", &filter).map_err(status::from_domain)?;
-            self.engine.snapshot().incident(&filter).map_err(status::from_domain)?;
+            validate::id("incident_id", &filter)?;
+            self.engine.snapshot().incident(&filter)?;
         }
         let initial_filter = filter.clone();
         let stream = watch::spawn(
@@ -342,7 +304,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
             })
             .await
             .map_err(status::from_join)?;
-            let plan = plan.map_err(status::from_domain)?;
+            let plan = plan?;
             return Ok(Response::new(pb::DispatchResponse {
                 assignments: plan.proposals.iter().map(|proposal| convert::proposal_out(proposal, now)).collect(),
                 shortfalls: plan.shortfalls.iter().map(convert::shortfall_out).collect(),
@@ -350,13 +312,12 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         }
         caller.require(Access::Command)?;
         let command = Command::Dispatch { incident_id: scope, divert };
-        match submit(&self.engine, &caller, &request.request_id, command).await? {
-            Reply::Dispatch { assignments, shortfalls } => Ok(Response::new(pb::DispatchResponse {
-                assignments: assignments.iter().map(convert::assignment_out).collect(),
-                shortfalls: shortfalls.iter().map(convert::shortfall_out).collect(),
-            })),
-            other => Err(unexpected_reply(&other)),
-        }
+        let (assignments, shortfalls): DispatchReply =
+            submit_as(&self.engine, &caller, &request.request_id, command).await?;
+        Ok(Response::new(pb::DispatchResponse {
+            assignments: assignments.iter().map(convert::assignment_out).collect(),
+            shortfalls: shortfalls.iter().map(convert::shortfall_out).collect(),
+        }))
     }
 
     async fn assign_resource(
@@ -366,12 +327,11 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
-        let resource = convert::hand_resource_in(request.resource).map_err(status::from_domain)?;
+        let resource = convert::hand_resource_in(request.resource)?;
         let command = Command::AssignResource { need_id: request.need_id, resource, reason: request.reason };
-        match submit(&self.engine, &caller, &request.request_id, command).await? {
-            Reply::Assignment(assignment) => Ok(Response::new(convert::assignment_out(&assignment))),
-            other => Err(unexpected_reply(&other)),
-        }
+        let assignment: crate::domain::assignment::Assignment =
+            submit_as(&self.engine, &caller, &request.request_id, command).await?;
+        Ok(Response::new(convert::assignment_out(&assignment)))
     }
 
     async fn list_assignments(
@@ -386,21 +346,16 @@ impl pb::incident_service_server::IncidentService for IncidentService {
             caller.require(Access::TeamRead(&request.team_id))?;
         }
         let state = self.engine.snapshot();
-        let (page_size, after) = (|| {
-            if !request.incident_id.is_empty() {
-                validate::id("incident_id", &request.incident_id)?;
-                state.incident(&request.incident_id)?;
-            }
-            if !request.team_id.is_empty() {
-                validate::id("team_id", &request.team_id)?;
-                state.team(&request.team_id)?;
-            }
-            Ok::<_, DomainError>((
-                validate::page_size(request.page_size)?,
-                page_token::decode_sequence(&request.page_token)?,
-            ))
-        })()
-        .map_err(status::from_domain)?;
+        if !request.incident_id.is_empty() {
+            validate::id("incident_id", &request.incident_id)?;
+            state.incident(&request.incident_id)?;
+        }
+        if !request.team_id.is_empty() {
+            validate::id("team_id", &request.team_id)?;
+            state.team(&request.team_id)?;
+        }
+        let page_size = validate::page_size(request.page_size)?;
+        let after = page_token::decode_sequence(&request.page_token)?;
         let matching = state.assignments.range((Bound::Excluded(after), Bound::Unbounded)).filter(|(_, assignment)| {
             (request.incident_id.is_empty() || assignment.incident_id == request.incident_id)
                 && (request.team_id.is_empty() || assignment.team_id() == Some(request.team_id.as_str()))
@@ -418,14 +373,11 @@ impl pb::incident_service_server::IncidentService for IncidentService {
     ) -> Result<Response<pb::Assignment>, Status> {
         let caller = auth::caller(&request)?;
         let request = request.into_inner();
-        let target = convert::assignment_status_in("status", request.status).map_err(status::from_domain)?;
+        let target = convert::assignment_status_in("status", request.status)?;
         if caller.require(Access::Command).is_err() {
             let state = self.engine.snapshot();
-            let team_id = (|| -> DomainResult<Option<String>> {
-                validate::id("assignment_id", &request.assignment_id)?;
-                Ok(state.assignment(&request.assignment_id)?.team_id().map(str::to_owned))
-            })()
-            .map_err(status::from_domain)?;
+            validate::id("assignment_id", &request.assignment_id)?;
+            let team_id = state.assignment(&request.assignment_id)?.team_id().map(str::to_owned);
             caller.require(Access::Team(team_id.as_deref().unwrap_or_default()))?;
         }
         let command = Command::UpdateAssignment {
@@ -434,10 +386,9 @@ impl pb::incident_service_server::IncidentService for IncidentService {
             returned_quantity: request.returned_quantity,
             note: request.note,
         };
-        match submit(&self.engine, &caller, &request.request_id, command).await? {
-            Reply::Assignment(assignment) => Ok(Response::new(convert::assignment_out(&assignment))),
-            other => Err(unexpected_reply(&other)),
-        }
+        let assignment: crate::domain::assignment::Assignment =
+            submit_as(&self.engine, &caller, &request.request_id, command).await?;
+        Ok(Response::new(convert::assignment_out(&assignment)))
     }
 
     async fn watch_assignments(
@@ -446,9 +397,9 @@ impl pb::incident_service_server::IncidentService for IncidentService {
     ) -> Result<Response<BoxStream<pb::Assignment>>, Status> {
         let caller = auth::caller(&request)?;
         let team_id = request.into_inner().team_id;
-        validate::id("team_id", &team_id).map_err(status::from_domain)?;
+        validate::id("team_id", &team_id)?;
         caller.require(Access::TeamRead(&team_id))?;
-        self.engine.snapshot().team(&team_id).map_err(status::from_domain)?;
+        self.engine.snapshot().team(&team_id)?;
         let initial_team = team_id.clone();
         let stream = watch::spawn(
             &self.engine,
@@ -471,21 +422,19 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
-        let zone = convert::zone_in("zone", request.zone).map_err(status::from_domain)?;
-        match submit(&self.engine, &caller, &request.request_id, Command::SetZone { zone }).await? {
-            Reply::Zone(zone) => Ok(Response::new(convert::zone_out(&zone))),
-            other => Err(unexpected_reply(&other)),
-        }
+        let zone = convert::zone_in("zone", request.zone)?;
+        let zone: crate::domain::zone::Zone =
+            submit_as(&self.engine, &caller, &request.request_id, Command::SetZone { zone }).await?;
+        Ok(Response::new(convert::zone_out(&zone)))
     }
 
     async fn clear_zone(&self, request: Request<pb::ClearZoneRequest>) -> Result<Response<pb::Zone>, Status> {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
-        match submit(&self.engine, &caller, &request.request_id, Command::ClearZone { id: request.id }).await? {
-            Reply::Zone(zone) => Ok(Response::new(convert::zone_out(&zone))),
-            other => Err(unexpected_reply(&other)),
-        }
+        let zone: crate::domain::zone::Zone =
+            submit_as(&self.engine, &caller, &request.request_id, Command::ClearZone { id: request.id }).await?;
+        Ok(Response::new(convert::zone_out(&zone)))
     }
 
     async fn list_zones(
@@ -494,8 +443,8 @@ impl pb::incident_service_server::IncidentService for IncidentService {
     ) -> Result<Response<pb::ListZonesResponse>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
-        let page_size = validate::page_size(request.page_size).map_err(status::from_domain)?;
-        let after = page_token::decode(&request.page_token).map_err(status::from_domain)?;
+        let page_size = validate::page_size(request.page_size)?;
+        let after = page_token::decode(&request.page_token)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
         let (zones, next_page_token) =

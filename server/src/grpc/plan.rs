@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{self, Access};
 use super::convert::{self, page_token};
-use super::{status, submit, unexpected_reply};
-use crate::domain::{validate, Command, Reply};
+use super::submit_as;
+use crate::domain::{validate, Command};
 use crate::engine::EngineHandle;
 
 /// The plan service over the engine.
@@ -30,19 +30,18 @@ impl pb::plan_service_server::PlanService for PlanService {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
-        let plan = convert::plan_in("plan", request.plan).map_err(status::from_domain)?;
-        match submit(&self.engine, &caller, &request.request_id, Command::PutPlan { plan }).await? {
-            Reply::Plan(plan) => Ok(Response::new(convert::plan_out(&plan))),
-            other => Err(unexpected_reply(&other)),
-        }
+        let plan = convert::plan_in("plan", request.plan)?;
+        let plan: crate::domain::plan::Plan =
+            submit_as(&self.engine, &caller, &request.request_id, Command::PutPlan { plan }).await?;
+        Ok(Response::new(convert::plan_out(&plan)))
     }
 
     async fn get_plan(&self, request: Request<pb::GetPlanRequest>) -> Result<Response<pb::Plan>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
-        validate::id("id", &request.id).map_err(status::from_domain)?;
+        validate::id("id", &request.id)?;
         let state = self.engine.snapshot();
-        let plan = state.plan(&request.id, request.version).map_err(status::from_domain)?;
+        let plan = state.plan(&request.id, request.version)?;
         Ok(Response::new(convert::plan_out(plan)))
     }
 
@@ -52,9 +51,9 @@ impl pb::plan_service_server::PlanService for PlanService {
     ) -> Result<Response<pb::ListPlansResponse>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
-        let page_size = validate::page_size(request.page_size).map_err(status::from_domain)?;
-        let after = page_token::decode(&request.page_token).map_err(status::from_domain)?;
-        let hazard = convert::hazard_in("hazard", request.hazard).map_err(status::from_domain)?;
+        let page_size = validate::page_size(request.page_size)?;
+        let after = page_token::decode(&request.page_token)?;
+        let hazard = convert::hazard_in("hazard", request.hazard)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
         let matching = state

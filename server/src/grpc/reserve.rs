@@ -7,9 +7,9 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{self, Access};
 use super::convert::{self, page, page_token};
-use super::{status, submit, unexpected_reply};
+use super::{submit_as, TransferReply};
 use crate::domain::reserve::stock_level;
-use crate::domain::{validate, Command, DomainError, DomainResult, Reply, State};
+use crate::domain::{validate, Command, DomainError, DomainResult, State};
 use crate::engine::EngineHandle;
 
 /// The reserve service over the engine.
@@ -25,11 +25,8 @@ impl ReserveService {
     }
 }
 
-fn stock_reply(reply: Reply) -> Result<Response<pb::StockLevel>, Status> {
-    match reply {
-        Reply::Stock(level) => Ok(Response::new(convert::stock_out(&level))),
-        other => Err(unexpected_reply(&other)),
-    }
+fn stock_reply(level: crate::domain::reserve::StockLevel) -> Result<Response<pb::StockLevel>, Status> {
+    Ok(Response::new(convert::stock_out(&level)))
 }
 
 /// Checks optional depot and item filters: well-formed, and naming records that exist.
@@ -62,22 +59,20 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
-        let item = convert::item_in("item", request.item).map_err(status::from_domain)?;
-        match submit(&self.engine, &caller, &request.request_id, Command::DefineItem { item }).await? {
-            Reply::Item(item) => Ok(Response::new(convert::item_out(&item))),
-            other => Err(unexpected_reply(&other)),
-        }
+        let item = convert::item_in("item", request.item)?;
+        let item: crate::domain::reserve::Item =
+            submit_as(&self.engine, &caller, &request.request_id, Command::DefineItem { item }).await?;
+        Ok(Response::new(convert::item_out(&item)))
     }
 
     async fn register_depot(&self, request: Request<pb::RegisterDepotRequest>) -> Result<Response<pb::Depot>, Status> {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
-        let depot = convert::depot_in("depot", request.depot).map_err(status::from_domain)?;
-        match submit(&self.engine, &caller, &request.request_id, Command::RegisterDepot { depot }).await? {
-            Reply::Depot(depot) => Ok(Response::new(convert::depot_out(&depot))),
-            other => Err(unexpected_reply(&other)),
-        }
+        let depot = convert::depot_in("depot", request.depot)?;
+        let depot: crate::domain::reserve::Depot =
+            submit_as(&self.engine, &caller, &request.request_id, Command::RegisterDepot { depot }).await?;
+        Ok(Response::new(convert::depot_out(&depot)))
     }
 
     async fn adjust_stock(&self, request: Request<pb::AdjustStockRequest>) -> Result<Response<pb::StockLevel>, Status> {
@@ -85,13 +80,13 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         caller.require(Access::Command)?;
         let request = request.into_inner();
         let command = Command::AdjustStock {
-            reason: convert::ledger_reason_in("reason", request.reason).map_err(status::from_domain)?,
+            reason: convert::ledger_reason_in("reason", request.reason)?,
             depot_id: request.depot_id,
             item_code: request.item_code,
             delta: request.delta,
             note: request.note,
         };
-        stock_reply(submit(&self.engine, &caller, &request.request_id, command).await?)
+        stock_reply(submit_as(&self.engine, &caller, &request.request_id, command).await?)
     }
 
     async fn set_min_reserve(
@@ -106,7 +101,7 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
             item_code: request.item_code,
             min_reserve: request.min_reserve,
         };
-        stock_reply(submit(&self.engine, &caller, &request.request_id, command).await?)
+        stock_reply(submit_as(&self.engine, &caller, &request.request_id, command).await?)
     }
 
     async fn transfer_stock(
@@ -123,24 +118,19 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
             quantity: request.quantity,
             note: request.note,
         };
-        match submit(&self.engine, &caller, &request.request_id, command).await? {
-            Reply::Transfer { from, to } => Ok(Response::new(pb::TransferStockResponse {
-                from: Some(convert::stock_out(&from)),
-                to: Some(convert::stock_out(&to)),
-            })),
-            other => Err(unexpected_reply(&other)),
-        }
+        let (from, to): TransferReply = submit_as(&self.engine, &caller, &request.request_id, command).await?;
+        Ok(Response::new(pb::TransferStockResponse {
+            from: Some(convert::stock_out(&from)),
+            to: Some(convert::stock_out(&to)),
+        }))
     }
 
     async fn get_stock(&self, request: Request<pb::GetStockRequest>) -> Result<Response<pb::StockLevel>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
-        let level = (|| {
-            validate::id("depot_id", &request.depot_id)?;
-            validate::code("item_code", &request.item_code)?;
-            self.engine.snapshot().stock_level(&request.depot_id, &request.item_code)
-        })()
-        .map_err(status::from_domain)?;
+        validate::id("depot_id", &request.depot_id)?;
+        validate::code("item_code", &request.item_code)?;
+        let level = self.engine.snapshot().stock_level(&request.depot_id, &request.item_code)?;
         Ok(Response::new(convert::stock_out(&level)))
     }
 
@@ -151,12 +141,9 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         let state = self.engine.snapshot();
-        let (page_size, after) = (|| {
-            check_filters(&state, &request.depot_id, &request.item_code)?;
-            let after = page_token::decode(&request.page_token)?.map(|text| stock_key_from_text(&text)).transpose()?;
-            Ok::<_, DomainError>((validate::page_size(request.page_size)?, after))
-        })()
-        .map_err(status::from_domain)?;
+        check_filters(&state, &request.depot_id, &request.item_code)?;
+        let after = page_token::decode(&request.page_token)?.map(|text| stock_key_from_text(&text)).transpose()?;
+        let page_size = validate::page_size(request.page_size)?;
         let start = match after {
             Some(key) => Bound::Excluded(key),
             None if !request.depot_id.is_empty() => Bound::Included((request.depot_id.clone(), String::new())),
@@ -191,14 +178,9 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         let state = self.engine.snapshot();
-        let (page_size, after) = (|| {
-            check_filters(&state, &request.depot_id, &request.item_code)?;
-            Ok::<_, DomainError>((
-                validate::page_size(request.page_size)?,
-                page_token::decode_sequence(&request.page_token)?,
-            ))
-        })()
-        .map_err(status::from_domain)?;
+        check_filters(&state, &request.depot_id, &request.item_code)?;
+        let page_size = validate::page_size(request.page_size)?;
+        let after = page_token::decode_sequence(&request.page_token)?;
         let mut entries: Vec<pb::LedgerEntry> = state
             .stock
             .iter()
@@ -238,8 +220,8 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
     ) -> Result<Response<pb::ListItemsResponse>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
-        let page_size = validate::page_size(request.page_size).map_err(status::from_domain)?;
-        let after = page_token::decode(&request.page_token).map_err(status::from_domain)?;
+        let page_size = validate::page_size(request.page_size)?;
+        let after = page_token::decode(&request.page_token)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
         let (items, next_page_token) =
@@ -253,8 +235,8 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
     ) -> Result<Response<pb::ListDepotsResponse>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
-        let page_size = validate::page_size(request.page_size).map_err(status::from_domain)?;
-        let after = page_token::decode(&request.page_token).map_err(status::from_domain)?;
+        let page_size = validate::page_size(request.page_size)?;
+        let after = page_token::decode(&request.page_token)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
         let (depots, next_page_token) =

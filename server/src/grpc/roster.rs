@@ -8,8 +8,8 @@ use tonic::{Request, Response, Status};
 
 use super::auth::{self, Access};
 use super::convert::{self, page, page_token};
-use super::{status, submit, unexpected_reply, watch};
-use crate::domain::{validate, Command, DomainError, Reply, State};
+use super::{submit_as, watch};
+use crate::domain::{validate, Command, DomainError, State};
 use crate::engine::EngineHandle;
 
 /// The roster service over the engine.
@@ -25,11 +25,8 @@ impl RosterService {
     }
 }
 
-fn team_reply(reply: Reply) -> Result<Response<pb::Team>, Status> {
-    match reply {
-        Reply::Team(team) => Ok(Response::new(convert::team_out(&team))),
-        other => Err(unexpected_reply(&other)),
-    }
+fn team_reply(team: crate::domain::team::Team) -> Result<Response<pb::Team>, Status> {
+    Ok(Response::new(convert::team_out(&team)))
 }
 
 fn team_events(state: &State, team_ids: impl IntoIterator<Item = String>, sequence: u64) -> Vec<pb::TeamEvent> {
@@ -47,16 +44,16 @@ impl pb::roster_service_server::RosterService for RosterService {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
-        let team = convert::team_in("team", request.team).map_err(status::from_domain)?;
+        let team = convert::team_in("team", request.team)?;
         let command =
             Command::RegisterTeam { id: team.id, profile: team.profile, status: team.status, position: team.position };
-        team_reply(submit(&self.engine, &caller, &request.request_id, command).await?)
+        team_reply(submit_as(&self.engine, &caller, &request.request_id, command).await?)
     }
 
     async fn get_team(&self, request: Request<pb::GetTeamRequest>) -> Result<Response<pb::Team>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
-        validate::id("id", &request.id).map_err(status::from_domain)?;
+        validate::id("id", &request.id)?;
         let team = match request.as_of {
             None => self.engine.snapshot().team(&request.id).cloned(),
             Some(as_of) => {
@@ -67,7 +64,7 @@ impl pb::roster_service_server::RosterService for RosterService {
                     .map_err(|_| DomainError::not_found("team", format!("{} (as of {as_of})", request.id)))
             }
         };
-        Ok(Response::new(convert::team_out(&team.map_err(status::from_domain)?)))
+        Ok(Response::new(convert::team_out(&team?)))
     }
 
     async fn list_teams(
@@ -76,12 +73,12 @@ impl pb::roster_service_server::RosterService for RosterService {
     ) -> Result<Response<pb::ListTeamsResponse>, Status> {
         auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
-        let page_size = validate::page_size(request.page_size).map_err(status::from_domain)?;
-        let after = page_token::decode(&request.page_token).map_err(status::from_domain)?;
+        let page_size = validate::page_size(request.page_size)?;
+        let after = page_token::decode(&request.page_token)?;
         if !request.capability.is_empty() {
-            validate::code("capability", &request.capability).map_err(status::from_domain)?;
+            validate::code("capability", &request.capability)?;
         }
-        let wanted_status = convert::team_status_in("status", request.status).map_err(status::from_domain)?;
+        let wanted_status = convert::team_status_in("status", request.status)?;
         let state = self.engine.snapshot();
         let start = match &after {
             Some(after) => std::ops::Bound::Excluded(after.clone()),
@@ -99,10 +96,10 @@ impl pb::roster_service_server::RosterService for RosterService {
         let caller = auth::caller(&request)?;
         caller.require(Access::Command)?;
         let request = request.into_inner();
-        let team = convert::team_in("team", request.team).map_err(status::from_domain)?;
+        let team = convert::team_in("team", request.team)?;
         let command =
             Command::UpdateTeam { id: team.id, profile: team.profile, expected_version: request.expected_version };
-        team_reply(submit(&self.engine, &caller, &request.request_id, command).await?)
+        team_reply(submit_as(&self.engine, &caller, &request.request_id, command).await?)
     }
 
     async fn report_status(&self, request: Request<pb::ReportStatusRequest>) -> Result<Response<pb::Team>, Status> {
@@ -111,10 +108,10 @@ impl pb::roster_service_server::RosterService for RosterService {
         caller.require(Access::Team(&request.team_id))?;
         let command = Command::ReportStatus {
             team_id: request.team_id,
-            status: convert::team_status_in("status", request.status).map_err(status::from_domain)?,
+            status: convert::team_status_in("status", request.status)?,
             position: convert::position_in(request.position.as_ref()),
         };
-        team_reply(submit(&self.engine, &caller, &request.request_id, command).await?)
+        team_reply(submit_as(&self.engine, &caller, &request.request_id, command).await?)
     }
 
     async fn watch_teams(

@@ -8,6 +8,24 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::domain::DomainError;
 use crate::engine::EngineError;
 
+impl From<DomainError> for Status {
+    fn from(error: DomainError) -> Status {
+        from_domain(error)
+    }
+}
+
+impl From<EngineError> for Status {
+    fn from(error: EngineError) -> Status {
+        from_engine(error)
+    }
+}
+
+impl From<crate::store::StoreError> for Status {
+    fn from(error: crate::store::StoreError) -> Status {
+        from_engine(error.into())
+    }
+}
+
 /// The status for a refused command.
 pub fn from_domain(error: DomainError) -> Status {
     let message = error.to_string();
