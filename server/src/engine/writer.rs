@@ -230,6 +230,16 @@ impl Writer {
             self.expiry.push_back((record.time, record.key.clone()));
             self.requests.insert(record.key.clone(), record);
         }
+        // Postconditions of every durable group, in debug builds (the tests):
+        // the log continues without a gap and product.md's invariants hold.
+        debug_assert!(
+            group.records.windows(2).all(|pair| pair[1].sequence == pair[0].sequence + 1),
+            "a group's records continue each other"
+        );
+        #[cfg(debug_assertions)]
+        if let Err(broken) = crate::domain::invariants::check(&self.state) {
+            panic!("after the group ending at sequence {}: {broken}", self.state.last_sequence);
+        }
         self.snapshot.store(Arc::new(self.state.clone()));
         for committed in group.committed {
             // No receiver is not an error: nobody is watching.
@@ -271,12 +281,13 @@ impl Writer {
         if let Some(reason) = &self.failed {
             return Err(EngineError::Unavailable(format!("storage failed earlier: {reason}")));
         }
-        let key = submission.request_id.as_ref().map(|request_id| {
-            (
+        let key = match &submission.request_id {
+            Some(request_id) => Some((
                 RequestKey { actor: submission.actor.clone(), request_id: request_id.clone() },
-                fingerprint(&submission.command),
-            )
-        });
+                fingerprint(&submission.command)?,
+            )),
+            None => None,
+        };
         if let Some((key, fingerprint)) = &key {
             if let Some(first) = pending.get(key).or_else(|| self.requests.get(key)) {
                 if first.fingerprint != *fingerprint {
@@ -339,7 +350,10 @@ impl Writer {
 
 /// SHA-256 of the command's canonical encoding: a retry must be the same
 /// request. Computed only for commands that carry a `request_id`.
-fn fingerprint(command: &Command) -> [u8; 32] {
-    let bytes = postcard::to_allocvec(command).unwrap_or_default();
-    Sha256::digest(&bytes).into()
+fn fingerprint(command: &Command) -> Result<[u8; 32], EngineError> {
+    // A command that cannot be encoded cannot be told apart from another:
+    // refuse it rather than let every such request share one fingerprint.
+    let bytes = postcard::to_allocvec(command)
+        .map_err(|error| EngineError::Internal(format!("encoding {} for its fingerprint: {error}", command.name())))?;
+    Ok(Sha256::digest(&bytes).into())
 }

@@ -147,13 +147,15 @@ pub fn for_each_record(
 }
 
 /// Encodes a value for storage: a format byte, then postcard.
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let bytes = vec![FORMAT_TAG];
-    // postcard into a Vec fails only on out-of-memory, which aborts anyway.
-    match postcard::to_extend(value, bytes) {
-        Ok(encoded) => encoded,
-        Err(_) => vec![FORMAT_TAG],
-    }
+/// Fails loudly rather than store a value that would not decode: the append
+/// is refused (and the writer stops taking writes) instead of acknowledging
+/// an undecodable record as durable.
+fn encode<T: Serialize>(tree: &'static str, key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_extend(value, vec![FORMAT_TAG]).map_err(|error| StoreError::Corrupt {
+        tree,
+        key: key.to_owned(),
+        reason: format!("cannot be encoded: {error}"),
+    })
 }
 
 /// Decodes a value written by [`encode`].

@@ -160,10 +160,11 @@ impl Store for SledStore {
     fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for record in append.records {
-            batch.insert(&log_key(record.sequence), encode(record));
+            batch.insert(&log_key(record.sequence), encode("log", &record.sequence.to_string(), record)?);
         }
         for request in append.requests {
-            batch.insert(request_key(&request.key), encode(request));
+            let key = format!("{}/{}", request.key.actor, request.key.request_id);
+            batch.insert(request_key(&request.key), encode("requests", &key, request)?);
         }
         for key in append.expired {
             batch.remove(request_key(key));
