@@ -10,6 +10,7 @@
 pub mod assignment;
 pub mod command;
 pub mod decide;
+pub mod describe;
 pub mod error;
 pub mod event;
 pub mod import;

@@ -176,3 +176,327 @@ fn decode<T: for<'de> Deserialize<'de>>(tree: &'static str, key: &str, bytes: &[
 /// The encoding version of every stored value (2: log records name their
 /// command).
 const FORMAT_TAG: u8 = 2;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::domain::assignment::{AssignedResource, Assignment, AssignmentStatus};
+    use crate::domain::event::{Event, Shortfall};
+    use crate::domain::incident::{Incident, IncidentStatus, LevelCause, Need, PlanRef};
+    use crate::domain::plan::{LevelRequirement, NeedKey, Plan, Task, Trigger};
+    use crate::domain::reserve::{Depot, Item, LedgerReason};
+    use crate::domain::team::{Certification, Member, Team, TeamProfile, TeamStatus};
+    use crate::domain::zone::Zone;
+    use crate::domain::{Capability, Hazard, LatLng, Level, SupplyNeed, TeamNeed};
+
+    /// The golden file: one record of every event kind, as format 2 wrote
+    /// them, one hex line each.
+    const GOLDEN: &str = include_str!("golden/format-2.hex");
+
+    fn at(lat: f64, lng: f64) -> LatLng {
+        LatLng { lat, lng }
+    }
+
+    fn profile() -> TeamProfile {
+        TeamProfile {
+            name: "Water rescue squad 1".into(),
+            organization: "Fire and rescue".into(),
+            capabilities: vec![Capability { code: "water_rescue".into(), tier: 1 }],
+            headcount: 1,
+            home: at(28.21, 112.97),
+            speed_kmh: 50.0,
+            insurance_expires: Some(Timestamp::from_unix_seconds(1_814_313_600)),
+            members: vec![Member {
+                id: "m1".into(),
+                name: "Li Wei".into(),
+                role: "diver".into(),
+                certifications: vec![Certification { code: "diving".into(), expires: None }],
+                insurance_expires: Some(Timestamp::from_unix_seconds(1_814_313_600)),
+                on_duty: true,
+            }],
+        }
+    }
+
+    fn assignment() -> Assignment {
+        Assignment {
+            number: 1,
+            incident_id: "F".into(),
+            need_number: 1,
+            resource: AssignedResource::Team { team_id: "WR-01".into() },
+            status: AssignmentStatus::Dispatched,
+            distance_km: 1.5,
+            eta_minutes: 2.25,
+            reason: "nearest".into(),
+            reserve_override: false,
+            override_quantity: 0,
+            priority: Level::II,
+            created_at: Timestamp::from_unix_seconds(1_782_885_600),
+            updated_at: Timestamp::from_unix_seconds(1_782_885_600),
+            issued: false,
+            by_hand: true,
+            returned_quantity: 0,
+            note: String::new(),
+        }
+    }
+
+    /// One event of every kind, in the order of the enum.
+    fn events() -> Vec<Event> {
+        let supply = AssignedResource::Supply { depot_id: "D".into(), item_code: "pump".into(), quantity: 3 };
+        vec![
+            Event::TeamRegistered {
+                team: Team {
+                    id: "WR-01".into(),
+                    profile: profile(),
+                    position: at(28.21, 112.97),
+                    status: TeamStatus::Available,
+                    version: 1,
+                    assignment_id: None,
+                    last_report_at: None,
+                },
+            },
+            Event::TeamProfileUpdated { team_id: "WR-01".into(), profile: profile() },
+            Event::TeamStatusReported {
+                team_id: "WR-01".into(),
+                status: Some(TeamStatus::OutOfService),
+                position: Some(at(28.2, 112.9)),
+            },
+            Event::ItemDefined {
+                item: Item { code: "pump".into(), name: "Pump".into(), unit: "unit".into(), category: String::new() },
+            },
+            Event::DepotRegistered {
+                depot: Depot {
+                    id: "D".into(),
+                    name: "Depot".into(),
+                    organization: String::new(),
+                    position: at(28.2, 112.95),
+                },
+            },
+            Event::StockAdjusted {
+                depot_id: "D".into(),
+                item_code: "pump".into(),
+                delta: -4,
+                reason: LedgerReason::Issued,
+                note: "n".into(),
+            },
+            Event::MinReserveSet { depot_id: "D".into(), item_code: "pump".into(), min_reserve: 2 },
+            Event::StockTransferred {
+                from_depot_id: "D".into(),
+                to_depot_id: "E".into(),
+                item_code: "pump".into(),
+                quantity: 1,
+                note: String::new(),
+            },
+            Event::ItemUpdated {
+                item: Item {
+                    code: "pump".into(),
+                    name: "Pump, large".into(),
+                    unit: "unit".into(),
+                    category: "pumps".into(),
+                },
+            },
+            Event::DepotUpdated {
+                depot: Depot {
+                    id: "D".into(),
+                    name: "Depot".into(),
+                    organization: "City".into(),
+                    position: at(28.2, 112.95),
+                },
+            },
+            Event::PlanPut {
+                plan: Plan {
+                    id: "flood".into(),
+                    name: "Flood".into(),
+                    hazard: Hazard::Flood,
+                    levels: vec![LevelRequirement {
+                        level: Level::II,
+                        teams: vec![TeamNeed { capability: "water_rescue".into(), min_tier: 2, count: 4 }],
+                        supplies: vec![SupplyNeed { item_code: "pump".into(), quantity: 3 }],
+                        tasks: vec![Task {
+                            title: "Evacuate".into(),
+                            lead: "District".into(),
+                            supporting: vec!["Police".into()],
+                        }],
+                    }],
+                    triggers: vec![Trigger { metric: "water_level_m".into(), threshold: 38.0, level: Level::II }],
+                    version: 1,
+                },
+            },
+            Event::IncidentDeclared {
+                incident: Incident {
+                    id: "F".into(),
+                    title: "Flood".into(),
+                    hazard: Hazard::Flood,
+                    position: at(28.19, 112.96),
+                    area: vec![at(28.2, 112.9), at(28.2, 113.0), at(28.1, 113.0)],
+                    level: Level::III,
+                    metrics: [("water_level_m".to_owned(), 37.1)].into_iter().collect(),
+                    status: IncidentStatus::Active,
+                    plan: Some(PlanRef { id: "flood".into(), version: 1 }),
+                    declared_at: Timestamp::from_unix_seconds(1_782_885_600),
+                    closed_at: None,
+                    version: 1,
+                    needs: Vec::new(),
+                },
+            },
+            Event::NeedRaised {
+                need: Need {
+                    number: 1,
+                    incident_id: "F".into(),
+                    key: NeedKey::Team { capability: "water_rescue".into(), min_tier: 2 },
+                    amount: 4,
+                    filled: 0,
+                    from_plan: true,
+                    raised_at: Timestamp::from_unix_seconds(1_782_885_600),
+                    cancelled: false,
+                    declined_by: Vec::new(),
+                },
+            },
+            Event::NeedLowered { incident_id: "F".into(), need_number: 1, amount: 2 },
+            Event::NeedCancelled { incident_id: "F".into(), need_number: 1 },
+            Event::IncidentLevelChanged {
+                incident_id: "F".into(),
+                from: Level::III,
+                to: Level::II,
+                cause: LevelCause::Trigger { metric: "water_level_m".into(), value: 38.4, threshold: 38.0 },
+            },
+            Event::IncidentMetricsUpdated {
+                incident_id: "F".into(),
+                metrics: [("people_trapped".to_owned(), 25.0)].into_iter().collect(),
+            },
+            Event::IncidentStatusChanged { incident_id: "F".into(), status: IncidentStatus::Contained },
+            Event::IncidentClosed { incident_id: "F".into() },
+            Event::AssignmentCreated { assignment: assignment() },
+            Event::AssignmentStatusChanged {
+                incident_id: "F".into(),
+                assignment_number: 1,
+                from: AssignmentStatus::Dispatched,
+                to: AssignmentStatus::EnRoute,
+                issue: true,
+                note: "n".into(),
+                resource: supply,
+            },
+            Event::DispatchCompleted {
+                incident_id: None,
+                assignments: 1,
+                shortfalls: vec![Shortfall {
+                    need_number: 1,
+                    incident_id: "F".into(),
+                    missing: 1,
+                    reason: "busy".into(),
+                }],
+            },
+            Event::ZoneSet {
+                zone: Zone {
+                    id: "Z".into(),
+                    polygon: vec![at(1.0, 1.0), at(1.0, 2.0), at(2.0, 2.0)],
+                    note: String::new(),
+                    active: true,
+                },
+            },
+            Event::ZoneCleared { zone_id: "Z".into() },
+            Event::StockReturned {
+                incident_id: "F".into(),
+                assignment_number: 1,
+                depot_id: "D".into(),
+                item_code: "pump".into(),
+                quantity: 3,
+                note: "back".into(),
+            },
+            Event::TeamExcluded {
+                incident_id: "F".into(),
+                need_number: 1,
+                team_id: "WR-01".into(),
+                reason: "silent".into(),
+            },
+        ]
+    }
+
+    /// The position of an event's variant in the enum. Exhaustive, with no
+    /// catch-all: a new variant does not compile until it is placed here and
+    /// given a golden record.
+    fn position(event: &Event) -> usize {
+        match event {
+            Event::TeamRegistered { .. } => 0,
+            Event::TeamProfileUpdated { .. } => 1,
+            Event::TeamStatusReported { .. } => 2,
+            Event::ItemDefined { .. } => 3,
+            Event::DepotRegistered { .. } => 4,
+            Event::StockAdjusted { .. } => 5,
+            Event::MinReserveSet { .. } => 6,
+            Event::StockTransferred { .. } => 7,
+            Event::ItemUpdated { .. } => 8,
+            Event::DepotUpdated { .. } => 9,
+            Event::PlanPut { .. } => 10,
+            Event::IncidentDeclared { .. } => 11,
+            Event::NeedRaised { .. } => 12,
+            Event::NeedLowered { .. } => 13,
+            Event::NeedCancelled { .. } => 14,
+            Event::IncidentLevelChanged { .. } => 15,
+            Event::IncidentMetricsUpdated { .. } => 16,
+            Event::IncidentStatusChanged { .. } => 17,
+            Event::IncidentClosed { .. } => 18,
+            Event::AssignmentCreated { .. } => 19,
+            Event::AssignmentStatusChanged { .. } => 20,
+            Event::DispatchCompleted { .. } => 21,
+            Event::ZoneSet { .. } => 22,
+            Event::ZoneCleared { .. } => 23,
+            Event::StockReturned { .. } => 24,
+            Event::TeamExcluded { .. } => 25,
+        }
+    }
+
+    #[test]
+    fn the_golden_records_cover_every_event_kind_in_order() {
+        let positions: Vec<usize> = events().iter().map(position).collect();
+        assert_eq!(positions, (0..positions.len()).collect::<Vec<_>>());
+        // postcard writes the variant's position first: the golden bytes
+        // start, after the format tag and the record's header, with it.
+        assert_eq!(positions.len(), 26);
+    }
+
+    fn records() -> Vec<LogRecord> {
+        events()
+            .into_iter()
+            .enumerate()
+            .map(|(index, event)| LogRecord {
+                sequence: index as u64 + 1,
+                time: Timestamp::from_unix_seconds(1_782_885_600 + index as i64),
+                actor: if index % 2 == 0 { "commander".into() } else { "system".into() },
+                request_id: (index % 3 == 0).then(|| format!("r-{index}")),
+                event,
+                command: index as u64 + 1 - (index as u64 % 2),
+            })
+            .collect()
+    }
+
+    /// Records written by format 2 (the checked-in golden file) decode to
+    /// exactly these values, and this build writes exactly those bytes: a
+    /// change to the log schema that breaks either fails here. To record a
+    /// new format on purpose, bump `FORMAT_TAG` and the data format, and
+    /// write the file again with `MUSTER_WRITE_GOLDEN=1`.
+    #[test]
+    fn records_written_by_format_2_still_decode() {
+        let records = records();
+        let encoded: Vec<String> = records
+            .iter()
+            .map(|record| hex::encode(encode("log", &record.sequence.to_string(), record).unwrap()))
+            .collect();
+        if std::env::var_os("MUSTER_WRITE_GOLDEN").is_some() {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/golden/format-2.hex");
+            std::fs::write(path, encoded.join("\n") + "\n").unwrap();
+            return;
+        }
+        let golden: Vec<&str> = GOLDEN.lines().filter(|line| !line.is_empty()).collect();
+        assert_eq!(golden.len(), records.len(), "one golden line per event kind");
+        for (index, (line, record)) in golden.iter().zip(&records).enumerate() {
+            let bytes = hex::decode(line).unwrap();
+            let decoded: LogRecord = decode("log", &index.to_string(), &bytes).unwrap_or_else(|error| {
+                panic!("golden record {} ({}) no longer decodes: {error}", index, record.event.kind())
+            });
+            assert_eq!(&decoded, record, "golden record {index} ({}) decodes to something else", record.event.kind());
+            assert_eq!(&encoded[index], line, "this build writes {} differently", record.event.kind());
+        }
+    }
+}
