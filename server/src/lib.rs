@@ -3,7 +3,10 @@
 //! The map, from the inside out:
 //!
 //! - [`domain`]: records, commands, events and the pure `decide`/`apply`
-//!   functions; knows nothing of I/O.
+//!   functions, the engine's timers; knows nothing of I/O.
+//! - [`dispatch`]: the optimiser: which team and which depot serve each
+//!   need, and why; a pure function of the state, settings and time.
+//! - [`fixture`]: the fixture file format, parsed into domain values.
 //! - [`store`]: the sled-backed append-only log (the only code that touches sled).
 //! - [`engine`]: the single writer with group commit; owns the clock;
 //!   publishes snapshots and changes.

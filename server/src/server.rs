@@ -92,8 +92,8 @@ fn tokens(config: &[TokenConfig]) -> anyhow::Result<Tokens> {
         let Some(role) = Role::parse(&token.role) else {
             bail!("token[{index}].role: {:?} is not commander, observer, team:<id> or drill", token.role);
         };
-        if token.token.len() < 16 {
-            bail!("token[{index}].token: must be at least 16 characters");
+        if token.token.len() < MIN_TOKEN_CHARS {
+            bail!("token[{index}].token: must be at least {MIN_TOKEN_CHARS} characters");
         }
         let actor = match &role {
             Role::Team(id) => format!("team:{id}"),
@@ -114,6 +114,12 @@ fn access_tokens(config: &ServerConfig, listener: &TcpListener) -> anyhow::Resul
     Ok((tokens, address))
 }
 
+/// The shortest bearer token accepted, in bytes.
+pub const MIN_TOKEN_CHARS: usize = 16;
+/// How often an idle HTTP/2 connection is pinged.
+pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a ping may go unanswered before the connection is dropped.
+pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long an idle connection waits before TCP keepalive probes start.
 pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
@@ -216,8 +222,8 @@ pub async fn serve_store(
     };
 
     let serving = tonic::transport::Server::builder()
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -23,6 +23,9 @@ impl ImportService {
     }
 }
 
+/// Longest file name an import may give (it prefixes every error and ledger note).
+pub const MAX_FILE_NAME_CHARS: usize = 4 * MAX_ID_CHARS;
+
 #[tonic::async_trait]
 impl pb::import_service_server::ImportService for ImportService {
     async fn import(&self, request: Request<pb::ImportRequest>) -> Result<Response<pb::ImportResponse>, Status> {
@@ -30,7 +33,7 @@ impl pb::import_service_server::ImportService for ImportService {
         caller.require(Access::Command)?;
         let request = request.into_inner();
         let name = if request.name.is_empty() { "fixture".to_owned() } else { request.name.clone() };
-        if name.chars().count() > 4 * MAX_ID_CHARS || name.chars().any(char::is_control) {
+        if name.chars().count() > MAX_FILE_NAME_CHARS || name.chars().any(char::is_control) {
             return Err(status::from_domain(DomainError::invalid("name", "must be a short file name")));
         }
         let parsed = fixture::parse(&name, &request.toml)?;

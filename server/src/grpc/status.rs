@@ -8,6 +8,10 @@ use tonic_types::{ErrorDetails, StatusExt};
 use crate::domain::DomainError;
 use crate::engine::EngineError;
 
+/// How long a client is told to wait before retrying when the write queue
+/// is full (`RetryInfo`).
+pub const RETRY_FULL_QUEUE_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
 impl From<DomainError> for Status {
     fn from(error: DomainError) -> Status {
         from_domain(error)
@@ -58,7 +62,7 @@ pub fn from_engine(error: EngineError) -> Status {
         EngineError::Overloaded => Status::with_error_details(
             Code::ResourceExhausted,
             error.to_string(),
-            ErrorDetails::with_retry_info(Some(std::time::Duration::from_millis(100))),
+            ErrorDetails::with_retry_info(Some(RETRY_FULL_QUEUE_AFTER)),
         ),
         EngineError::Unavailable(reason) => {
             tracing::warn!(%reason, "write refused: engine unavailable");

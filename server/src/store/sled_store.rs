@@ -42,6 +42,8 @@ fn untag(number: u64, value: &[u8]) -> Result<Vec<u8>, StoreError> {
 const LOG_PREFIX: u8 = b'l';
 const REQUEST_PREFIX: u8 = b'r';
 const FORMAT_KEY: &[u8] = b"mformat";
+/// sled's page cache, in bytes.
+pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// The on-disk format this build writes and reads. Format 2 records which
 /// command produced each log record (`LogRecord::command`); a format-1
 /// directory is refused rather than misread.
@@ -93,7 +95,7 @@ impl SledStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
-        let db = sled::Config::new().path(dir).cache_capacity(256 * 1024 * 1024).open().map_err(sled_error("open"))?;
+        let db = sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open().map_err(sled_error("open"))?;
         let tree = db.open_tree(TREE).map_err(sled_error("open tree"))?;
         let drills = db.open_tree(DRILL_TREE).map_err(sled_error("open drill tree"))?;
         match tree.get(FORMAT_KEY).map_err(sled_error("format"))? {
