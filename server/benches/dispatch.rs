@@ -11,12 +11,12 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use muster_server::dispatch::travel::Settings;
 use muster_server::dispatch::{greedy, plan, DispatchPlan};
 use muster_server::domain::import::{Fixture, Sourced, StockSetting, TeamSetting};
 use muster_server::domain::incident::Declaration;
 use muster_server::domain::reserve::{Depot, Item};
 use muster_server::domain::team::TeamProfile;
+use muster_server::domain::travel::Settings;
 use muster_server::domain::{
     execute, Capability, Command, Context, Hazard, LatLng, Level, State, SupplyNeed, TeamNeed, Timestamp,
 };
@@ -102,7 +102,8 @@ pub fn world(shape: &Shape, seed: u64) -> State {
         }
     }
     let mut state = State::default();
-    let context = Context::new(Timestamp::from_unix_seconds(NOW), "bench");
+    let context =
+        Context::new(Timestamp::from_unix_seconds(NOW), "bench").with_planner(&muster_server::dispatch::DISPATCHER);
     execute(&mut state, &Command::Import { fixture }, &context, None).expect("import");
     let total = shape.team_needs + shape.supply_needs;
     let incidents = total.div_ceil(shape.needs_per_incident);

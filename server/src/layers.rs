@@ -1,7 +1,7 @@
 //! A test that reads the server's sources and keeps the layers apart, as
 //! ARCHITECTURE.md says: the domain knows nothing of tokio, tonic, sled or
-//! prost; only `store/` touches sled; only `grpc/` and the wiring file
-//! (`server.rs`) know protobuf types.
+//! prost, nor of the dispatcher; only `store/` touches sled; only `grpc/`
+//! and the wiring file (`server.rs`) know protobuf types.
 
 #[cfg(test)]
 mod tests {
@@ -75,6 +75,11 @@ mod tests {
             "the domain knows nothing of transport or storage",
             |path| !path.starts_with("domain/"),
             &["tokio", "tonic", "sled", "prost", "muster_proto"],
+        ));
+        broken_rules.extend(broken(
+            "the domain does not know the dispatcher (it is handed a Planner)",
+            |path| !path.starts_with("domain/"),
+            &["dispatch"],
         ));
         broken_rules.extend(broken("only store/ touches sled", |path| path.starts_with("store/"), &["sled"]));
         broken_rules.extend(broken(

@@ -158,7 +158,7 @@ fn drill_failure(error: &muster_server::drill::DrillError) -> i32 {
 }
 
 /// `musterd drill ...`: returns the exit status.
-async fn drill(tool: DrillTool, dispatch: muster_server::dispatch::travel::Settings) -> anyhow::Result<i32> {
+async fn drill(tool: DrillTool, dispatch: muster_server::domain::travel::Settings) -> anyhow::Result<i32> {
     use muster_server::drill::{self, replay, report, RunOptions};
     // Exit statuses: 0 passed / matches, 1 an expectation failed / differs,
     // 2 a broken script or file, 3 the run itself could not complete.

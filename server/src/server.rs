@@ -52,7 +52,7 @@ pub struct FileConfig {
     /// How the dispatcher estimates travel (`road_factor`, `convoy_speed_kmh`,
     /// `zone_detour_factor`).
     #[serde(default)]
-    pub dispatch: crate::dispatch::travel::Settings,
+    pub dispatch: crate::domain::travel::Settings,
 }
 
 /// One access token.

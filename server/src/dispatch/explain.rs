@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::travel::{Leg, Zones};
 use super::{depot_stock, DepotStock, OpenNeed, Unavailable};
 use crate::domain::incident::need_id;
 use crate::domain::plan::NeedKey;
 use crate::domain::team::Team;
-use crate::domain::{Level, State, Timestamp};
+use crate::domain::travel::{Leg, Zones};
+use crate::domain::{Level, State};
 
 fn capability_of(open: &OpenNeed<'_>) -> (String, u32) {
     match &open.need.key {
@@ -82,20 +82,6 @@ pub(super) fn diversion_reason(
         source.incident_id,
         job_level.unwrap_or_else(|| "?".to_owned())
     )
-}
-
-/// How old a team's position is, when it is older than the staleness age
-/// (a team that never reported stands at the position it registered with).
-pub(crate) fn stale_position(team: &Team, settings: &super::travel::Settings, now: Timestamp) -> Option<String> {
-    let reported = team.last_report_at?;
-    let age_minutes = now.minutes_since(reported);
-    let stale_minutes = settings.stale_after_seconds as f64 / 60.0;
-    (settings.stale_after_seconds > 0 && age_minutes > stale_minutes).then(|| {
-        format!(
-            "position is stale: last reported {:.0} min ago, at {reported} (stale after {:.0} min)",
-            age_minutes, stale_minutes
-        )
-    })
 }
 
 /// What need `need_index` still lacks, and why.

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeSet;
 
-use super::travel::{self, Settings, Zones};
 use super::{depot_stock, open_needs, team_availability, DispatchPlan, Proposal};
 use crate::domain::assignment::AssignedResource;
 use crate::domain::plan::NeedKey;
+use crate::domain::travel::{self, Settings, Zones};
 use crate::domain::{DomainResult, Level, State, Timestamp};
 
 /// Plans closest-first for one incident or all.

@@ -12,85 +12,25 @@
 //! reproduces every assignment without running the dispatcher again.
 
 mod assign;
-pub mod by_hand;
 pub mod cost;
 mod explain;
 mod flow;
 pub mod greedy;
 #[cfg(test)]
 mod tests;
-pub mod travel;
 
 use std::collections::BTreeMap;
 
 use crate::domain::assignment::{AssignedResource, Assignment, AssignmentStatus};
-use crate::domain::event::{Event, Shortfall};
+use crate::domain::dispatching::{team_availability, team_fit, Planner, Unavailable};
+pub use crate::domain::dispatching::{DispatchPlan, Proposal, Scope};
+use crate::domain::event::Shortfall;
 use crate::domain::incident::{Incident, IncidentStatus, Need};
 use crate::domain::plan::NeedKey;
-use crate::domain::team::{Team, TeamStatus};
+use crate::domain::team::Team;
+use crate::domain::travel::{self, Leg, Settings, Zones};
 use crate::domain::{validate, DomainError, DomainResult, Level, State, Timestamp};
 use cost::{Lex, SupplyCost};
-use travel::{Leg, Settings, Zones};
-
-/// One proposed assignment.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Proposal {
-    /// The need.
-    pub need_number: u64,
-    /// Its incident.
-    pub incident_id: String,
-    /// The team or stock.
-    pub resource: AssignedResource,
-    /// Road distance, km.
-    pub distance_km: f64,
-    /// Travel time, minutes.
-    pub eta_minutes: f64,
-    /// Why, in words.
-    pub reason: String,
-    /// Units taken below the depot's minimum (level I only).
-    pub override_quantity: i64,
-    /// The incident's level.
-    pub priority: Level,
-    /// A diversion: the assignment the team leaves for this one.
-    pub diverted_from: Option<u64>,
-}
-
-/// What a dispatch would do.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct DispatchPlan {
-    /// Assignments to make, in need order.
-    pub proposals: Vec<Proposal>,
-    /// Needs left short, and why.
-    pub shortfalls: Vec<Shortfall>,
-}
-
-impl DispatchPlan {
-    /// Total team travel in minutes, and total supply travel in unit-minutes
-    /// (the dispatcher's objective within each level, summed over levels).
-    pub fn total_travel(&self) -> (f64, f64) {
-        let mut teams = 0.0;
-        let mut units = 0.0;
-        for proposal in &self.proposals {
-            match &proposal.resource {
-                AssignedResource::Team { .. } => teams += proposal.eta_minutes,
-                AssignedResource::Supply { quantity, .. } => units += proposal.eta_minutes * *quantity as f64,
-            }
-        }
-        (teams, units)
-    }
-
-    /// Teams and units assigned, per level (index 0 is level I).
-    pub fn filled_by_level(&self) -> [i64; 4] {
-        let mut filled = [0; 4];
-        for proposal in &self.proposals {
-            filled[proposal.priority.index()] += match &proposal.resource {
-                AssignedResource::Team { .. } => 1,
-                AssignedResource::Supply { quantity, .. } => *quantity,
-            };
-        }
-        filled
-    }
-}
 
 /// An open need the dispatch considers.
 #[derive(Clone, Copy, Debug)]
@@ -133,65 +73,6 @@ pub(crate) fn open_needs<'a>(state: &'a State, scope: Option<&str>) -> DomainRes
     Ok(open)
 }
 
-/// Why a team is not available for dispatch, if it is not.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Unavailable {
-    Busy,
-    OutOfService,
-    Uninsured,
-    NobodyOnDuty,
-    NoInsuredMemberOnDuty,
-    InZone(String),
-}
-
-impl Unavailable {
-    /// In words, after "the team is".
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            Unavailable::Busy => "busy with another assignment".to_owned(),
-            Unavailable::OutOfService => "out of service".to_owned(),
-            Unavailable::Uninsured => "without valid accident insurance".to_owned(),
-            Unavailable::NobodyOnDuty => "with nobody on duty".to_owned(),
-            Unavailable::NoInsuredMemberOnDuty => "with no insured member on duty".to_owned(),
-            Unavailable::InZone(zone) => format!("inside impassable zone {zone}"),
-        }
-    }
-}
-
-/// Whether a team could take a job now, leaving aside what it is doing:
-/// in service, insured, someone insured on duty, not cut off by a zone.
-fn team_fit(team: &Team, zones: &Zones, now: Timestamp) -> Result<(), Unavailable> {
-    if team.status == TeamStatus::OutOfService {
-        return Err(Unavailable::OutOfService);
-    }
-    if !team.insured_at(now) {
-        return Err(Unavailable::Uninsured);
-    }
-    if team.on_duty_at(now) == 0 {
-        return Err(if team.profile.members.is_empty() {
-            Unavailable::NobodyOnDuty
-        } else {
-            Unavailable::NoInsuredMemberOnDuty
-        });
-    }
-    if let Some(zone) = zones.containing(team.position) {
-        return Err(Unavailable::InZone(zone.to_owned()));
-    }
-    Ok(())
-}
-
-/// Whether a team can be dispatched now: free (`AVAILABLE`, or `RETURNING`
-/// from its last reported position) and fit for a job.
-pub(crate) fn team_availability(team: &Team, zones: &Zones, now: Timestamp) -> Result<(), Unavailable> {
-    if team.status == TeamStatus::OutOfService {
-        return Err(Unavailable::OutOfService);
-    }
-    if !matches!(team.status, TeamStatus::Available | TeamStatus::Returning) || team.assignment_id.is_some() {
-        return Err(Unavailable::Busy);
-    }
-    team_fit(team, zones, now)
-}
-
 /// The active assignment a team could be diverted from to serve a need at
 /// `level` (`api.md`, "Operations"): made by the dispatcher, not yet on
 /// scene, and serving a need at least two levels less severe.
@@ -207,22 +88,6 @@ fn diversion_source<'a>(state: &'a State, team: &Team, level: Level) -> Option<&
     }
     let job_level = state.incidents.get(&assignment.incident_id)?.level;
     (job_level.index() >= level.index() + 2).then_some(assignment)
-}
-
-/// What a dispatch covers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Scope<'a> {
-    /// One incident, or every incident (`None`).
-    pub incident_id: Option<&'a str>,
-    /// Level I and II needs that free teams cannot fill may take teams from
-    /// jobs at least two levels less severe.
-    pub divert: bool,
-}
-
-impl<'a> From<Option<&'a str>> for Scope<'a> {
-    fn from(incident_id: Option<&'a str>) -> Self {
-        Scope { incident_id, divert: false }
-    }
 }
 
 /// Plans a dispatch for one incident or all, without changing anything.
@@ -251,64 +116,17 @@ pub fn plan<'a>(
     Ok(plan)
 }
 
-/// Plans and turns the plan into events: for each diversion the old
-/// assignment's cancellation (and the lowering that keeps its need at its
-/// level's figure), one `AssignmentCreated` per proposal, and a
-/// `DispatchCompleted` with the shortfalls. Nothing to do: no events.
-pub(crate) fn commit(state: &State, scope: Scope<'_>, settings: &Settings, now: Timestamp) -> DomainResult<Vec<Event>> {
-    let plan = plan(state, scope, settings, now)?;
-    if plan.proposals.is_empty() && plan.shortfalls.is_empty() {
-        return Ok(Vec::new());
+/// The dispatcher, as the engine hands it to the domain.
+#[derive(Debug)]
+pub struct Dispatcher;
+
+/// The one dispatcher.
+pub static DISPATCHER: Dispatcher = Dispatcher;
+
+impl Planner for Dispatcher {
+    fn plan(&self, state: &State, scope: Scope<'_>, settings: &Settings, now: Timestamp) -> DomainResult<DispatchPlan> {
+        plan(state, scope, settings, now)
     }
-    let mut events = Vec::with_capacity(plan.proposals.len() + 1);
-    // Diversions cancel the old assignments one after another, each need's
-    // lowering seeing the ones before it.
-    let mut after_diversions: Option<State> = None;
-    for proposal in &plan.proposals {
-        let Some(old) = proposal.diverted_from.and_then(|number| state.assignments.get(&number)) else { continue };
-        let scratch = after_diversions.get_or_insert_with(|| state.clone());
-        let note = format!(
-            "diverted to need {} of incident {} (level {})",
-            crate::domain::incident::need_id(proposal.need_number),
-            proposal.incident_id,
-            proposal.priority
-        );
-        let cancel = crate::domain::assignment::status_event(old, AssignmentStatus::Cancelled, &note, false);
-        let lowering = crate::domain::assignment::hold_to_figure(scratch, old.need_number, old.amount());
-        for event in std::iter::once(cancel).chain(lowering) {
-            scratch.apply_provisionally(&event, now);
-            events.push(event);
-        }
-    }
-    for (number, proposal) in (state.counters.assignments + 1..).zip(&plan.proposals) {
-        events.push(Event::AssignmentCreated {
-            assignment: Assignment {
-                number,
-                incident_id: proposal.incident_id.clone(),
-                need_number: proposal.need_number,
-                resource: proposal.resource.clone(),
-                status: AssignmentStatus::Dispatched,
-                distance_km: proposal.distance_km,
-                eta_minutes: proposal.eta_minutes,
-                reason: proposal.reason.clone(),
-                reserve_override: proposal.override_quantity > 0,
-                override_quantity: proposal.override_quantity,
-                priority: proposal.priority,
-                created_at: now,
-                updated_at: now,
-                issued: false,
-                by_hand: false,
-                returned_quantity: 0,
-                note: String::new(),
-            },
-        });
-    }
-    events.push(Event::DispatchCompleted {
-        incident_id: scope.incident_id.map(str::to_owned),
-        assignments: u64::try_from(plan.proposals.len()).unwrap_or(u64::MAX),
-        shortfalls: plan.shortfalls,
-    });
-    Ok(events)
 }
 
 /// Travel legs from teams to incidents, computed once per pair: one lazily
@@ -508,7 +326,7 @@ fn team_proposal(
     settings: &Settings,
     now: Timestamp,
 ) -> Proposal {
-    if let Some(stale) = explain::stale_position(team, settings, now) {
+    if let Some(stale) = crate::domain::dispatching::stale_position(team, settings, now) {
         reason.push_str("; ");
         reason.push_str(&stale);
     }

@@ -5,13 +5,13 @@
 
 use proptest::prelude::*;
 
-use super::travel::Settings;
 use super::{greedy, plan, DispatchPlan};
 use crate::domain::assignment::{AssignedResource, AssignmentStatus};
 use crate::domain::import::{Fixture, Sourced, StockSetting, TeamSetting};
 use crate::domain::incident::Declaration;
 use crate::domain::reserve::{Depot, Item};
 use crate::domain::team::{TeamProfile, TeamStatus};
+use crate::domain::travel::Settings;
 use crate::domain::{
     execute, invariants, Capability, Command, Context, Hazard, LatLng, Level, State, SupplyNeed, TeamNeed, Timestamp,
 };
@@ -19,7 +19,7 @@ use crate::domain::{
 const NOW: i64 = 1_782_885_600;
 
 fn context() -> Context {
-    Context::new(Timestamp::from_unix_seconds(NOW), "test")
+    Context::new(Timestamp::from_unix_seconds(NOW), "test").with_planner(&super::DISPATCHER)
 }
 
 fn run(state: &mut State, command: Command) {
@@ -284,9 +284,9 @@ fn team_objective(state: &State, plan: &DispatchPlan) -> [i64; 8] {
             objective[index * 2] -= 1;
             let team = state.teams.get(team_id).unwrap();
             let incident = state.incidents.get(&proposal.incident_id).unwrap();
-            let leg = super::travel::leg(
+            let leg = crate::domain::travel::leg(
                 &Settings::default(),
-                &super::travel::Zones::default(),
+                &crate::domain::travel::Zones::default(),
                 team.position,
                 incident.position,
                 team.profile.speed_kmh,
@@ -312,7 +312,8 @@ fn brute_force_teams(state: &State) -> [i64; 8] {
         .teams
         .values()
         .filter(|team| {
-            super::team_availability(team, &super::travel::Zones::default(), Timestamp::from_unix_seconds(NOW)).is_ok()
+            super::team_availability(team, &crate::domain::travel::Zones::default(), Timestamp::from_unix_seconds(NOW))
+                .is_ok()
         })
         .collect();
     let mut best = [i64::MAX; 8];
@@ -337,9 +338,9 @@ fn brute_force_teams(state: &State) -> [i64; 8] {
                 used[*row] = true;
                 let (level, _, _, position) = &rows[*row];
                 let team = teams[team_index];
-                let leg = super::travel::leg(
+                let leg = crate::domain::travel::leg(
                     &Settings::default(),
-                    &super::travel::Zones::default(),
+                    &crate::domain::travel::Zones::default(),
                     team.position,
                     *position,
                     team.profile.speed_kmh,
@@ -474,7 +475,7 @@ proptest! {
                 let open_need = open.iter().find(|open| open.incident.id == format!("N{need}")).unwrap();
                 let level = open_need.level().index();
                 let depot_position = state.depots.get(&format!("D{depot}")).unwrap().position;
-                let leg = super::travel::leg(&Settings::default(), &super::travel::Zones::default(), depot_position, open_need.incident.position, Settings::default().convoy_speed_kmh);
+                let leg = crate::domain::travel::leg(&Settings::default(), &crate::domain::travel::Zones::default(), depot_position, open_need.incident.position, Settings::default().convoy_speed_kmh);
                 value[level * 3] -= above + below;
                 value[level * 3 + 1] += below;
                 value[level * 3 + 2] += (above + below) * leg.seconds();
@@ -680,7 +681,7 @@ proptest! {
                     // Fire every due timer, as the engine's writer does.
                     for _ in 0..64 {
                         let Some(timer) = crate::domain::timer::next(&scratch, &timers).filter(|timer| timer.due <= now) else { break };
-                        let context = Context { time: now, actor: "system".into(), settings };
+                        let context = Context { time: now, actor: "system".into(), settings, planner: &super::DISPATCHER };
                         execute(&mut scratch, &timer.command, &context, None).unwrap();
                         due.push((timer.command, "system"));
                     }
@@ -695,7 +696,7 @@ proptest! {
             };
             for (command, actor) in commands {
                 let before = state.clone();
-                let context = Context { time: Timestamp::from_unix_seconds(clock), actor: actor.into(), settings };
+                let context = Context { time: Timestamp::from_unix_seconds(clock), actor: actor.into(), settings, planner: &super::DISPATCHER };
                 match execute(&mut state, &command, &context, None) {
                     Ok(records) => {
                         let cancelled: Vec<u64> = records.iter().filter_map(|record| match &record.event {
@@ -709,7 +710,7 @@ proptest! {
                                 if let Some(team_id) = assignment.team_id() {
                                     prop_assert!(!need.declined_by.iter().any(|declined| declined == team_id), "{} declined need {} before", team_id, need.id());
                                     let team = before.teams.get(team_id).unwrap();
-                                    let free = super::team_availability(team, &super::travel::Zones::default(), context.time).is_ok();
+                                    let free = super::team_availability(team, &crate::domain::travel::Zones::default(), context.time).is_ok();
                                     if !free {
                                         // Only a diversion may take a busy team.
                                         prop_assert!(!assignment.by_hand, "step {}: {} assigned by hand while busy", index, team_id);

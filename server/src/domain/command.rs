@@ -14,22 +14,35 @@ use super::types::{SupplyNeed, TeamNeed};
 use super::zone::Zone;
 
 /// Everything `decide` may know besides the state and the command: the time
-/// from the engine's clock and who is asking. No wall clock is read anywhere
-/// in the domain.
-#[derive(Clone, Debug, PartialEq)]
+/// from the engine's clock, who is asking, the settings, and the dispatcher
+/// it may ask for a plan. No wall clock is read anywhere in the domain.
+#[derive(Clone, Debug)]
 pub struct Context {
     /// The engine clock's time for this command.
     pub time: Timestamp,
     /// Who issued the command.
     pub actor: String,
-    /// How the dispatcher estimates travel.
-    pub settings: crate::dispatch::travel::Settings,
+    /// Travel, acknowledgement timeout and staleness (`[dispatch]`).
+    pub settings: super::travel::Settings,
+    /// Plans dispatches (the engine hands it `dispatch::DISPATCHER`).
+    pub planner: &'static dyn super::dispatching::Planner,
 }
 
 impl Context {
-    /// A context at `time` for `actor`, with default dispatch settings.
+    /// A context at `time` for `actor`, with default settings and no
+    /// dispatcher (dispatches are refused).
     pub fn new(time: Timestamp, actor: impl Into<String>) -> Self {
-        Context { time, actor: actor.into(), settings: crate::dispatch::travel::Settings::default() }
+        Context {
+            time,
+            actor: actor.into(),
+            settings: super::travel::Settings::default(),
+            planner: &super::dispatching::NoPlanner,
+        }
+    }
+
+    /// The same context with `planner` as its dispatcher.
+    pub fn with_planner(self, planner: &'static dyn super::dispatching::Planner) -> Self {
+        Context { planner, ..self }
     }
 }
 

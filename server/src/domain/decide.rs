@@ -39,11 +39,12 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> DomainResu
             incident::request(state, incident_id, teams, supplies, context.time)
         }
         Command::Dispatch { incident_id, divert } => {
-            let scope = crate::dispatch::Scope { incident_id: incident_id.as_deref(), divert: *divert };
-            crate::dispatch::commit(state, scope, &context.settings, context.time)
+            let scope = super::dispatching::Scope { incident_id: incident_id.as_deref(), divert: *divert };
+            let plan = context.planner.plan(state, scope, &context.settings, context.time)?;
+            super::dispatching::commit(state, scope, plan, context.time)
         }
         Command::AssignResource { need_id, resource, reason } => {
-            crate::dispatch::by_hand::assign(state, need_id, resource, reason, context)
+            super::hand::assign(state, need_id, resource, reason, context)
         }
         Command::UpdateAssignment { assignment_id, status, returned_quantity, note } => {
             assignment::update(state, assignment_id, *status, *returned_quantity, note)

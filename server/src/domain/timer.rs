@@ -62,7 +62,7 @@ pub struct Simulation {
     /// Teams whose app stopped answering: they never acknowledge.
     pub silent_teams: BTreeSet<String>,
     /// Travel model for the way home.
-    pub travel: crate::dispatch::travel::Settings,
+    pub travel: crate::domain::travel::Settings,
 }
 
 /// The next time-driven command, if any: the earliest deadline, ties broken
@@ -207,9 +207,9 @@ fn simulation_next(state: &State, simulation: &Simulation) -> Option<Timer> {
             }
             TeamStatus::Returning => {
                 let Some(last) = finished.get(team.id.as_str()) else { continue };
-                let leg = crate::dispatch::travel::leg(
+                let leg = crate::domain::travel::leg(
                     &simulation.travel,
-                    &crate::dispatch::travel::Zones::default(),
+                    &crate::domain::travel::Zones::default(),
                     team.position,
                     team.profile.home,
                     team.profile.speed_kmh,

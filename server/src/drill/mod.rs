@@ -43,7 +43,7 @@ pub struct StoredRun {
     pub seed: u64,
     /// The server's `[dispatch]` settings it ran with (a replay uses them,
     /// not today's).
-    pub dispatch: crate::dispatch::travel::Settings,
+    pub dispatch: crate::domain::travel::Settings,
     /// Its report.
     pub report: Report,
     /// Its whole log.

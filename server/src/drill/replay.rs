@@ -34,7 +34,7 @@ pub struct LogHeader {
     /// How many records follow.
     pub events: u64,
     /// The `[dispatch]` settings it ran with; a replay uses them.
-    pub dispatch: crate::dispatch::travel::Settings,
+    pub dispatch: crate::domain::travel::Settings,
 }
 
 /// Folds `records` into a fresh state, refusing gaps.

@@ -55,7 +55,7 @@ pub struct RunOptions {
     /// ([`live_world`]); the live engine itself is never touched.
     pub live_world: Option<Fixture>,
     /// Travel and timeout settings (the server's `[dispatch]`).
-    pub dispatch: crate::dispatch::travel::Settings,
+    pub dispatch: crate::domain::travel::Settings,
 }
 
 /// One line of the timeline: an inject and what came of it.
@@ -106,7 +106,7 @@ pub struct Progress {
 }
 
 /// The simulated teams `[simulation]` and the seed describe (none without it).
-pub fn simulation_of(script: &Script, seed: u64, dispatch: &crate::dispatch::travel::Settings) -> Option<Simulation> {
+pub fn simulation_of(script: &Script, seed: u64, dispatch: &crate::domain::travel::Settings) -> Option<Simulation> {
     let spec = script.simulation.as_ref()?;
     Some(Simulation {
         seed,

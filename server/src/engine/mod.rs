@@ -32,7 +32,7 @@ pub struct EngineConfig {
     /// Committed commands a watcher may fall behind before it must resync.
     pub watch_buffer: usize,
     /// How the dispatcher estimates travel.
-    pub dispatch: crate::dispatch::travel::Settings,
+    pub dispatch: crate::domain::travel::Settings,
     /// Simulated teams (drills only; `None` in live operations).
     pub simulation: Option<crate::domain::timer::Simulation>,
 }
@@ -43,7 +43,7 @@ impl Default for EngineConfig {
             queue_capacity: 4_096,
             max_batch: 512,
             watch_buffer: 8_192,
-            dispatch: crate::dispatch::travel::Settings::default(),
+            dispatch: crate::domain::travel::Settings::default(),
             simulation: None,
         }
     }
@@ -116,7 +116,7 @@ pub struct EngineHandle {
     store: Arc<dyn Store>,
     closing: watch::Receiver<bool>,
     clock: Arc<dyn Clock>,
-    dispatch: crate::dispatch::travel::Settings,
+    dispatch: crate::domain::travel::Settings,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -239,7 +239,7 @@ impl EngineHandle {
     }
 
     /// How the dispatcher estimates travel.
-    pub fn dispatch_settings(&self) -> crate::dispatch::travel::Settings {
+    pub fn dispatch_settings(&self) -> crate::domain::travel::Settings {
         self.dispatch
     }
 

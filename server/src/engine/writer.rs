@@ -30,7 +30,7 @@ pub(super) struct Writer {
     snapshot: Arc<ArcSwap<State>>,
     changes: broadcast::Sender<Arc<Committed>>,
     max_batch: usize,
-    dispatch: crate::dispatch::travel::Settings,
+    dispatch: crate::domain::travel::Settings,
     failed: Option<String>,
     /// The sequence at which a timer last failed to make progress.
     timers_stalled_at: Option<u64>,
@@ -57,7 +57,7 @@ impl Writer {
         snapshot: Arc<ArcSwap<State>>,
         changes: broadcast::Sender<Arc<Committed>>,
         max_batch: usize,
-        dispatch: crate::dispatch::travel::Settings,
+        dispatch: crate::domain::travel::Settings,
         simulation: Option<Simulation>,
     ) -> Writer {
         let mut ordered: Vec<_> = requests.into_iter().map(|record| (record.time, record)).collect();
@@ -317,7 +317,12 @@ impl Writer {
         request_id: Option<&str>,
         group: &mut Group,
     ) -> Result<Reply, EngineError> {
-        let context = Context { time: self.now(), actor: actor.to_owned(), settings: self.dispatch };
+        let context = Context {
+            time: self.now(),
+            actor: actor.to_owned(),
+            settings: self.dispatch,
+            planner: &crate::dispatch::DISPATCHER,
+        };
         // Persistent maps make this copy cheap; it lets any failure below
         // leave the state exactly as it was, so no event is ever applied
         // without being logged.

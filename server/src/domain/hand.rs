@@ -6,15 +6,15 @@
 //! The dispatcher counts such an assignment toward its need and never moves
 //! or diverts it.
 
+use super::assignment::{AssignedResource, Assignment, AssignmentStatus};
+use super::command::HandResource;
+use super::dispatching::{stale_position, team_availability, Unavailable};
+use super::event::Event;
+use super::incident::{IncidentStatus, Need};
+use super::limits::MAX_QUANTITY;
+use super::plan::NeedKey;
 use super::travel::{self, Zones};
-use super::{team_availability, Unavailable};
-use crate::domain::assignment::{AssignedResource, Assignment, AssignmentStatus};
-use crate::domain::command::HandResource;
-use crate::domain::event::Event;
-use crate::domain::incident::{IncidentStatus, Need};
-use crate::domain::limits::MAX_QUANTITY;
-use crate::domain::plan::NeedKey;
-use crate::domain::{validate, Context, DomainError, DomainResult, Level, State};
+use super::{validate, Context, DomainError, DomainResult, Level, State};
 
 /// Decides an `AssignResource` command: one `AssignmentCreated`, or why not.
 pub(crate) fn assign(
@@ -68,7 +68,7 @@ pub(crate) fn assign(
                 leg.minutes,
                 if leg.crosses_zone { ", detouring around an impassable zone" } else { "" }
             );
-            if let Some(stale) = super::explain::stale_position(team, settings, context.time) {
+            if let Some(stale) = stale_position(team, settings, context.time) {
                 reason.push_str("; ");
                 reason.push_str(&stale);
             }

@@ -4,8 +4,8 @@
 
 use geo::{Contains, Distance, Haversine, Intersects, Line, LineString, Point, Polygon};
 
-use crate::domain::zone::Zone;
-use crate::domain::LatLng;
+use super::zone::Zone;
+use super::LatLng;
 
 /// How travel is estimated and how long the dispatcher waits on teams
 /// (server configuration, `[dispatch]`).
