@@ -17,46 +17,48 @@ fn capability_of(open: &OpenNeed<'_>) -> (String, u32) {
     }
 }
 
-/// Why `column` serves need `need_index`; `nearest_first` lists each need's
-/// eligible teams by travel time.
-pub(super) fn team_reason(
-    teams: &[&Team],
-    needs: &[&OpenNeed<'_>],
-    nearest_first: &[Vec<(usize, Leg)>],
-    served_by: &BTreeMap<usize, usize>,
-    need_index: usize,
-    column: usize,
-    leg: &Leg,
-) -> String {
-    let (capability, min_tier) = capability_of(needs[need_index]);
-    let team = teams[column];
-    let tier = team.tier(&capability).unwrap_or(0);
-    let by_travel = &nearest_first[need_index];
-    let rank = by_travel.iter().position(|(index, _)| *index == column).unwrap_or(0);
-    let detour = if leg.crosses_zone { ", detouring around an impassable zone" } else { "" };
-    let head = format!(
-        "{} ({capability} tier {tier}, tier {min_tier} or better needed) is {:.1} km, {:.0} min away{detour}",
-        team.id, leg.distance_km, leg.minutes
-    );
-    if rank == 0 {
-        return format!("{head}: the nearest available qualifying team");
-    }
-    let nearer_elsewhere = by_travel[..rank].iter().find_map(|(index, nearer_leg)| {
-        served_by.get(index).filter(|other| **other != need_index).map(|other| (*index, nearer_leg, *other))
-    });
-    match nearer_elsewhere {
-        Some((index, nearer_leg, other)) => {
-            let other = needs[other];
-            format!(
-                "{head}: the nearer {} ({:.0} min) serves need {} of {} (level {}), which makes total travel lower",
-                teams[index].id,
-                nearer_leg.minutes,
-                need_id(other.need.number),
-                other.incident.id,
-                other.level()
-            )
+/// What the reasons of one team round compare against: the teams, the
+/// needs, each need's candidates nearest first, and who serves what.
+pub(super) struct TeamExplainer<'r, 'a> {
+    pub teams: &'r [&'a Team],
+    pub needs: &'r [&'r OpenNeed<'a>],
+    pub nearest_first: &'r [Vec<(usize, Leg)>],
+    pub served_by: &'r BTreeMap<usize, usize>,
+}
+
+impl TeamExplainer<'_, '_> {
+    /// Why team `column` serves need `need_index`.
+    pub(super) fn reason(&self, need_index: usize, column: usize, leg: &Leg) -> String {
+        let (capability, min_tier) = capability_of(self.needs[need_index]);
+        let team = self.teams[column];
+        let tier = team.tier(&capability).unwrap_or(0);
+        let by_travel = &self.nearest_first[need_index];
+        let rank = by_travel.iter().position(|(index, _)| *index == column).unwrap_or(0);
+        let detour = if leg.crosses_zone { ", detouring around an impassable zone" } else { "" };
+        let head = format!(
+            "{} ({capability} tier {tier}, tier {min_tier} or better needed) is {:.1} km, {:.0} min away{detour}",
+            team.id, leg.distance_km, leg.minutes
+        );
+        if rank == 0 {
+            return format!("{head}: the nearest available qualifying team");
         }
-        None => format!("{head}: the {rank} nearer qualifying team(s) serve this need too"),
+        let nearer_elsewhere = by_travel[..rank].iter().find_map(|(index, nearer_leg)| {
+            self.served_by.get(index).filter(|other| **other != need_index).map(|other| (*index, nearer_leg, *other))
+        });
+        match nearer_elsewhere {
+            Some((index, nearer_leg, other)) => {
+                let other = self.needs[other];
+                format!(
+                    "{head}: the nearer {} ({:.0} min) serves need {} of {} (level {}), which makes total travel lower",
+                    self.teams[index].id,
+                    nearer_leg.minutes,
+                    need_id(other.need.number),
+                    other.incident.id,
+                    other.level()
+                )
+            }
+            None => format!("{head}: the {rank} nearer qualifying team(s) serve this need too"),
+        }
     }
 }
 

@@ -198,6 +198,165 @@ fn solve_round(
     taken
 }
 
+/// The team side of a dispatch: every team and whether it is free, the
+/// team needs in scope, and the travel legs between them (computed once).
+struct TeamProblem<'a, 'o> {
+    state: &'a State,
+    teams: Vec<&'a Team>,
+    availability: Vec<Result<(), Unavailable>>,
+    needs: Vec<&'o OpenNeed<'a>>,
+    incident_index: BTreeMap<&'a str, usize>,
+    legs: LegCache<'o>,
+    zones: &'o Zones,
+    now: Timestamp,
+}
+
+/// Who the rounds so far have sent where: team index -> need index, and how
+/// many teams each need got.
+struct Served {
+    by_team: BTreeMap<usize, usize>,
+    filled: Vec<i64>,
+}
+
+impl Served {
+    fn take(&mut self, need_index: usize, team_index: usize) {
+        self.by_team.insert(team_index, need_index);
+        self.filled[need_index] += 1;
+    }
+}
+
+/// Per need, the teams that could serve it and their legs, in team order.
+type Candidates = Vec<Vec<(usize, Leg)>>;
+
+impl<'a, 'o> TeamProblem<'a, 'o> {
+    /// `None` when no team need is in scope.
+    fn new(
+        state: &'a State,
+        open: &'o [OpenNeed<'a>],
+        settings: &'o Settings,
+        zones: &'o Zones,
+        now: Timestamp,
+    ) -> Option<Self> {
+        let needs: Vec<&OpenNeed<'_>> =
+            open.iter().filter(|open| matches!(open.need.key, NeedKey::Team { .. })).collect();
+        if needs.is_empty() {
+            return None;
+        }
+        let teams: Vec<&Team> = state.teams.values().collect();
+        let availability = teams.iter().map(|team| team_availability(team, zones, now)).collect();
+        // Incidents by first appearance, for the leg cache.
+        let mut incident_index: BTreeMap<&str, usize> = BTreeMap::new();
+        for open in &needs {
+            let next = incident_index.len();
+            incident_index.entry(open.incident.id.as_str()).or_insert(next);
+        }
+        let legs = LegCache { settings, zones, rows: Vec::new(), teams: teams.len() };
+        Some(TeamProblem { state, teams, availability, needs, incident_index, legs, zones, now })
+    }
+
+    fn leg(&mut self, need_index: usize, team_index: usize) -> Leg {
+        let open = self.needs[need_index];
+        let incident = self.incident_index.get(open.incident.id.as_str()).copied().unwrap_or_default();
+        self.legs.team_leg(incident, open.incident, team_index, self.teams[team_index])
+    }
+
+    /// The free teams that qualify for each need (and did not decline it).
+    fn free_candidates(&mut self) -> Candidates {
+        // Free teams by capability, with their tier, in team order.
+        let mut by_capability: BTreeMap<&str, Vec<(usize, u32)>> = BTreeMap::new();
+        for (index, team) in self.teams.iter().enumerate() {
+            if self.availability[index].is_ok() {
+                for capability in &team.profile.capabilities {
+                    by_capability.entry(capability.code.as_str()).or_default().push((index, capability.tier));
+                }
+            }
+        }
+        let mut candidates = Vec::with_capacity(self.needs.len());
+        for need_index in 0..self.needs.len() {
+            let open = self.needs[need_index];
+            let NeedKey::Team { capability, min_tier } = &open.need.key else { continue };
+            let mut eligible = Vec::new();
+            for &(index, tier) in by_capability.get(capability.as_str()).map(Vec::as_slice).unwrap_or_default() {
+                if tier <= *min_tier && !open.need.declined_by.contains(&self.teams[index].id) {
+                    eligible.push((index, self.leg(need_index, index)));
+                }
+            }
+            candidates.push(eligible);
+        }
+        candidates
+    }
+
+    /// For each need still `missing` teams, the busy teams that may be
+    /// diverted to it.
+    fn divertible_candidates(&mut self, missing: &[i64]) -> Candidates {
+        let mut candidates = Vec::with_capacity(self.needs.len());
+        for need_index in 0..self.needs.len() {
+            let open = self.needs[need_index];
+            let NeedKey::Team { capability, min_tier } = &open.need.key else { continue };
+            let mut eligible = Vec::new();
+            if missing.get(need_index).is_some_and(|missing| *missing > 0) {
+                for index in 0..self.teams.len() {
+                    let team = self.teams[index];
+                    if team.qualifies(capability, *min_tier)
+                        && !open.need.declined_by.contains(&team.id)
+                        && team_fit(team, self.zones, self.now).is_ok()
+                        && diversion_source(self.state, team, open.level()).is_some()
+                    {
+                        eligible.push((index, self.leg(need_index, index)));
+                    }
+                }
+            }
+            candidates.push(eligible);
+        }
+        candidates
+    }
+
+    /// What is still missing per need after `served`, at levels I and II only
+    /// (the levels a diversion may serve).
+    fn missing_at_severe_levels(&self, served: &Served) -> Vec<i64> {
+        self.needs
+            .iter()
+            .zip(&served.filled)
+            .map(|(open, filled)| if open.level().index() <= 1 { open.missing - filled } else { 0 })
+            .collect()
+    }
+
+    /// The shortfall of every need left short, with why.
+    fn shortfalls(&self, served: &Served) -> Vec<Shortfall> {
+        self.needs
+            .iter()
+            .enumerate()
+            .filter(|(need_index, open)| open.missing > served.filled[*need_index])
+            .map(|(need_index, open)| {
+                let why =
+                    explain::team_shortfall(&self.teams, &self.availability, &served.by_team, &self.needs, need_index);
+                shortfall(open, open.missing - served.filled[need_index], why)
+            })
+            .collect()
+    }
+}
+
+/// Per need, its candidates nearest first (ties to the lower team index):
+/// what the reasons compare against.
+fn nearest_first(candidates: &Candidates) -> Candidates {
+    candidates
+        .iter()
+        .map(|eligible| {
+            let mut sorted = eligible.clone();
+            sorted.sort_by(|left, right| left.1.millis().cmp(&right.1.millis()).then(left.0.cmp(&right.0)));
+            sorted
+        })
+        .collect()
+}
+
+/// A shortfall of `missing` for `open`, with why.
+fn shortfall(open: &OpenNeed<'_>, missing: i64, reason: String) -> Shortfall {
+    Shortfall { need_number: open.need.number, incident_id: open.incident.id.clone(), missing, reason }
+}
+
+/// The team side: build the problem, solve it exactly over the free teams,
+/// then (with `divert`) once more over divertible teams for what levels I
+/// and II still miss, read the proposals, and explain what stays short.
 fn plan_teams<'a>(
     state: &'a State,
     open: &[OpenNeed<'a>],
@@ -207,113 +366,50 @@ fn plan_teams<'a>(
     now: Timestamp,
     plan: &mut DispatchPlan,
 ) {
-    let teams: Vec<&Team> = state.teams.values().collect();
-    let availability: Vec<Result<(), Unavailable>> =
-        teams.iter().map(|team| team_availability(team, zones, now)).collect();
-    let team_needs: Vec<&OpenNeed<'_>> =
-        open.iter().filter(|open| matches!(open.need.key, NeedKey::Team { .. })).collect();
-    if team_needs.is_empty() {
-        return;
-    }
-    // Available teams by capability, with their tier, in team order.
-    let mut by_capability: BTreeMap<&str, Vec<(usize, u32)>> = BTreeMap::new();
-    for (index, team) in teams.iter().enumerate() {
-        if availability[index].is_ok() {
-            for capability in &team.profile.capabilities {
-                by_capability.entry(capability.code.as_str()).or_default().push((index, capability.tier));
-            }
-        }
-    }
-    let mut legs = LegCache { settings, zones, rows: Vec::new(), teams: teams.len() };
-    // Incidents by first appearance, for the leg cache.
-    let mut incident_index: BTreeMap<&str, usize> = BTreeMap::new();
-    for open in &team_needs {
-        let next = incident_index.len();
-        incident_index.entry(open.incident.id.as_str()).or_insert(next);
-    }
-    // Eligible teams per need, with their legs, in team order.
-    let mut candidates: Vec<Vec<(usize, Leg)>> = Vec::with_capacity(team_needs.len());
-    for open in &team_needs {
-        let NeedKey::Team { capability, min_tier } = &open.need.key else { continue };
-        let incident = incident_index.get(open.incident.id.as_str()).copied().unwrap_or_default();
-        let mut eligible = Vec::new();
-        for &(index, tier) in by_capability.get(capability.as_str()).map(Vec::as_slice).unwrap_or_default() {
-            if tier <= *min_tier && !open.need.declined_by.iter().any(|declined| declined == &teams[index].id) {
-                eligible.push((index, legs.team_leg(incident, open.incident, index, teams[index])));
-            }
-        }
-        candidates.push(eligible);
-    }
-    let missing: Vec<i64> = team_needs.iter().map(|open| open.missing).collect();
-    let taken = solve_round(&team_needs, &missing, &candidates, teams.len());
-    let mut served_by: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut filled = vec![0i64; team_needs.len()];
+    let Some(mut problem) = TeamProblem::new(state, open, settings, zones, now) else { return };
+    let candidates = problem.free_candidates();
+    let missing: Vec<i64> = problem.needs.iter().map(|open| open.missing).collect();
+    let taken = solve_round(&problem.needs, &missing, &candidates, problem.teams.len());
+    let mut served = Served { by_team: BTreeMap::new(), filled: vec![0; problem.needs.len()] };
     for (need_index, column, _) in &taken {
-        served_by.insert(*column, *need_index);
-        filled[*need_index] += 1;
+        served.take(*need_index, *column);
     }
-    let nearest_first: Vec<Vec<(usize, Leg)>> = candidates
-        .iter()
-        .map(|eligible| {
-            let mut sorted = eligible.clone();
-            sorted.sort_by(|left, right| left.1.millis().cmp(&right.1.millis()).then(left.0.cmp(&right.0)));
-            sorted
-        })
-        .collect();
+    let explainer = explain::TeamExplainer {
+        teams: &problem.teams,
+        needs: &problem.needs,
+        nearest_first: &nearest_first(&candidates),
+        served_by: &served.by_team,
+    };
     for (need_index, column, leg) in &taken {
-        let open = team_needs[*need_index];
-        let reason = explain::team_reason(&teams, &team_needs, &nearest_first, &served_by, *need_index, *column, leg);
-        plan.proposals.push(team_proposal(open, teams[*column], leg, reason, None, settings, now));
+        let reason = explainer.reason(*need_index, *column, leg);
+        plan.proposals.push(team_proposal(
+            problem.needs[*need_index],
+            problem.teams[*column],
+            leg,
+            reason,
+            None,
+            settings,
+            now,
+        ));
     }
     if divert {
         // Free teams first: only what they left open at levels I and II may
         // take a team from a job at least two levels less severe.
-        let still_missing: Vec<i64> = team_needs
-            .iter()
-            .zip(&filled)
-            .map(|(open, filled)| if open.level().index() <= 1 { open.missing - filled } else { 0 })
-            .collect();
+        let still_missing = problem.missing_at_severe_levels(&served);
         if still_missing.iter().any(|missing| *missing > 0) {
-            let mut divertible: Vec<Vec<(usize, Leg)>> = Vec::with_capacity(team_needs.len());
-            for (need_index, open) in team_needs.iter().enumerate() {
-                let NeedKey::Team { capability, min_tier } = &open.need.key else { continue };
-                let incident = incident_index.get(open.incident.id.as_str()).copied().unwrap_or_default();
-                let mut eligible = Vec::new();
-                if still_missing[need_index] > 0 {
-                    for (index, team) in teams.iter().enumerate() {
-                        if team.qualifies(capability, *min_tier)
-                            && !open.need.declined_by.iter().any(|declined| declined == &team.id)
-                            && team_fit(team, zones, now).is_ok()
-                            && diversion_source(state, team, open.level()).is_some()
-                        {
-                            eligible.push((index, legs.team_leg(incident, open.incident, index, team)));
-                        }
-                    }
-                }
-                divertible.push(eligible);
-            }
-            for (need_index, column, leg) in solve_round(&team_needs, &still_missing, &divertible, teams.len()) {
-                let open = team_needs[need_index];
-                let team = teams[column];
+            let divertible = problem.divertible_candidates(&still_missing);
+            for (need_index, column, leg) in
+                solve_round(&problem.needs, &still_missing, &divertible, problem.teams.len())
+            {
+                let (open, team) = (problem.needs[need_index], problem.teams[column]);
                 let Some(source) = diversion_source(state, team, open.level()) else { continue };
-                served_by.insert(column, need_index);
-                filled[need_index] += 1;
+                served.take(need_index, column);
                 let reason = explain::diversion_reason(state, team, open, source, &leg);
                 plan.proposals.push(team_proposal(open, team, &leg, reason, Some(source.number), settings, now));
             }
         }
     }
-    for (need_index, open) in team_needs.iter().enumerate() {
-        let missing = open.missing - filled[need_index];
-        if missing > 0 {
-            plan.shortfalls.push(Shortfall {
-                need_number: open.need.number,
-                incident_id: open.incident.id.clone(),
-                missing,
-                reason: explain::team_shortfall(&teams, &availability, &served_by, &team_needs, need_index),
-            });
-        }
-    }
+    plan.shortfalls.extend(problem.shortfalls(&served));
 }
 
 /// A team proposal, its reason completed with the age of a stale position.
@@ -387,12 +483,11 @@ fn plan_supplies(state: &State, open: &[OpenNeed<'_>], settings: &Settings, zone
     for (item_code, needs) in by_item {
         if !state.items.contains_key(item_code) {
             for open in needs {
-                plan.shortfalls.push(Shortfall {
-                    need_number: open.need.number,
-                    incident_id: open.incident.id.clone(),
-                    missing: open.missing,
-                    reason: format!("item {item_code} is not in the catalog yet"),
-                });
+                plan.shortfalls.push(shortfall(
+                    open,
+                    open.missing,
+                    format!("item {item_code} is not in the catalog yet"),
+                ));
             }
             continue;
         }
@@ -402,6 +497,91 @@ fn plan_supplies(state: &State, open: &[OpenNeed<'_>], settings: &Settings, zone
     }
 }
 
+/// One item's transport problem: source -> need (its missing units) ->
+/// depot above or below its floor -> sink, with the legs and arc ids kept
+/// to read the solution back.
+struct SupplyNetwork {
+    network: flow::Network<12>,
+    /// Per need, per depot: the convoy's leg.
+    legs: Vec<Vec<Leg>>,
+    /// Per need: (depot, arc above the floor, arc below it).
+    arcs: Vec<Vec<DepotArcs>>,
+    order: Vec<usize>,
+}
+
+/// A need's arcs to one depot: (depot, arc above the floor, arc below it).
+type DepotArcs = (usize, Option<usize>, Option<usize>);
+/// Units each (need, depot) pair takes: (above the floor, below it).
+type Taken = BTreeMap<(usize, usize), (i64, i64)>;
+
+const SOURCE: usize = 0;
+const SINK: usize = 1;
+
+impl SupplyNetwork {
+    /// Builds the network: every need may draw above the floors; level-I
+    /// needs may also draw below them, at a cost that uses the floors only
+    /// for what the stock above them cannot cover.
+    fn build(needs: &[&OpenNeed<'_>], depots: &[DepotStock<'_>], settings: &Settings, zones: &Zones) -> SupplyNetwork {
+        let need_node = |index: usize| 2 + index;
+        let above_node = |index: usize| 2 + needs.len() + index;
+        let below_node = |index: usize| 2 + needs.len() + depots.len() + index;
+        let mut network = flow::Network::<12>::new(2 + needs.len() + 2 * depots.len());
+        let mut legs = Vec::with_capacity(needs.len());
+        let mut arcs = Vec::with_capacity(needs.len());
+        for (need_index, open) in needs.iter().enumerate() {
+            let level = open.level();
+            network.add_arc(SOURCE, need_node(need_index), open.missing, cost::supply_filled(level));
+            let mut need_legs = Vec::with_capacity(depots.len());
+            let mut need_arcs = Vec::with_capacity(depots.len());
+            for (depot_index, depot) in depots.iter().enumerate() {
+                let leg =
+                    travel::leg(settings, zones, depot.position, open.incident.position, settings.convoy_speed_kmh);
+                let travel_cost = cost::supply_travel(level, leg.seconds());
+                let above = (depot.above_floor > 0).then(|| {
+                    network.add_arc(need_node(need_index), above_node(depot_index), open.missing, travel_cost)
+                });
+                let below = (level == Level::I && depot.below_floor > 0).then(|| {
+                    let per_unit: SupplyCost = travel_cost + cost::supply_override(level);
+                    network.add_arc(need_node(need_index), below_node(depot_index), open.missing, per_unit)
+                });
+                need_legs.push(leg);
+                need_arcs.push((depot_index, above, below));
+            }
+            legs.push(need_legs);
+            arcs.push(need_arcs);
+        }
+        for (depot_index, depot) in depots.iter().enumerate() {
+            if depot.above_floor > 0 {
+                network.add_arc(above_node(depot_index), SINK, depot.above_floor, Lex::ZERO);
+            }
+            if depot.below_floor > 0 {
+                network.add_arc(below_node(depot_index), SINK, depot.below_floor, Lex::ZERO);
+            }
+        }
+        let order = (0..2 + needs.len() + 2 * depots.len()).filter(|node| *node != SINK).chain([SINK]).collect();
+        SupplyNetwork { network, legs, arcs, order }
+    }
+
+    /// Solves it exactly; returns the units each (need, depot) pair takes,
+    /// (above the floor, below it), in need then depot order.
+    fn solve(mut self) -> (Taken, Vec<Vec<Leg>>) {
+        self.network.solve(SOURCE, SINK, &self.order);
+        let mut taken = BTreeMap::new();
+        for (need_index, need_arcs) in self.arcs.iter().enumerate() {
+            for (depot_index, above, below) in need_arcs {
+                let above = above.map(|arc| self.network.flow(arc)).unwrap_or(0);
+                let below = below.map(|arc| self.network.flow(arc)).unwrap_or(0);
+                if above + below > 0 {
+                    taken.insert((need_index, *depot_index), (above, below));
+                }
+            }
+        }
+        (taken, self.legs)
+    }
+}
+
+/// One item: build its network, solve, read the proposals, explain what
+/// stays short.
 fn plan_item(
     state: &State,
     item_code: &str,
@@ -411,56 +591,7 @@ fn plan_item(
     zones: &Zones,
     plan: &mut DispatchPlan,
 ) {
-    let (source, sink) = (0, 1);
-    let need_node = |index: usize| 2 + index;
-    let above_node = |index: usize| 2 + needs.len() + index;
-    let below_node = |index: usize| 2 + needs.len() + depots.len() + index;
-    let mut network = flow::Network::<12>::new(2 + needs.len() + 2 * depots.len());
-    let mut legs: Vec<Vec<Leg>> = Vec::with_capacity(needs.len());
-    // Per need: (depot, arc above the floor, arc below it).
-    type DepotArcs = Vec<(usize, Option<usize>, Option<usize>)>;
-    let mut arcs: Vec<DepotArcs> = Vec::with_capacity(needs.len());
-    for (need_index, open) in needs.iter().enumerate() {
-        let level = open.level();
-        network.add_arc(source, need_node(need_index), open.missing, cost::supply_filled(level));
-        let mut need_legs = Vec::with_capacity(depots.len());
-        let mut need_arcs = Vec::with_capacity(depots.len());
-        for (depot_index, depot) in depots.iter().enumerate() {
-            let leg = travel::leg(settings, zones, depot.position, open.incident.position, settings.convoy_speed_kmh);
-            let travel_cost = cost::supply_travel(level, leg.seconds());
-            let above = (depot.above_floor > 0)
-                .then(|| network.add_arc(need_node(need_index), above_node(depot_index), open.missing, travel_cost));
-            let below = (level == Level::I && depot.below_floor > 0).then(|| {
-                let per_unit: SupplyCost = travel_cost + cost::supply_override(level);
-                network.add_arc(need_node(need_index), below_node(depot_index), open.missing, per_unit)
-            });
-            need_legs.push(leg);
-            need_arcs.push((depot_index, above, below));
-        }
-        legs.push(need_legs);
-        arcs.push(need_arcs);
-    }
-    for (depot_index, depot) in depots.iter().enumerate() {
-        if depot.above_floor > 0 {
-            network.add_arc(above_node(depot_index), sink, depot.above_floor, Lex::ZERO);
-        }
-        if depot.below_floor > 0 {
-            network.add_arc(below_node(depot_index), sink, depot.below_floor, Lex::ZERO);
-        }
-    }
-    let order: Vec<usize> =
-        (0..2 + needs.len() + 2 * depots.len()).filter(|node| *node != sink).chain([sink]).collect();
-    network.solve(source, sink, &order);
-    let mut taken: BTreeMap<(usize, usize), (i64, i64)> = BTreeMap::new();
-    for (need_index, need_arcs) in arcs.iter().enumerate() {
-        for (depot_index, above, below) in need_arcs {
-            let above = above.map(|arc| network.flow(arc)).unwrap_or(0);
-            let below = below.map(|arc| network.flow(arc)).unwrap_or(0);
-            if above + below > 0 {
-                taken.insert((need_index, *depot_index), (above, below));
-            }
-        }
-    }
+    let (taken, legs) = SupplyNetwork::build(needs, depots, settings, zones).solve();
     let mut filled = vec![0i64; needs.len()];
     for ((need_index, depot_index), (above, below)) in &taken {
         let open = needs[*need_index];
@@ -486,12 +617,11 @@ fn plan_item(
     for (need_index, open) in needs.iter().enumerate() {
         let missing = open.missing - filled[need_index];
         if missing > 0 {
-            plan.shortfalls.push(Shortfall {
-                need_number: open.need.number,
-                incident_id: open.incident.id.clone(),
+            plan.shortfalls.push(shortfall(
+                open,
                 missing,
-                reason: explain::supply_shortfall(state, item_code, open.level(), zones),
-            });
+                explain::supply_shortfall(state, item_code, open.level(), zones),
+            ));
         }
     }
 }
