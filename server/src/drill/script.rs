@@ -23,8 +23,9 @@ use crate::fixture::{
 
 /// The longest virtual time a drill may span: a week.
 pub const MAX_DRILL_SECONDS: i64 = 7 * 24 * 3_600;
-/// Most injects in one script.
-pub const MAX_INJECTS: usize = 10_000;
+/// Most injects in one script (so a report, with every inject's note and
+/// objective, stays well under the message limit).
+pub const MAX_INJECTS: usize = 2_000;
 /// How long a drill goes on after its last inject when it names no `end`,
 /// for teams to arrive and come home.
 pub const DEFAULT_TAIL_SECONDS: i64 = 12 * 3_600;
