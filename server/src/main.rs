@@ -143,8 +143,10 @@ fn load_script(file: &std::path::Path) -> Result<muster_server::drill::Script, S
             .map(|text| (path.to_owned(), text))
             .map_err(|error| format!("cannot read fixture {}: {error}", full.display()))
     };
-    muster_server::drill::script::parse(&file.display().to_string(), &text, &read_fixture)
-        .map_err(|error| error.to_string())
+    // The file's own name, as the CLI sends it: inline [[stock]] entries put
+    // it in ledger notes, so it must not depend on the directory either.
+    let name = file.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    muster_server::drill::script::parse(&name, &text, &read_fixture).map_err(|error| error.to_string())
 }
 
 /// Says why a drill did not run; the exit status: 2 for a broken script,

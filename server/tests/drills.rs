@@ -179,3 +179,42 @@ fn a_script_written_from_the_docs_alone_runs_and_replays() {
     let replayed = musterd(&["drill", "replay", file.to_str().unwrap(), "--log", log.to_str().unwrap()]);
     assert_eq!(replayed.status.code(), Some(0), "{}", String::from_utf8_lossy(&replayed.stdout));
 }
+
+/// Regression: the script's path as typed reached the log (inline stock is
+/// imported with a ledger note naming file:line), so the same script run
+/// from another directory gave another digest.
+#[test]
+fn the_digest_does_not_depend_on_the_path_a_script_is_run_by() {
+    let temp = tempfile::tempdir().unwrap();
+    let script = r#"
+name = "Inline world"
+start = "2026-07-01T06:00:00Z"
+[[item]]
+code = "pump"
+name = "Pump"
+unit = "unit"
+[[depot]]
+id = "D"
+name = "Depot"
+position = [28.2, 112.95]
+[[stock]]
+depot = "D"
+item = "pump"
+on_hand = 5
+[[inject]]
+at = "+00:00:00"
+stock_adjust = { depot = "D", item = "pump", delta = -1, reason = "LOST" }
+"#;
+    std::fs::write(temp.path().join("inline.toml"), script).unwrap();
+    let digest = |output: Output| {
+        let text = String::from_utf8(output.stdout).unwrap();
+        text.lines().find(|line| line.starts_with("Digest ")).map(str::to_owned).unwrap()
+    };
+    let absolute = musterd(&["drill", "run", temp.path().join("inline.toml").to_str().unwrap()]);
+    let relative = Command::new(env!("CARGO_BIN_EXE_musterd"))
+        .args(["drill", "run", "inline.toml"])
+        .current_dir(temp.path())
+        .output()
+        .unwrap();
+    assert_eq!(digest(absolute), digest(relative));
+}
