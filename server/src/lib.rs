@@ -13,6 +13,8 @@
 //! - [`drill`]: scripted exercises on a virtual clock, reports and replays.
 //! - [`grpc`]: thin tonic services translating between protobuf and the domain.
 //! - [`server`]: wiring: configuration, health, reflection, shutdown.
+//!
+//! `layers` (tests only) reads these sources and keeps the layers apart.
 
 pub mod dispatch;
 pub mod domain;

@@ -62,7 +62,7 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> DomainResu
 
 /// Decides `command` and applies its events to `state`, numbering them after
 /// the state's last sequence: what the engine's writer does for each command,
-/// and what tests and drills do without an engine. On refusal the state is
+/// and what tests do without an engine. On refusal the state is
 /// untouched.
 pub fn execute(
     state: &mut State,

@@ -1,7 +1,7 @@
 //! The writer thread: group commit. Everything that changes the state
 //! happens here, one command at a time, in queue order. The engine's timers
 //! live here too: before each group the writer submits every time-driven
-//! command that is due by its clock (`domain::timer`), as actor `system`,
+//! command that is due by its clock (`domain::timer`), as the timer's actor,
 //! and while idle it waits for the next command or the next deadline,
 //! whichever comes first.
 
@@ -165,7 +165,7 @@ impl Writer {
         timer::next(&self.state, &self.timer_settings()).map(|timer| timer.due)
     }
 
-    /// Decides every timer due by now, as actor `system`, into `group`.
+    /// Decides every timer due by now, as the timer's actor, into `group`.
     /// Bounded: at most `max_batch` per group, and a timer that changes
     /// nothing (a bug) stops the timers until the state moves on, rather
     /// than spin.
