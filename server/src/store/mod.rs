@@ -451,9 +451,7 @@ mod tests {
     fn the_golden_records_cover_every_event_kind_in_order() {
         let positions: Vec<usize> = events().iter().map(position).collect();
         assert_eq!(positions, (0..positions.len()).collect::<Vec<_>>());
-        // postcard writes the variant's position first: the golden bytes
-        // start, after the format tag and the record's header, with it.
-        assert_eq!(positions.len(), 26);
+        assert_eq!(positions.len(), 26, "every variant has a golden record");
     }
 
     fn records() -> Vec<LogRecord> {
