@@ -43,16 +43,20 @@ mod tests {
             .join("\n")
     }
 
-    /// The lines of `text` that use one of `crates` as a path.
-    fn uses(text: &str, crates: &[&str]) -> Vec<String> {
+    /// The lines of `text` that use one of `names` as a path (`name::`), or
+    /// name it in a `use` line at all (which catches `use name as alias;`).
+    fn uses(text: &str, names: &[&str]) -> Vec<String> {
         code(text)
             .lines()
             .filter(|line| {
-                crates.iter().any(|name| {
+                let importing = line.trim_start().starts_with("use ") || line.trim_start().starts_with("pub use ");
+                names.iter().any(|name| {
                     line.match_indices(name).any(|(at, _)| {
                         let before = line[..at].chars().last();
                         let after = &line[at + name.len()..];
-                        before.is_none_or(|c| !(c.is_alphanumeric() || c == '_')) && after.starts_with("::")
+                        let whole_word = before.is_none_or(|c| !(c.is_alphanumeric() || c == '_'))
+                            && after.chars().next().is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+                        whole_word && (after.starts_with("::") || importing)
                     })
                 })
             })
@@ -72,9 +76,24 @@ mod tests {
     fn the_layers_stay_apart() {
         let mut broken_rules = Vec::new();
         broken_rules.extend(broken(
-            "the domain knows nothing of transport or storage",
+            "the domain knows nothing of transport, storage or the layers around it",
             |path| !path.starts_with("domain/"),
-            &["tokio", "tonic", "sled", "prost", "muster_proto"],
+            &[
+                "tokio",
+                "tokio_stream",
+                "tonic",
+                "tonic_types",
+                "tonic_health",
+                "sled",
+                "prost",
+                "prost_types",
+                "muster_proto",
+                "engine",
+                "store",
+                "grpc",
+                "server",
+                "drill",
+            ],
         ));
         broken_rules.extend(broken(
             "the domain does not know the dispatcher (it is handed a Planner)",
@@ -97,5 +116,10 @@ mod tests {
         assert!(uses("//! nothing here knows tokio::spawn", &["tokio"]).is_empty());
         assert!(uses("let sledge = my_sled::x;", &["sled"]).is_empty());
         assert!(uses("let s = \"pb::Team\";", &["pb"]).len() == 1, "strings are code here: a conservative check");
+        assert_eq!(uses("use crate::dispatch as d;", &["dispatch"]).len(), 1, "an alias is still a use");
+        assert_eq!(uses("use muster_proto as mp;", &["muster_proto"]).len(), 1);
+        assert!(uses("use super::dispatching::Planner;", &["dispatch"]).is_empty(), "a longer name is another name");
+        assert!(uses("let x = tokio_stream::iter(v);", &["tokio"]).is_empty());
+        assert_eq!(uses("let x = tokio_stream::iter(v);", &["tokio_stream"]).len(), 1);
     }
 }

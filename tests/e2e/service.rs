@@ -95,6 +95,16 @@ fn every_element_of_the_contract_is_described() {
                     check,
                 );
             }
+            for (index, oneof) in message.oneof_decl.iter().enumerate() {
+                check([prefix.as_slice(), &[8, index as i32]].concat(), format!("{name}.{} (oneof)", oneof.name()));
+            }
+            for (index, enumeration) in message.enum_type.iter().enumerate() {
+                let path = [prefix.as_slice(), &[4, index as i32]].concat();
+                check(path.clone(), format!("{name}.{}", enumeration.name()));
+                for (value_index, value) in enumeration.value.iter().enumerate() {
+                    check([path.as_slice(), &[2, value_index as i32]].concat(), format!("{name}.{}", value.name()));
+                }
+            }
         }
         for (index, message) in file.message_type.iter().enumerate() {
             messages(vec![4, index as i32], message, message.name().to_owned(), &mut check);

@@ -82,6 +82,16 @@ impl DrillService {
     }
 }
 
+/// Every drill slot is taken: retry later (not a full write queue).
+fn drills_busy() -> Status {
+    use tonic_types::{ErrorDetails, StatusExt};
+    Status::with_error_details(
+        tonic::Code::ResourceExhausted,
+        format!("{MAX_CONCURRENT_DRILLS} drills (runs, replays or exports) are already running; retry later"),
+        ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+    )
+}
+
 fn script_error(error: DrillError) -> Status {
     match error {
         DrillError::Script(error) => status::from_domain(error),
@@ -190,9 +200,7 @@ impl pb::drill_service_server::DrillService for DrillService {
         let name = if request.name.is_empty() { "script".to_owned() } else { request.name.clone() };
         let files: std::collections::BTreeMap<String, String> = request.files.into_iter().collect();
         let script = drill::parse_with_files(&name, &request.script, &files)?;
-        let permit = Arc::clone(&self.running)
-            .try_acquire_owned()
-            .map_err(|_| status::from_engine(crate::engine::EngineError::Overloaded))?;
+        let permit = Arc::clone(&self.running).try_acquire_owned().map_err(|_| drills_busy())?;
         let live_world = script.from_live.then(|| drill::run::live_world(&self.engine.snapshot()));
         let options = RunOptions {
             seed: Some(request.seed),
@@ -287,9 +295,7 @@ impl pb::drill_service_server::DrillService for DrillService {
         let script = stored.script().map_err(|error| {
             Status::failed_precondition(format!("the stored script no longer parses with this build: {error}"))
         })?;
-        let _permit = Arc::clone(&self.running)
-            .try_acquire_owned()
-            .map_err(|_| status::from_engine(crate::engine::EngineError::Overloaded))?;
+        let _permit = Arc::clone(&self.running).try_acquire_owned().map_err(|_| drills_busy())?;
         let options = RunOptions {
             seed: Some(stored.seed),
             pace: Some(0.0),
@@ -357,9 +363,7 @@ impl pb::drill_service_server::DrillService for DrillService {
         validate::id("incident_id", &incident_id)?;
         self.engine.snapshot().incident(&incident_id)?;
         // An export reads the whole log: it takes a drill slot.
-        let _permit = Arc::clone(&self.running)
-            .try_acquire_owned()
-            .map_err(|_| status::from_engine(crate::engine::EngineError::Overloaded))?;
+        let _permit = Arc::clone(&self.running).try_acquire_owned().map_err(|_| drills_busy())?;
         let engine = self.engine.clone();
         let script = tokio::task::spawn_blocking(move || {
             let mut records = Vec::new();
