@@ -60,19 +60,21 @@ async fn digest(client: &muster_client::Client) -> pb::Digest {
     client.audit().get_digest(pb::GetDigestRequest { sequence: 0 }).await.unwrap().into_inner()
 }
 
-#[tokio::test]
-async fn a_drill_against_a_server_with_live_data_changes_nothing_live() {
-    let server = TestServer::start().await;
-    let client = live_world(&server).await;
-    let mut incidents = client.incidents();
+/// A live flood at Orange Isle, declared with the flood plan.
+async fn declare_flood(
+    incidents: &mut pb::incident_service_client::IncidentServiceClient<muster_client::AuthChannel>,
+    id: &str,
+    title: &str,
+    level: pb::Level,
+) {
     incidents
         .declare_incident(pb::DeclareIncidentRequest {
             incident: Some(pb::Incident {
-                id: "live-flood".into(),
-                title: "The real one".into(),
+                id: id.into(),
+                title: title.into(),
                 hazard: pb::Hazard::Flood.into(),
                 position: Some(pb::LatLng { lat: 28.19, lng: 112.96 }),
-                level: pb::Level::Iii.into(),
+                level: level.into(),
                 ..Default::default()
             }),
             plan_id: "flood".into(),
@@ -80,6 +82,14 @@ async fn a_drill_against_a_server_with_live_data_changes_nothing_live() {
         })
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_drill_against_a_server_with_live_data_changes_nothing_live() {
+    let server = TestServer::start().await;
+    let client = live_world(&server).await;
+    let mut incidents = client.incidents();
+    declare_flood(&mut incidents, "live-flood", "The real one", pb::Level::Iii).await;
     incidents.dispatch(pb::DispatchRequest { incident_id: "live-flood".into(), ..Default::default() }).await.unwrap();
     let before = digest(&client).await;
 
@@ -200,21 +210,7 @@ async fn an_exported_incident_runs_to_the_same_decisions_and_answers_what_if() {
     let server = TestServer::start().await;
     let client = live_world(&server).await;
     let mut incidents = client.incidents();
-    incidents
-        .declare_incident(pb::DeclareIncidentRequest {
-            incident: Some(pb::Incident {
-                id: "real-1".into(),
-                title: "Seepage at the Orange Isle levee".into(),
-                hazard: pb::Hazard::Flood.into(),
-                position: Some(pb::LatLng { lat: 28.19, lng: 112.96 }),
-                level: pb::Level::Iv.into(),
-                ..Default::default()
-            }),
-            plan_id: "flood".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    declare_flood(&mut incidents, "real-1", "Seepage at the Orange Isle levee", pb::Level::Iv).await;
     let dispatch = pb::DispatchRequest { incident_id: "real-1".into(), ..Default::default() };
     incidents.dispatch(dispatch.clone()).await.unwrap();
     server.clock.advance_seconds(300);
