@@ -106,7 +106,8 @@ fn draw(seed: u64, purpose: u64, number: u64) -> f64 {
 const DRAW_SPREAD: u64 = 1;
 const DRAW_DECLINE: u64 = 2;
 
-fn minutes(value: f64) -> i64 {
+/// A duration in minutes as whole seconds, bounded (as `travel::Leg::seconds`).
+fn seconds_of_minutes(value: f64) -> i64 {
     (value * 60.0).round().clamp(0.0, 1e9) as i64
 }
 
@@ -122,7 +123,7 @@ fn simulated_step(
     simulation: &Simulation,
 ) -> Option<(Timestamp, u64, Command)> {
     let since = assignment.updated_at;
-    let travel = minutes(assignment.eta_minutes);
+    let travel = seconds_of_minutes(assignment.eta_minutes);
     match (&assignment.resource, assignment.status) {
         (AssignedResource::Team { team_id }, AssignmentStatus::Dispatched) => {
             if simulation.silent_teams.contains(team_id) {
@@ -219,7 +220,7 @@ fn simulation_next(state: &State, simulation: &Simulation) -> Option<Timer> {
                     status: Some(TeamStatus::Available),
                     position: Some(team.profile.home),
                 };
-                offer(last.updated_at.plus_seconds(minutes(leg.minutes)), 2, last.number, team.id.clone(), command);
+                offer(last.updated_at.plus_seconds(leg.seconds()), 2, last.number, team.id.clone(), command);
             }
             _ => {}
         }

@@ -38,6 +38,11 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(seconds.saturating_mul(Self::NANOS_PER_SECOND)))
     }
 
+    /// Whole seconds from `earlier` to `self` (negative when `self` is earlier).
+    pub fn seconds_since(self, earlier: Timestamp) -> i64 {
+        self.0.saturating_sub(earlier.0) / Self::NANOS_PER_SECOND
+    }
+
     /// Minutes from `earlier` to `self`, as a float (negative when `self` is earlier).
     pub fn minutes_since(self, earlier: Timestamp) -> f64 {
         (self.0 - earlier.0) as f64 / 60e9

@@ -68,7 +68,7 @@ pub fn export_incident(records: &[LogRecord], incident_id: &str) -> Result<Strin
         }
     }
     let mut injects: Vec<(i64, String)> = Vec::new();
-    let offset = |time: Timestamp| (time.0 - start.0) / Timestamp::NANOS_PER_SECOND;
+    let offset = |time: Timestamp| time.seconds_since(start);
     for team in before.teams.values() {
         // Where each team stood, and whether it was out of service.
         let status = if team.status == TeamStatus::OutOfService { "OUT_OF_SERVICE" } else { "AVAILABLE" };

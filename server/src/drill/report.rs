@@ -159,7 +159,7 @@ pub fn build(script: &Script, run: &Run) -> Report {
     let mut set_out: BTreeSet<u64> = BTreeSet::new();
     let mut assigned: BTreeSet<(String, String)> = BTreeSet::new();
     let mut shortfalls: BTreeMap<u64, String> = BTreeMap::new();
-    let offset = |time: Timestamp| format_offset((time.0 - run.start.0) / Timestamp::NANOS_PER_SECOND);
+    let offset = |time: Timestamp| format_offset(time.seconds_since(run.start));
     // The state before the command being folded, and the incident it closes.
     let mut before = State::default();
     let mut closing: Option<String> = None;
