@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use muster_server::engine::{replay, EngineConfig, SystemClock};
+use muster_server::engine::{fold, restore, EngineConfig, SystemClock};
 use muster_server::server::{self, FileConfig, ServerConfig};
 use muster_server::store::SledStore;
 
@@ -25,18 +25,28 @@ struct Args {
     /// Log output format.
     #[arg(long, value_enum, global = true)]
     log_format: Option<LogFormat>,
+    /// Write a snapshot of the state every this many log records (0: never;
+    /// default 10,000): restarts and reads of the past fold only the records
+    /// after the nearest snapshot.
+    #[arg(long)]
+    snapshot_every: Option<u64>,
     #[command(subcommand)]
     command: Option<Tool>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Tool {
-    /// Replays the log in --data-dir (the server must be stopped) and prints
-    /// its last sequence and state digest.
+    /// Restores the state in --data-dir (the server must be stopped) from
+    /// its latest snapshot and the log after it, and prints its last
+    /// sequence and state digest.
     Check {
-        /// Replay only up to this sequence.
+        /// Restore only up to this sequence.
         #[arg(long)]
         upto: Option<u64>,
+        /// Fold the whole log from the start instead, and check every
+        /// snapshot on the way against it (exit status 1 if one differs).
+        #[arg(long)]
+        full: bool,
     },
     /// Drills in-process, with no server: run a script, replay a run.
     #[command(subcommand)]
@@ -101,7 +111,7 @@ fn main() -> anyhow::Result<()> {
     let data_dir = args.data_dir.or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(server::DEFAULT_DATA_DIR));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     match args.command {
-        Some(Tool::Check { upto }) => check(&data_dir, upto),
+        Some(Tool::Check { upto, full }) => check(&data_dir, upto, full),
         Some(Tool::Drill(tool)) => {
             let code = runtime.block_on(drill(tool, file.dispatch))?;
             std::process::exit(code);
@@ -111,7 +121,11 @@ fn main() -> anyhow::Result<()> {
                 (Some(listen), _) | (None, Some(listen)) => listen,
                 (None, None) => server::DEFAULT_LISTEN.parse().context("default address")?,
             };
-            let engine = EngineConfig { dispatch: file.dispatch, ..EngineConfig::default() };
+            let engine = EngineConfig {
+                dispatch: file.dispatch,
+                snapshot_every: args.snapshot_every.unwrap_or(muster_server::engine::DEFAULT_SNAPSHOT_EVERY),
+                ..EngineConfig::default()
+            };
             let config = ServerConfig { data_dir, tokens: file.tokens, engine };
             runtime.block_on(async move {
                 let listener =
@@ -122,11 +136,44 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn check(data_dir: &std::path::Path, upto: Option<u64>) -> anyhow::Result<()> {
+fn check(data_dir: &std::path::Path, upto: Option<u64>, full: bool) -> anyhow::Result<()> {
+    use muster_server::store::Store as _;
     let store = SledStore::open(data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
-    let state = replay(&store, upto.unwrap_or(u64::MAX), None).context("replaying the log")?;
+    let up_to = upto.unwrap_or(u64::MAX);
+    if !full {
+        let (state, snapshot) = restore(&store, up_to, None).context("restoring the state")?;
+        match snapshot {
+            Some(sequence) => println!("from snapshot {sequence}"),
+            None => println!("from the start (no snapshot)"),
+        }
+        println!("sequence {}", state.last_sequence);
+        println!("digest {}", state.digest());
+        return Ok(());
+    }
+    // The whole log, stopping at each snapshot to compare it with the fold.
+    let mut state = muster_server::domain::State::default();
+    let mut differ = 0;
+    let marks = store.snapshot_marks().context("reading the snapshot marks")?;
+    for mark in marks.iter().filter(|mark| mark.sequence <= up_to) {
+        state = fold(&store, state, mark.sequence, None).context("replaying the log")?;
+        let snapshot = store.snapshot(mark.sequence).context("reading a snapshot")?;
+        let verdict = match snapshot {
+            Some(snapshot) if snapshot.digest() == state.digest() => "matches the log",
+            Some(_) => {
+                differ += 1;
+                "DIFFERS from the log"
+            }
+            None => "is missing",
+        };
+        println!("snapshot {} {verdict}", mark.sequence);
+    }
+    state = fold(&store, state, up_to, None).context("replaying the log")?;
     println!("sequence {}", state.last_sequence);
     println!("digest {}", state.digest());
+    if differ > 0 {
+        eprintln!("musterd: {differ} snapshot(s) differ from the log they summarise");
+        std::process::exit(1);
+    }
     Ok(())
 }
 

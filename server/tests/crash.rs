@@ -32,7 +32,9 @@ struct Musterd {
 impl Musterd {
     fn start(data_dir: &Path) -> Musterd {
         let mut child = Command::new(env!("CARGO_BIN_EXE_musterd"))
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+            // Snapshots often, so that the kill may land while one is written
+            // and the restart starts from one.
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--snapshot-every", "50", "--data-dir"])
             .arg(data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -225,16 +227,29 @@ async fn crash_and_recover(seed: u64) {
     assert_eq!(retried, now, "seed {seed}: retries of acknowledged requests changed the state");
     server.terminate();
 
-    // An offline replay of the log gives the state the restarted server had.
-    let output = Command::new(env!("CARGO_BIN_EXE_musterd"))
-        .args(["check", "--data-dir"])
-        .arg(&data_dir)
-        .output()
-        .expect("musterd check");
-    assert!(output.status.success(), "musterd check failed: {}", String::from_utf8_lossy(&output.stderr));
-    let text = String::from_utf8(output.stdout).unwrap();
-    assert!(text.contains(&format!("sequence {}", now.sequence)), "seed {seed}: {text}");
-    assert!(text.contains(&format!("digest {}", now.digest)), "seed {seed}: {text}");
+    // An offline replay of the log gives the state the restarted server had,
+    // from the latest snapshot and from the start, and every snapshot
+    // written (some of them just before the kill) is the fold of the log.
+    let check = |full: bool| {
+        let output = Command::new(env!("CARGO_BIN_EXE_musterd"))
+            .args(["check", "--data-dir"])
+            .arg(&data_dir)
+            .args(full.then_some("--full"))
+            .output()
+            .expect("musterd check");
+        assert!(output.status.success(), "musterd check failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let restored = check(false);
+    assert!(restored.contains("from snapshot "), "seed {seed}: {restored}");
+    let full = check(true);
+    assert!(!full.contains("DIFFERS") && !full.contains("missing"), "seed {seed}: {full}");
+    let snapshots = full.lines().filter(|line| line.ends_with("matches the log")).count();
+    assert!(snapshots >= 4, "seed {seed}: snapshots every 50 records: {full}");
+    for text in [restored, full] {
+        assert!(text.contains(&format!("sequence {}", now.sequence)), "seed {seed}: {text}");
+        assert!(text.contains(&format!("digest {}", now.digest)), "seed {seed}: {text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -98,6 +98,15 @@ macro_rules! delegate_reads {
         fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
             self.inner.drill_runs(after, limit)
         }
+        fn put_snapshot(&self, state: &muster_server::domain::State) -> Result<(), StoreError> {
+            self.inner.put_snapshot(state)
+        }
+        fn snapshot_marks(&self) -> Result<Vec<muster_server::store::SnapshotMark>, StoreError> {
+            self.inner.snapshot_marks()
+        }
+        fn snapshot(&self, sequence: u64) -> Result<Option<muster_server::domain::State>, StoreError> {
+            self.inner.snapshot(sequence)
+        }
     };
 }
 

@@ -230,7 +230,13 @@ pub async fn run(
     let simulation = simulation_of(script, seed, &options.dispatch);
     let store = Arc::new(MemoryStore::new());
     let clock = ManualClock::new(script.start);
-    let config = EngineConfig { dispatch: options.dispatch, simulation: simulation.clone(), ..EngineConfig::default() };
+    // No snapshots: a drill's engine lives for one run, in memory, and is never restarted.
+    let config = EngineConfig {
+        dispatch: options.dispatch,
+        simulation: simulation.clone(),
+        snapshot_every: 0,
+        ..EngineConfig::default()
+    };
     let shared: Arc<dyn Store> = store.clone();
     let engine = Engine::start(shared, Arc::new(clock.clone()), config)
         .map_err(|error| DrillError::Engine(error.to_string()))?;

@@ -35,7 +35,16 @@ pub struct EngineConfig {
     pub dispatch: crate::domain::travel::Settings,
     /// Simulated teams (drills only; `None` in live operations).
     pub simulation: Option<crate::domain::timer::Simulation>,
+    /// A snapshot of the state is written (off the writer's thread) every
+    /// this many log records, and on a clean stop; 0: never. Restarts and
+    /// reads of the past start from the nearest snapshot.
+    pub snapshot_every: u64,
 }
+
+/// Reads of the past (`as_of`, past digests) that may run at once; more are
+/// refused with `RESOURCE_EXHAUSTED`. Each folds up to `snapshot_every`
+/// records on a blocking thread: two keep one core for everything else.
+pub const MAX_PAST_READS: usize = 2;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -45,9 +54,13 @@ impl Default for EngineConfig {
             watch_buffer: 8_192,
             dispatch: crate::domain::travel::Settings::default(),
             simulation: None,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
         }
     }
 }
+
+/// Log records between snapshots, unless configured otherwise.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10_000;
 
 /// Why the engine did not apply a command.
 #[derive(Debug, Error)]
@@ -65,6 +78,9 @@ pub enum EngineError {
     /// Reading the log failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Too many reads of the past are running; nothing was read, retry later.
+    #[error("{MAX_PAST_READS} reads of the past (as_of, past digests) are already running; retry later")]
+    PastReadsBusy,
     /// A bug: executing the command failed unexpectedly; nothing changed.
     #[error("internal error: {0}")]
     Internal(String),
@@ -117,6 +133,7 @@ pub struct EngineHandle {
     closing: watch::Receiver<bool>,
     clock: Arc<dyn Clock>,
     dispatch: crate::domain::travel::Settings,
+    past_reads: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for EngineHandle {
@@ -135,7 +152,8 @@ pub struct Engine {
 impl Engine {
     /// Rebuilds the state from `store`'s log and starts the writer thread.
     pub fn start(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: EngineConfig) -> Result<Engine, StoreError> {
-        let state = replay(store.as_ref(), u64::MAX, None)?;
+        let (state, last_snapshot) = restore(store.as_ref(), u64::MAX, None)?;
+        tracing::info!(last_sequence = state.last_sequence, from_snapshot = last_snapshot, "state restored");
         let retention_start =
             clock.now().max(state.last_time).plus_seconds(-crate::domain::limits::REQUEST_ID_RETENTION_SECONDS);
         store.forget_requests_before(retention_start)?;
@@ -154,6 +172,7 @@ impl Engine {
             config.max_batch.max(1),
             config.dispatch,
             config.simulation,
+            writer::Snapshots { every: config.snapshot_every, last: last_snapshot },
         );
         let thread =
             std::thread::Builder::new()
@@ -161,7 +180,16 @@ impl Engine {
                 .spawn(move || writer.run(receiver))
                 .map_err(|source| StoreError::Io { operation: "spawn writer thread", path: String::new(), source })?;
         Ok(Engine {
-            handle: EngineHandle { queue, snapshot, changes, store, closing, clock, dispatch: config.dispatch },
+            handle: EngineHandle {
+                queue,
+                snapshot,
+                changes,
+                store,
+                closing,
+                clock,
+                dispatch: config.dispatch,
+                past_reads: Arc::new(tokio::sync::Semaphore::new(MAX_PAST_READS)),
+            },
             closing: Closer(Arc::new(closing_sender)),
             writer: Some(thread),
         })
@@ -291,23 +319,72 @@ impl EngineHandle {
     }
 
     /// The state as it stood after the last record at or before `time`
-    /// (`as_of` reads). Replays the log: blocking, call it from a blocking task.
-    pub fn state_as_of(&self, time: Timestamp) -> Result<State, StoreError> {
-        replay(self.store.as_ref(), self.snapshot().last_sequence, Some(time))
+    /// (`as_of` reads): the nearest snapshot before it, and the records
+    /// after that, folded on a blocking thread. At most [`MAX_PAST_READS`]
+    /// run at once; past that, `PastReadsBusy`.
+    pub async fn state_as_of(&self, time: Timestamp) -> Result<State, EngineError> {
+        let up_to = self.snapshot().last_sequence;
+        self.read_past(move |store| restore(store, up_to, Some(time))).await
     }
 
-    /// The state after record `sequence`, by replaying the log (blocking).
-    pub fn state_at_sequence(&self, sequence: u64) -> Result<State, StoreError> {
-        replay(self.store.as_ref(), sequence.min(self.snapshot().last_sequence), None)
+    /// The state after record `sequence` (past digests), as [`Self::state_as_of`] does.
+    pub async fn state_at_sequence(&self, sequence: u64) -> Result<State, EngineError> {
+        let up_to = sequence.min(self.snapshot().last_sequence);
+        self.read_past(move |store| restore(store, up_to, None)).await
+    }
+
+    async fn read_past(
+        &self,
+        read: impl FnOnce(&dyn Store) -> Result<(State, Option<u64>), StoreError> + Send + 'static,
+    ) -> Result<State, EngineError> {
+        let permit = Arc::clone(&self.past_reads).try_acquire_owned().map_err(|_| EngineError::PastReadsBusy)?;
+        let store = Arc::clone(&self.store);
+        let read = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            read(store.as_ref())
+        });
+        match read.await {
+            Ok(result) => Ok(result?.0),
+            Err(error) => Err(EngineError::Internal(format!("a read of the past failed: {error}"))),
+        }
     }
 }
 
-/// Folds the log into a fresh state, up to sequence `up_to` and, when given,
-/// only records at or before `until`. Refuses a log with a gap.
+/// The state after record `up_to` (and, when given, only records at or
+/// before `until`), starting from the latest snapshot that lies before both
+/// and folding the log after it. Also returns that snapshot's sequence. A
+/// snapshot that cannot be read is passed over (and logged): the log is the
+/// truth, a snapshot only saves folding it.
+pub fn restore(store: &dyn Store, up_to: u64, until: Option<Timestamp>) -> Result<(State, Option<u64>), StoreError> {
+    let marks = store.snapshot_marks()?;
+    let usable =
+        marks.iter().rev().filter(|mark| mark.sequence <= up_to && until.is_none_or(|until| mark.time <= until));
+    for mark in usable {
+        match store.snapshot(mark.sequence) {
+            Ok(Some(state)) if state.last_sequence == mark.sequence => {
+                return Ok((fold(store, state, up_to, until)?, Some(mark.sequence)));
+            }
+            Ok(_) => tracing::warn!(sequence = mark.sequence, "a snapshot is missing; using an older one"),
+            Err(error) => {
+                tracing::warn!(%error, sequence = mark.sequence, "a snapshot is unreadable; using an older one")
+            }
+        }
+    }
+    Ok((fold(store, State::default(), up_to, until)?, None))
+}
+
+/// Folds the whole log into a fresh state, up to sequence `up_to` and, when
+/// given, only records at or before `until`, with no snapshot: what
+/// `musterd check --full` compares the snapshots with. Refuses a log with a gap.
 pub fn replay(store: &dyn Store, up_to: u64, until: Option<Timestamp>) -> Result<State, StoreError> {
-    let mut state = State::default();
+    fold(store, State::default(), up_to, until)
+}
+
+/// Folds the records after `state` into it, up to `up_to` and `until`.
+pub fn fold(store: &dyn Store, mut state: State, up_to: u64, until: Option<Timestamp>) -> Result<State, StoreError> {
     let mut failure = None;
-    store::for_each_record(store, 1, |record| {
+    let from = state.last_sequence + 1;
+    store::for_each_record(store, from, |record| {
         if record.sequence > up_to || until.is_some_and(|until| record.time > until) {
             return false;
         }
@@ -389,6 +466,64 @@ mod tests {
         let handle = engine.handle();
         handle.submit(consume(-7), "commander", Some("x".into())).await.unwrap();
         assert_eq!(on_hand(&handle), 88, "the retry after a restart must not apply again");
+        engine.shutdown().await;
+    }
+
+    /// Snapshots every 3 records: a restart, and a read of every past
+    /// sequence and time, give exactly the state a fold of the whole log gives.
+    #[tokio::test]
+    async fn snapshots_give_the_state_a_full_fold_gives() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = ManualClock::new(Timestamp::from_unix_seconds(1_000_000));
+        let config = EngineConfig { snapshot_every: 3, ..EngineConfig::default() };
+        let engine = Engine::start(Arc::clone(&store), Arc::new(clock.clone()), config.clone()).unwrap();
+        let handle = engine.handle();
+        handle.submit(world(), "commander", None).await.unwrap();
+        for step in 1..=20 {
+            clock.advance_seconds(60);
+            handle.submit(consume(-1), "commander", Some(format!("step-{step}"))).await.unwrap();
+        }
+        let last = handle.snapshot().last_sequence;
+        for sequence in 1..=last {
+            let full = replay(store.as_ref(), sequence, None).unwrap();
+            let from_snapshot = handle.state_at_sequence(sequence).await.unwrap();
+            assert_eq!(from_snapshot.digest(), full.digest(), "state after record {sequence}");
+        }
+        for minute in 0..=21 {
+            let time = Timestamp::from_unix_seconds(1_000_000 + minute * 60 + 30);
+            let full = replay(store.as_ref(), u64::MAX, Some(time)).unwrap();
+            let from_snapshot = handle.state_as_of(time).await.unwrap();
+            assert_eq!(from_snapshot, full, "state as of minute {minute}");
+        }
+        engine.shutdown().await;
+        let marks = store.snapshot_marks().unwrap();
+        assert!(marks.len() >= 5, "snapshots were written along the way: {marks:?}");
+        assert_eq!(marks.last().map(|mark| mark.sequence), Some(last), "and one at the clean stop");
+
+        let (restored, from) = restore(store.as_ref(), u64::MAX, None).unwrap();
+        assert_eq!(from, Some(last));
+        assert_eq!(restored, replay(store.as_ref(), u64::MAX, None).unwrap());
+        let engine = Engine::start(Arc::clone(&store), Arc::new(clock.clone()), config).unwrap();
+        let handle = engine.handle();
+        handle.submit(consume(-1), "commander", None).await.unwrap();
+        assert_eq!(on_hand(&handle), 79, "the restart went on from the snapshot");
+        engine.shutdown().await;
+    }
+
+    /// Reads of the past are bounded: past `MAX_PAST_READS` at once, the
+    /// next is refused at once rather than queue another fold of the log.
+    #[tokio::test]
+    async fn reads_of_the_past_are_bounded() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let engine = Engine::start(store, Arc::new(ManualClock::new(Timestamp(0))), EngineConfig::default()).unwrap();
+        let handle = engine.handle();
+        handle.submit(world(), "commander", None).await.unwrap();
+        let held: Vec<_> =
+            (0..MAX_PAST_READS).map(|_| Arc::clone(&handle.past_reads).try_acquire_owned().unwrap()).collect();
+        assert!(matches!(handle.state_at_sequence(1).await, Err(EngineError::PastReadsBusy)));
+        assert!(matches!(handle.state_as_of(Timestamp(0)).await, Err(EngineError::PastReadsBusy)));
+        drop(held);
+        assert_eq!(handle.state_at_sequence(1).await.unwrap().last_sequence, 1);
         engine.shutdown().await;
     }
 

@@ -36,6 +36,81 @@ pub(super) struct Writer {
     timers_stalled_at: Option<u64>,
     /// Simulated teams (drills only).
     simulation: Option<Simulation>,
+    snapshots: Snapshotter,
+}
+
+/// When to snapshot the state: every `every` records (0: never), the last
+/// one at `last`.
+pub(super) struct Snapshots {
+    pub(super) every: u64,
+    pub(super) last: Option<u64>,
+}
+
+/// Writes snapshots on a thread of its own, so encoding and syncing a large
+/// state never holds up a group commit. The writer hands it a published
+/// (durable) state and never waits: if a snapshot is still being written,
+/// the next group tries again.
+struct Snapshotter {
+    every: u64,
+    /// The sequence of the last snapshot written or handed over.
+    last: u64,
+    sender: Option<std::sync::mpsc::SyncSender<Arc<State>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Snapshotter {
+    fn start(settings: Snapshots, store: &Arc<dyn Store>) -> Snapshotter {
+        let last = settings.last.unwrap_or(0);
+        if settings.every == 0 {
+            return Snapshotter { every: 0, last, sender: None, thread: None };
+        }
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Arc<State>>(1);
+        let store = Arc::clone(store);
+        let thread = std::thread::Builder::new().name("muster-snapshots".to_owned()).spawn(move || {
+            for state in receiver {
+                match store.put_snapshot(&state) {
+                    Ok(()) => tracing::debug!(sequence = state.last_sequence, "snapshot written"),
+                    Err(error) => tracing::error!(%error, sequence = state.last_sequence, "a snapshot failed"),
+                }
+            }
+        });
+        match thread {
+            Ok(thread) => Snapshotter { every: settings.every, last, sender: Some(sender), thread: Some(thread) },
+            Err(error) => {
+                tracing::error!(%error, "cannot start the snapshot thread; restarts will fold the whole log");
+                Snapshotter { every: 0, last, sender: None, thread: None }
+            }
+        }
+    }
+
+    /// Hands `state` (durable) over if a snapshot is due and the thread is free.
+    fn offer(&mut self, state: &Arc<State>) {
+        if self.every == 0 || state.last_sequence < self.last.saturating_add(self.every) {
+            return;
+        }
+        if let Some(sender) = &self.sender {
+            if sender.try_send(Arc::clone(state)).is_ok() {
+                self.last = state.last_sequence;
+            }
+        }
+    }
+
+    /// On a clean stop: waits for the snapshot being written, then writes
+    /// one of `state` if it is newer.
+    fn finish(&mut self, state: &State, store: &dyn Store) {
+        self.sender = None;
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("the snapshot thread panicked");
+            }
+        }
+        if self.every > 0 && state.last_sequence > self.last {
+            match store.put_snapshot(state) {
+                Ok(()) => self.last = state.last_sequence,
+                Err(error) => tracing::error!(%error, "the snapshot at shutdown failed"),
+            }
+        }
+    }
 }
 
 /// What one group commit collects before it writes.
@@ -59,11 +134,13 @@ impl Writer {
         max_batch: usize,
         dispatch: crate::domain::travel::Settings,
         simulation: Option<Simulation>,
+        snapshots: Snapshots,
     ) -> Writer {
         let mut ordered: Vec<_> = requests.into_iter().map(|record| (record.time, record)).collect();
         ordered.sort_by(|left, right| (left.0, &left.1.key).cmp(&(right.0, &right.1.key)));
         let expiry = ordered.iter().map(|(time, record)| (*time, record.key.clone())).collect();
         let requests = ordered.into_iter().map(|(_, record)| (record.key.clone(), record)).collect();
+        let store_for_snapshots = Arc::clone(&store);
         Writer {
             state,
             requests,
@@ -77,6 +154,7 @@ impl Writer {
             failed: None,
             timers_stalled_at: None,
             simulation,
+            snapshots: Snapshotter::start(snapshots, &store_for_snapshots),
         }
     }
 
@@ -92,7 +170,17 @@ impl Writer {
         }
     }
 
-    async fn run_loop(mut self, mut queue: mpsc::Receiver<Message>) {
+    async fn run_loop(mut self, queue: mpsc::Receiver<Message>) {
+        self.take_groups(queue).await;
+        // Stopped, or every handle is gone: a last snapshot, unless storage
+        // failed (then the published state is the last durable one, and the
+        // store refuses writes anyway).
+        if self.failed.is_none() {
+            self.snapshots.finish(&self.state, self.store.as_ref());
+        }
+    }
+
+    async fn take_groups(&mut self, mut queue: mpsc::Receiver<Message>) {
         loop {
             let first = match self.next_deadline() {
                 Some(due) if due <= self.now() => {
@@ -240,7 +328,9 @@ impl Writer {
         if let Err(broken) = crate::domain::invariants::check(&self.state) {
             panic!("after the group ending at sequence {}: {broken}", self.state.last_sequence);
         }
-        self.snapshot.store(Arc::new(self.state.clone()));
+        let published = Arc::new(self.state.clone());
+        self.snapshot.store(Arc::clone(&published));
+        self.snapshots.offer(&published);
         for committed in group.committed {
             // No receiver is not an error: nobody is watching.
             let _ = self.changes.send(committed);

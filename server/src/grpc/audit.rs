@@ -123,10 +123,7 @@ impl pb::audit_service_server::AuditService for AuditService {
                 &format!("is beyond the last sequence {}", snapshot.last_sequence),
             ));
         }
-        let engine = self.engine.clone();
-        let state = tokio::task::spawn_blocking(move || engine.state_at_sequence(sequence))
-            .await
-            .map_err(status::from_join)??;
+        let state = self.engine.state_at_sequence(sequence).await.map_err(status::from_engine)?;
         Ok(Response::new(pb::Digest { sequence: state.last_sequence, digest: state.digest() }))
     }
 }

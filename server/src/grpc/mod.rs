@@ -33,15 +33,14 @@ pub(crate) async fn submit(
     engine.submit(command, &caller.actor, request_id).await.map_err(status::from_engine)
 }
 
-/// The state as it stood at a client's `as_of` time (field `as_of`), replayed
-/// from the log on a blocking thread, and that time.
+/// The state as it stood at a client's `as_of` time (field `as_of`), folded
+/// from the nearest snapshot and the log after it, and that time.
 pub(crate) async fn state_as_of(
     engine: &EngineHandle,
     as_of: &muster_proto::Timestamp,
 ) -> Result<(crate::domain::State, crate::domain::Timestamp), Status> {
     let as_of = convert::timestamp_in("as_of", as_of)?;
-    let engine = engine.clone();
-    let state = tokio::task::spawn_blocking(move || engine.state_as_of(as_of)).await.map_err(status::from_join)??;
+    let state = engine.state_as_of(as_of).await.map_err(status::from_engine)?;
     Ok((state, as_of))
 }
 

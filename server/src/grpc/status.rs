@@ -64,6 +64,11 @@ pub fn from_engine(error: EngineError) -> Status {
             error.to_string(),
             ErrorDetails::with_retry_info(Some(RETRY_FULL_QUEUE_AFTER)),
         ),
+        EngineError::PastReadsBusy => Status::with_error_details(
+            Code::ResourceExhausted,
+            error.to_string(),
+            ErrorDetails::with_retry_info(Some(RETRY_FULL_QUEUE_AFTER)),
+        ),
         EngineError::Unavailable(reason) => {
             tracing::warn!(%reason, "write refused: engine unavailable");
             Status::unavailable("the server is not accepting writes now; retry later")

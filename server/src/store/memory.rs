@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{Append, RequestKey, RequestRecord, Store, StoreError};
-use crate::domain::{LogRecord, Timestamp};
+use super::{Append, RequestKey, RequestRecord, SnapshotMark, Store, StoreError};
+use crate::domain::{LogRecord, State, Timestamp};
 
 /// A store that keeps everything in memory.
 #[derive(Debug, Default)]
@@ -18,6 +18,8 @@ struct Inner {
     log: Vec<LogRecord>,
     requests: BTreeMap<RequestKey, RequestRecord>,
     drill_runs: BTreeMap<u64, (Vec<u8>, Vec<u8>)>,
+    /// Encoded, as the sled store keeps them, so tests exercise the encoding.
+    snapshots: BTreeMap<u64, (SnapshotMark, Vec<u8>)>,
 }
 
 impl MemoryStore {
@@ -61,6 +63,25 @@ impl Store for MemoryStore {
         let count = inner.requests.len();
         inner.requests.retain(|_, record| record.time >= before);
         Ok(count - inner.requests.len())
+    }
+
+    fn put_snapshot(&self, state: &State) -> Result<(), StoreError> {
+        let bytes = super::encode_snapshot(state)?;
+        let mark = SnapshotMark { sequence: state.last_sequence, time: state.last_time };
+        self.lock().snapshots.insert(state.last_sequence, (mark, bytes));
+        Ok(())
+    }
+
+    fn snapshot_marks(&self) -> Result<Vec<SnapshotMark>, StoreError> {
+        Ok(self.lock().snapshots.values().map(|(mark, _)| *mark).collect())
+    }
+
+    fn snapshot(&self, sequence: u64) -> Result<Option<State>, StoreError> {
+        let bytes = self.lock().snapshots.get(&sequence).map(|(_, bytes)| bytes.clone());
+        match bytes {
+            Some(bytes) => super::decode_snapshot(sequence, &bytes),
+            None => Ok(None),
+        }
     }
 
     fn put_drill_run(&self, number: u64, summary: &[u8], run: &[u8]) -> Result<(), StoreError> {

@@ -12,8 +12,10 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use super::{decode, encode, Append, RequestKey, RequestRecord, Store, StoreError};
-use crate::domain::{LogRecord, Timestamp};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::{decode, encode, Append, RequestKey, RequestRecord, SnapshotMark, Store, StoreError};
+use crate::domain::{LogRecord, State, Timestamp};
 
 const TREE: &str = "muster";
 /// Drill runs live in a tree of their own: never mixed with the live log.
@@ -22,6 +24,7 @@ const DRILL_TREE: &str = "drill-runs";
 const DRILL_SUMMARY: u8 = b's';
 const DRILL_RUN: u8 = b'r';
 
+/// A key of the drill and snapshot trees: a prefix byte, then a number.
 fn drill_key(prefix: u8, number: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = prefix;
@@ -39,6 +42,11 @@ fn untag(number: u64, value: &[u8]) -> Result<Vec<u8>, StoreError> {
         }),
     }
 }
+/// Snapshots of the state live in a tree of their own: `m` + sequence -> the
+/// snapshot's mark (small, for finding one), `s` + sequence -> the snapshot.
+const SNAPSHOT_TREE: &str = "snapshots";
+const SNAPSHOT_MARK: u8 = b'm';
+const SNAPSHOT_STATE: u8 = b's';
 const LOG_PREFIX: u8 = b'l';
 const REQUEST_PREFIX: u8 = b'r';
 const FORMAT_KEY: &[u8] = b"mformat";
@@ -54,9 +62,15 @@ pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
     drills: sled::Tree,
+    snapshots: sled::Tree,
     dir: PathBuf,
     db_file: File,
     known_blobs: Mutex<BTreeSet<std::ffi::OsString>>,
+    /// Set when a flush or sync failed, on any thread: after a failed
+    /// `fsync` the disk's contents are unknown, and Linux reports the error
+    /// only once, so every later append is refused rather than trust a
+    /// second `fsync` that says nothing.
+    failed: AtomicBool,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -98,6 +112,7 @@ impl SledStore {
         let db = sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open().map_err(sled_error("open"))?;
         let tree = db.open_tree(TREE).map_err(sled_error("open tree"))?;
         let drills = db.open_tree(DRILL_TREE).map_err(sled_error("open drill tree"))?;
+        let snapshots = db.open_tree(SNAPSHOT_TREE).map_err(sled_error("open snapshot tree"))?;
         match tree.get(FORMAT_KEY).map_err(sled_error("format"))? {
             None => {
                 tree.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes()).map_err(sled_error("format"))?;
@@ -109,8 +124,16 @@ impl SledStore {
         }
         let db_path = dir.join("db");
         let db_file = File::open(&db_path).map_err(io_error("open", &db_path))?;
-        let store =
-            SledStore { db, tree, drills, dir: dir.to_owned(), db_file, known_blobs: Mutex::new(BTreeSet::new()) };
+        let store = SledStore {
+            db,
+            tree,
+            drills,
+            snapshots,
+            dir: dir.to_owned(),
+            db_file,
+            known_blobs: Mutex::new(BTreeSet::new()),
+            failed: AtomicBool::new(false),
+        };
         store.sync()?;
         let directory = File::open(dir).map_err(io_error("open", dir))?;
         directory.sync_all().map_err(io_error("fsync", dir))?;
@@ -118,10 +141,30 @@ impl SledStore {
     }
 
     /// Makes everything written so far durable: sled's flush, then fdatasync.
+    /// Refuses to write once a sync has failed (see `failed`).
+    fn check_not_failed(&self) -> Result<(), StoreError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(StoreError::Io {
+                operation: "refuse to write after an earlier failed sync of",
+                path: self.dir.display().to_string(),
+                source: std::io::Error::other("an earlier flush or fsync failed"),
+            });
+        }
+        Ok(())
+    }
+
     fn sync(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(sled_error("flush"))?;
-        self.db_file.sync_data().map_err(io_error("fdatasync", &self.dir.join("db")))?;
-        self.sync_new_blobs()
+        self.check_not_failed()?;
+        let synced = self
+            .db
+            .flush()
+            .map_err(sled_error("flush"))
+            .and_then(|_| self.db_file.sync_data().map_err(io_error("fdatasync", &self.dir.join("db"))))
+            .and_then(|()| self.sync_new_blobs());
+        if synced.is_err() {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        synced
     }
 
     fn sync_new_blobs(&self) -> Result<(), StoreError> {
@@ -160,6 +203,7 @@ impl SledStore {
 
 impl Store for SledStore {
     fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
+        self.check_not_failed()?;
         let mut batch = sled::Batch::default();
         for record in append.records {
             batch.insert(&log_key(record.sequence), encode("log", &record.sequence.to_string(), record)?);
@@ -213,6 +257,41 @@ impl Store for SledStore {
             self.sync()?;
         }
         Ok(count)
+    }
+
+    fn put_snapshot(&self, state: &State) -> Result<(), StoreError> {
+        self.check_not_failed()?;
+        let sequence = state.last_sequence;
+        let mark = SnapshotMark { sequence, time: state.last_time };
+        let mut mark_value = vec![super::SNAPSHOT_VERSION];
+        mark_value.extend(encode(SNAPSHOT_TREE, &sequence.to_string(), &mark)?);
+        let mut batch = sled::Batch::default();
+        batch.insert(&drill_key(SNAPSHOT_STATE, sequence), super::encode_snapshot(state)?);
+        batch.insert(&drill_key(SNAPSHOT_MARK, sequence), mark_value);
+        self.snapshots.apply_batch(batch).map_err(sled_error(format!("snapshot {sequence}")))?;
+        self.sync()
+    }
+
+    fn snapshot_marks(&self) -> Result<Vec<SnapshotMark>, StoreError> {
+        let mut marks = Vec::new();
+        for entry in self.snapshots.scan_prefix([SNAPSHOT_MARK]) {
+            let (key, value) = entry.map_err(sled_error("snapshot marks"))?;
+            if let Some((&super::SNAPSHOT_VERSION, rest)) = value.split_first() {
+                marks.push(decode(SNAPSHOT_TREE, &hex::encode(&key), rest)?);
+            }
+        }
+        Ok(marks)
+    }
+
+    fn snapshot(&self, sequence: u64) -> Result<Option<State>, StoreError> {
+        let value = self
+            .snapshots
+            .get(drill_key(SNAPSHOT_STATE, sequence))
+            .map_err(sled_error(format!("snapshot {sequence}")))?;
+        match value {
+            Some(bytes) => super::decode_snapshot(sequence, &bytes),
+            None => Ok(None),
+        }
     }
 
     fn put_drill_run(&self, number: u64, summary: &[u8], run: &[u8]) -> Result<(), StoreError> {
