@@ -6,7 +6,7 @@ use muster_client::proto as pb;
 use muster_server::domain::{LogRecord, Timestamp};
 use muster_server::engine::EngineConfig;
 use muster_server::server::TokenConfig;
-use muster_server::store::{Append, MemoryStore, RequestRecord, Store, StoreError};
+use muster_server::store::{Append, MemoryStore, RequestKey, RequestRecord, Store, StoreError};
 use muster_tests::{Options, TestServer};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -83,8 +83,11 @@ macro_rules! delegate_reads {
         fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
             self.inner.read(from, limit)
         }
-        fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError> {
-            self.inner.requests_since(since)
+        fn request(&self, key: &RequestKey) -> Result<Option<RequestRecord>, StoreError> {
+            self.inner.request(key)
+        }
+        fn requests_before(&self, before: Timestamp, limit: usize) -> Result<Vec<(Timestamp, RequestKey)>, StoreError> {
+            self.inner.requests_before(before, limit)
         }
         fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
             self.inner.forget_requests_before(before)

@@ -157,14 +157,12 @@ impl Engine {
         let retention_start =
             clock.now().max(state.last_time).plus_seconds(-crate::domain::limits::REQUEST_ID_RETENTION_SECONDS);
         store.forget_requests_before(retention_start)?;
-        let requests = store.requests_since(retention_start)?;
         let (queue, receiver) = mpsc::channel(config.queue_capacity.max(1));
         let snapshot = Arc::new(ArcSwap::from_pointee(state.clone()));
         let (changes, _) = broadcast::channel(config.watch_buffer.max(1));
         let (closing_sender, closing) = watch::channel(false);
         let writer = writer::Writer::new(
             state,
-            requests,
             Arc::clone(&store),
             Arc::clone(&clock),
             Arc::clone(&snapshot),

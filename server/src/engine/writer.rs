@@ -5,7 +5,7 @@
 //! and while idle it waits for the next command or the next deadline,
 //! whichever comes first.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
@@ -16,15 +16,13 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use super::{Clock, Committed, EngineError, Message, Submission};
 use crate::domain::limits::REQUEST_ID_RETENTION_SECONDS;
 use crate::domain::timer::{self, Simulation, TimerSettings};
-use crate::domain::{execute, Command, Context, DomainError, LogRecord, Reply, State};
-use crate::store::{Append, RequestKey, RequestRecord, Store};
+use crate::domain::{execute, Command, Context, DomainError, LogRecord, Reply, State, Timestamp};
+use crate::store::{Append, RequestKey, RequestRecord, Store, StoreError};
 
 type ReplySender = oneshot::Sender<Result<Reply, EngineError>>;
 
 pub(super) struct Writer {
     state: State,
-    requests: BTreeMap<RequestKey, RequestRecord>,
-    expiry: VecDeque<(crate::domain::Timestamp, RequestKey)>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     snapshot: Arc<ArcSwap<State>>,
@@ -126,7 +124,6 @@ impl Writer {
     #[allow(clippy::too_many_arguments)] // Each is a distinct part the writer owns; a struct would only rename them.
     pub(super) fn new(
         state: State,
-        requests: Vec<RequestRecord>,
         store: Arc<dyn Store>,
         clock: Arc<dyn Clock>,
         snapshot: Arc<ArcSwap<State>>,
@@ -136,15 +133,9 @@ impl Writer {
         simulation: Option<Simulation>,
         snapshots: Snapshots,
     ) -> Writer {
-        let mut ordered: Vec<_> = requests.into_iter().map(|record| (record.time, record)).collect();
-        ordered.sort_by(|left, right| (left.0, &left.1.key).cmp(&(right.0, &right.1.key)));
-        let expiry = ordered.iter().map(|(time, record)| (*time, record.key.clone())).collect();
-        let requests = ordered.into_iter().map(|(_, record)| (record.key.clone(), record)).collect();
         let store_for_snapshots = Arc::clone(&store);
         Writer {
             state,
-            requests,
-            expiry,
             store,
             clock,
             snapshot,
@@ -285,18 +276,30 @@ impl Writer {
 
     fn commit_group(&mut self, submissions: Vec<Submission>) {
         let mut group = Group::default();
-        let expired = self.expire_requests();
+        let (cutoff, expired) = match self.expired_requests() {
+            Ok(expired) => expired,
+            Err(error) => {
+                // Reading the request records failed: refuse this group
+                // rather than risk applying a retry twice.
+                tracing::error!(%error, "reading the request records failed; the group is refused");
+                for submission in submissions {
+                    let refusal = format!("reading the request records failed: {error}");
+                    let _ = submission.reply.send(Err(EngineError::Unavailable(refusal)));
+                }
+                return;
+            }
+        };
         self.fire_timers(&mut group);
         let mut pending: BTreeMap<RequestKey, RequestRecord> = BTreeMap::new();
         for submission in submissions {
-            let result = self.process(&submission, &mut pending, &mut group);
+            let result = self.process(&submission, cutoff, &mut pending, &mut group);
             group.replies.push((submission.reply, result));
         }
         group.requests = pending.into_values().collect();
         // A key that expired and was used again in this very group must not
         // be removed after its new record is written.
-        let expired: Vec<RequestKey> =
-            expired.into_iter().filter(|key| !group.requests.iter().any(|record| &record.key == key)).collect();
+        let expired: Vec<(Timestamp, RequestKey)> =
+            expired.into_iter().filter(|(_, key)| !group.requests.iter().any(|record| &record.key == key)).collect();
         if group.records.is_empty() && group.requests.is_empty() && expired.is_empty() {
             Self::answer(group.replies);
             return;
@@ -313,10 +316,6 @@ impl Writer {
                 let _ = reply.send(Err(EngineError::Unavailable(format!("storage failed: {error}"))));
             }
             return;
-        }
-        for record in group.requests {
-            self.expiry.push_back((record.time, record.key.clone()));
-            self.requests.insert(record.key.clone(), record);
         }
         // Postconditions of every durable group, in debug builds (the tests):
         // the log continues without a gap and product.md's invariants hold.
@@ -345,26 +344,18 @@ impl Writer {
         }
     }
 
-    /// Forgets request records past the retention; returns their keys so the
-    /// store drops them in the same write.
-    fn expire_requests(&mut self) -> Vec<RequestKey> {
+    /// The retention's cutoff now, and request records older than it (a
+    /// bounded batch per group), for the store to drop in the same write.
+    fn expired_requests(&self) -> Result<(Timestamp, Vec<(Timestamp, RequestKey)>), StoreError> {
         let cutoff = self.clock.now().max(self.state.last_time).plus_seconds(-REQUEST_ID_RETENTION_SECONDS);
-        let mut expired = Vec::new();
-        while let Some((time, _)) = self.expiry.front() {
-            if *time >= cutoff {
-                break;
-            }
-            if let Some((_, key)) = self.expiry.pop_front() {
-                self.requests.remove(&key);
-                expired.push(key);
-            }
-        }
-        expired
+        let expired = self.store.requests_before(cutoff, self.max_batch.saturating_mul(4))?;
+        Ok((cutoff, expired))
     }
 
     fn process(
         &mut self,
         submission: &Submission,
+        cutoff: Timestamp,
         pending: &mut BTreeMap<RequestKey, RequestRecord>,
         group: &mut Group,
     ) -> Result<Reply, EngineError> {
@@ -379,7 +370,13 @@ impl Writer {
             None => None,
         };
         if let Some((key, fingerprint)) = &key {
-            if let Some(first) = pending.get(key).or_else(|| self.requests.get(key)) {
+            let first = match pending.get(key) {
+                Some(first) => Some(first.clone()),
+                // Past the retention it is forgotten, even if the store
+                // has not dropped it yet.
+                None => self.store.request(key)?.filter(|first| first.time >= cutoff),
+            };
+            if let Some(first) = first {
                 if first.fingerprint != *fingerprint {
                     return Err(DomainError::invalid(
                         "request_id",
@@ -387,7 +384,7 @@ impl Writer {
                     )
                     .into());
                 }
-                return Ok(first.reply.clone());
+                return Ok(first.reply);
             }
         }
         let time = self.now();

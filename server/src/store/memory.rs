@@ -17,6 +17,8 @@ pub struct MemoryStore {
 struct Inner {
     log: Vec<LogRecord>,
     requests: BTreeMap<RequestKey, RequestRecord>,
+    /// The request records by the time they were applied.
+    request_times: std::collections::BTreeSet<(Timestamp, RequestKey)>,
     drill_runs: BTreeMap<u64, (Vec<u8>, Vec<u8>)>,
     /// Encoded, as the sled store keeps them, so tests exercise the encoding.
     snapshots: BTreeMap<u64, (SnapshotMark, Vec<u8>)>,
@@ -39,11 +41,15 @@ impl Store for MemoryStore {
     fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
         let mut inner = self.lock();
         inner.log.extend_from_slice(append.records);
-        for record in append.requests {
-            inner.requests.insert(record.key.clone(), record.clone());
-        }
-        for key in append.expired {
+        for (time, key) in append.expired {
             inner.requests.remove(key);
+            inner.request_times.remove(&(*time, key.clone()));
+        }
+        for record in append.requests {
+            if let Some(old) = inner.requests.insert(record.key.clone(), record.clone()) {
+                inner.request_times.remove(&(old.time, old.key));
+            }
+            inner.request_times.insert((record.time, record.key.clone()));
         }
         Ok(())
     }
@@ -54,15 +60,20 @@ impl Store for MemoryStore {
         Ok(inner.log[start..].iter().take(limit).cloned().collect())
     }
 
-    fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError> {
-        Ok(self.lock().requests.values().filter(|record| record.time >= since).cloned().collect())
+    fn request(&self, key: &RequestKey) -> Result<Option<RequestRecord>, StoreError> {
+        Ok(self.lock().requests.get(key).cloned())
+    }
+
+    fn requests_before(&self, before: Timestamp, limit: usize) -> Result<Vec<(Timestamp, RequestKey)>, StoreError> {
+        let inner = self.lock();
+        Ok(inner.request_times.iter().take_while(|(time, _)| *time < before).take(limit).cloned().collect())
     }
 
     fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
-        let mut inner = self.lock();
-        let count = inner.requests.len();
-        inner.requests.retain(|_, record| record.time >= before);
-        Ok(count - inner.requests.len())
+        let old = self.requests_before(before, usize::MAX)?;
+        let count = old.len();
+        self.append(Append { records: &[], requests: &[], expired: &old })?;
+        Ok(count)
     }
 
     fn put_snapshot(&self, state: &State) -> Result<(), StoreError> {

@@ -45,8 +45,9 @@ pub struct Append<'a> {
     pub records: &'a [LogRecord],
     /// Request records to keep.
     pub requests: &'a [RequestRecord],
-    /// Request records to drop (older than the retention).
-    pub expired: &'a [RequestKey],
+    /// Request records to drop (older than the retention), with the time
+    /// each was applied at, as [`Store::requests_before`] listed them.
+    pub expired: &'a [(Timestamp, RequestKey)],
 }
 
 /// Where a snapshot of the state stands in the log: after record `sequence`,
@@ -114,8 +115,14 @@ pub trait Store: Send + Sync {
     /// The log records with `sequence >= from`, in order, at most `limit`.
     fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError>;
 
-    /// Every request record applied at or after `since`.
-    fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError>;
+    /// The request record of `key`, if it is kept. The writer asks for it
+    /// when a command carries a `request_id`: request records live on disk,
+    /// not in memory, so a day of status reports costs no memory.
+    fn request(&self, key: &RequestKey) -> Result<Option<RequestRecord>, StoreError>;
+
+    /// The oldest request records applied before `before`, oldest first, at
+    /// most `limit`: the ones the writer drops in its next append.
+    fn requests_before(&self, before: Timestamp, limit: usize) -> Result<Vec<(Timestamp, RequestKey)>, StoreError>;
 
     /// Forgets request records older than `before` (called once at start).
     fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError>;

@@ -1,5 +1,6 @@
 //! The durable store: one sled tree holding the log (`l` + sequence), the
-//! request records (`r` + actor + NUL + request id) and the format marker.
+//! request records (`r` + actor + NUL + request id, and `t` + time + actor +
+//! NUL + request id to find them by age) and the format marker.
 //!
 //! Durability: on Linux, sled's `flush()` writes with `sync_file_range`,
 //! which neither empties the disk's write cache nor syncs metadata, and sled
@@ -24,7 +25,30 @@ const DRILL_TREE: &str = "drill-runs";
 const DRILL_SUMMARY: u8 = b's';
 const DRILL_RUN: u8 = b'r';
 
-/// A key of the drill and snapshot trees: a prefix byte, then a number.
+fn snapshot_file_name(mark: SnapshotMark) -> String {
+    format!("{:020}-{:020}.snapshot", mark.sequence, u64::from_be_bytes(sortable_time(mark.time)))
+}
+
+fn parse_snapshot_file_name(name: &str) -> Option<SnapshotMark> {
+    let (sequence, time) = name.strip_suffix(".snapshot")?.split_once('-')?;
+    let time = time.parse::<u64>().ok()? ^ (1 << 63);
+    Some(SnapshotMark { sequence: sequence.parse().ok()?, time: Timestamp(time as i64) })
+}
+
+/// Serialises every sled batch and flush in the process. sled 0.34's
+/// `apply_batch` takes a process-wide lock that waits for every reader, and
+/// a flush holds a read of it while it waits for sled's own threads, which
+/// then cannot read: a batch on one thread and a flush on another (even of
+/// another database, as in tests) deadlock. Only the writer writes often, so
+/// this costs nothing; sled's background flusher is off for the same reason
+/// (every append flushes and syncs anyway).
+static SLED_WRITES: Mutex<()> = Mutex::new(());
+
+fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    SLED_WRITES.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A key of the drill tree: a prefix byte, then a number.
 fn drill_key(prefix: u8, number: u64) -> [u8; 9] {
     let mut key = [0u8; 9];
     key[0] = prefix;
@@ -42,14 +66,19 @@ fn untag(number: u64, value: &[u8]) -> Result<Vec<u8>, StoreError> {
         }),
     }
 }
-/// Snapshots of the state live in a tree of their own: `m` + sequence -> the
-/// snapshot's mark (small, for finding one), `s` + sequence -> the snapshot.
-const SNAPSHOT_TREE: &str = "snapshots";
-const SNAPSHOT_MARK: u8 = b'm';
-const SNAPSHOT_STATE: u8 = b's';
+/// Snapshots are files of their own in this folder of the data directory,
+/// named `<sequence>-<time>.snapshot` (both 20 digits, the time in
+/// nanoseconds offset by 2^63 so that names sort), written to a temporary
+/// name, synced and renamed, so a crash leaves a whole snapshot or none.
+/// Not in sled: a snapshot is large, and sled's `apply_batch` takes a
+/// process-wide lock that a concurrent flush can deadlock with.
+const SNAPSHOT_DIR: &str = "snapshots";
 const LOG_PREFIX: u8 = b'l';
 const REQUEST_PREFIX: u8 = b'r';
+const REQUEST_TIME_PREFIX: u8 = b't';
 const FORMAT_KEY: &[u8] = b"mformat";
+/// Present once every request record has its `t` key.
+const REQUEST_TIMES_KEY: &[u8] = b"mrequest-times";
 /// sled's page cache, in bytes.
 pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// The on-disk format this build writes and reads. Format 2 records which
@@ -62,7 +91,6 @@ pub struct SledStore {
     db: sled::Db,
     tree: sled::Tree,
     drills: sled::Tree,
-    snapshots: sled::Tree,
     dir: PathBuf,
     db_file: File,
     known_blobs: Mutex<BTreeSet<std::ffi::OsString>>,
@@ -105,14 +133,61 @@ fn request_key(key: &RequestKey) -> Vec<u8> {
     bytes
 }
 
+/// `t` + the time (big-endian, sign bit flipped, so keys sort by time) +
+/// actor + NUL + request id: the request records in the order they expire.
+fn request_time_key(time: Timestamp, key: &RequestKey) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(10 + key.actor.len() + key.request_id.len());
+    bytes.push(REQUEST_TIME_PREFIX);
+    bytes.extend_from_slice(&sortable_time(time));
+    bytes.extend_from_slice(key.actor.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(key.request_id.as_bytes());
+    bytes
+}
+
+fn sortable_time(time: Timestamp) -> [u8; 8] {
+    ((time.0 as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// Reads a key written by [`request_time_key`] back.
+fn parse_request_time_key(bytes: &[u8]) -> Option<(Timestamp, RequestKey)> {
+    let time = u64::from_be_bytes(bytes.get(1..9)?.try_into().ok()?) ^ (1 << 63);
+    let rest = bytes.get(9..)?;
+    let split = rest.iter().position(|byte| *byte == 0)?;
+    let actor = String::from_utf8(rest[..split].to_vec()).ok()?;
+    let request_id = String::from_utf8(rest[split + 1..].to_vec()).ok()?;
+    Some((Timestamp(time as i64), RequestKey { actor, request_id }))
+}
+
+/// Directories written before request records were indexed by time have
+/// `r` keys without their `t` keys: add them once, so those records expire too.
+fn index_request_times(tree: &sled::Tree) -> Result<(), StoreError> {
+    if tree.get(REQUEST_TIMES_KEY).map_err(sled_error("request times marker"))?.is_some() {
+        return Ok(());
+    }
+    let mut batch = sled::Batch::default();
+    for entry in tree.scan_prefix([REQUEST_PREFIX]) {
+        let (key, value) = entry.map_err(sled_error("requests"))?;
+        let record: RequestRecord = decode("requests", &String::from_utf8_lossy(&key), &value)?;
+        batch.insert(request_time_key(record.time, &record.key), &[]);
+    }
+    batch.insert(REQUEST_TIMES_KEY, &[1]);
+    tree.apply_batch(batch).map_err(sled_error("index request times"))
+}
+
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<SledStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(io_error("create directory", dir))?;
-        let db = sled::Config::new().path(dir).cache_capacity(CACHE_BYTES).open().map_err(sled_error("open"))?;
+        let exclusive_open = exclusive();
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(None)
+            .open()
+            .map_err(sled_error("open"))?;
         let tree = db.open_tree(TREE).map_err(sled_error("open tree"))?;
         let drills = db.open_tree(DRILL_TREE).map_err(sled_error("open drill tree"))?;
-        let snapshots = db.open_tree(SNAPSHOT_TREE).map_err(sled_error("open snapshot tree"))?;
         match tree.get(FORMAT_KEY).map_err(sled_error("format"))? {
             None => {
                 tree.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes()).map_err(sled_error("format"))?;
@@ -122,25 +197,28 @@ impl SledStore {
                 return Err(StoreError::Format { found: hex::encode(found), expected: FORMAT_VERSION });
             }
         }
+        index_request_times(&tree)?;
+        drop(exclusive_open);
         let db_path = dir.join("db");
         let db_file = File::open(&db_path).map_err(io_error("open", &db_path))?;
         let store = SledStore {
             db,
             tree,
             drills,
-            snapshots,
             dir: dir.to_owned(),
             db_file,
             known_blobs: Mutex::new(BTreeSet::new()),
             failed: AtomicBool::new(false),
         };
-        store.sync()?;
+        {
+            let _exclusive = exclusive();
+            store.sync()?;
+        }
         let directory = File::open(dir).map_err(io_error("open", dir))?;
         directory.sync_all().map_err(io_error("fsync", dir))?;
         Ok(store)
     }
 
-    /// Makes everything written so far durable: sled's flush, then fdatasync.
     /// Refuses to write once a sync has failed (see `failed`).
     fn check_not_failed(&self) -> Result<(), StoreError> {
         if self.failed.load(Ordering::SeqCst) {
@@ -153,6 +231,8 @@ impl SledStore {
         Ok(())
     }
 
+    /// Makes everything written so far durable: sled's flush, then
+    /// fdatasync. Call it holding [`exclusive`].
     fn sync(&self) -> Result<(), StoreError> {
         self.check_not_failed()?;
         let synced = self
@@ -201,6 +281,16 @@ impl SledStore {
     }
 }
 
+impl Drop for SledStore {
+    /// Flushes under the lock: dropping sled's last handle flushes too.
+    fn drop(&mut self) {
+        let _exclusive = exclusive();
+        if let Err(error) = self.db.flush() {
+            tracing::error!(%error, "flushing the store on close failed");
+        }
+    }
+}
+
 impl Store for SledStore {
     fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
         self.check_not_failed()?;
@@ -208,13 +298,16 @@ impl Store for SledStore {
         for record in append.records {
             batch.insert(&log_key(record.sequence), encode("log", &record.sequence.to_string(), record)?);
         }
+        for (time, key) in append.expired {
+            batch.remove(request_key(key));
+            batch.remove(request_time_key(*time, key));
+        }
         for request in append.requests {
             let key = format!("{}/{}", request.key.actor, request.key.request_id);
             batch.insert(request_key(&request.key), encode("requests", &key, request)?);
+            batch.insert(request_time_key(request.time, &request.key), &[]);
         }
-        for key in append.expired {
-            batch.remove(request_key(key));
-        }
+        let _exclusive = exclusive();
         self.tree.apply_batch(batch).map_err(sled_error("append"))?;
         self.sync()
     }
@@ -229,69 +322,93 @@ impl Store for SledStore {
         Ok(records)
     }
 
-    fn requests_since(&self, since: Timestamp) -> Result<Vec<RequestRecord>, StoreError> {
-        let mut records = Vec::new();
-        for entry in self.tree.scan_prefix([REQUEST_PREFIX]) {
-            let (key, value) = entry.map_err(sled_error("requests"))?;
-            let record: RequestRecord = decode("requests", &String::from_utf8_lossy(&key), &value)?;
-            if record.time >= since {
-                records.push(record);
-            }
+    fn request(&self, key: &RequestKey) -> Result<Option<RequestRecord>, StoreError> {
+        let name = format!("{}/{}", key.actor, key.request_id);
+        match self.tree.get(request_key(key)).map_err(sled_error(format!("request {name}")))? {
+            Some(value) => decode("requests", &name, &value).map(Some),
+            None => Ok(None),
         }
-        Ok(records)
+    }
+
+    fn requests_before(&self, before: Timestamp, limit: usize) -> Result<Vec<(Timestamp, RequestKey)>, StoreError> {
+        let mut from = vec![REQUEST_TIME_PREFIX];
+        from.extend_from_slice(&sortable_time(Timestamp(i64::MIN)));
+        let mut to = vec![REQUEST_TIME_PREFIX];
+        to.extend_from_slice(&sortable_time(before));
+        let mut old = Vec::new();
+        for entry in self.tree.range(from..to).take(limit) {
+            let (key, _) = entry.map_err(sled_error("request times"))?;
+            let parsed = parse_request_time_key(&key).ok_or_else(|| StoreError::Corrupt {
+                tree: TREE,
+                key: hex::encode(&key),
+                reason: "a request time key is not time, actor, NUL, request id".to_owned(),
+            })?;
+            old.push(parsed);
+        }
+        Ok(old)
     }
 
     fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
-        let mut batch = sled::Batch::default();
         let mut count = 0;
-        for entry in self.tree.scan_prefix([REQUEST_PREFIX]) {
-            let (key, value) = entry.map_err(sled_error("requests"))?;
-            let record: RequestRecord = decode("requests", &String::from_utf8_lossy(&key), &value)?;
-            if record.time < before {
-                batch.remove(key);
-                count += 1;
+        loop {
+            let old = self.requests_before(before, 4_096)?;
+            if old.is_empty() {
+                return Ok(count);
             }
+            count += old.len();
+            self.append(Append { records: &[], requests: &[], expired: &old })?;
         }
-        if count > 0 {
-            self.tree.apply_batch(batch).map_err(sled_error("forget requests"))?;
-            self.sync()?;
-        }
-        Ok(count)
     }
 
     fn put_snapshot(&self, state: &State) -> Result<(), StoreError> {
         self.check_not_failed()?;
-        let sequence = state.last_sequence;
-        let mark = SnapshotMark { sequence, time: state.last_time };
-        let mut mark_value = vec![super::SNAPSHOT_VERSION];
-        mark_value.extend(encode(SNAPSHOT_TREE, &sequence.to_string(), &mark)?);
-        let mut batch = sled::Batch::default();
-        batch.insert(&drill_key(SNAPSHOT_STATE, sequence), super::encode_snapshot(state)?);
-        batch.insert(&drill_key(SNAPSHOT_MARK, sequence), mark_value);
-        self.snapshots.apply_batch(batch).map_err(sled_error(format!("snapshot {sequence}")))?;
-        self.sync()
+        let folder = self.dir.join(SNAPSHOT_DIR);
+        std::fs::create_dir_all(&folder).map_err(io_error("create directory", &folder))?;
+        let mark = SnapshotMark { sequence: state.last_sequence, time: state.last_time };
+        let path = folder.join(snapshot_file_name(mark));
+        let temporary = path.with_extension("partial");
+        let bytes = super::encode_snapshot(state)?;
+        let written = (|| {
+            let mut file = File::create(&temporary).map_err(io_error("create", &temporary))?;
+            std::io::Write::write_all(&mut file, &bytes).map_err(io_error("write", &temporary))?;
+            file.sync_all().map_err(io_error("fsync", &temporary))?;
+            std::fs::rename(&temporary, &path).map_err(io_error("rename", &temporary))?;
+            File::open(&folder).and_then(|directory| directory.sync_all()).map_err(io_error("fsync", &folder))
+        })();
+        if written.is_err() {
+            // A snapshot that did not make it is only a cache lost; but a
+            // failed fsync says the disk is in trouble: refuse later writes.
+            let _ = std::fs::remove_file(&temporary);
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        written
     }
 
     fn snapshot_marks(&self) -> Result<Vec<SnapshotMark>, StoreError> {
+        let folder = self.dir.join(SNAPSHOT_DIR);
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(error) => return Err(io_error("read directory", &folder)(error)),
+        };
         let mut marks = Vec::new();
-        for entry in self.snapshots.scan_prefix([SNAPSHOT_MARK]) {
-            let (key, value) = entry.map_err(sled_error("snapshot marks"))?;
-            if let Some((&super::SNAPSHOT_VERSION, rest)) = value.split_first() {
-                marks.push(decode(SNAPSHOT_TREE, &hex::encode(&key), rest)?);
+        for entry in entries {
+            let entry = entry.map_err(io_error("read directory", &folder))?;
+            if let Some(mark) = parse_snapshot_file_name(&entry.file_name().to_string_lossy()) {
+                marks.push(mark);
             }
         }
+        marks.sort_by_key(|mark| mark.sequence);
         Ok(marks)
     }
 
     fn snapshot(&self, sequence: u64) -> Result<Option<State>, StoreError> {
-        let value = self
-            .snapshots
-            .get(drill_key(SNAPSHOT_STATE, sequence))
-            .map_err(sled_error(format!("snapshot {sequence}")))?;
-        match value {
-            Some(bytes) => super::decode_snapshot(sequence, &bytes),
-            None => Ok(None),
-        }
+        let Some(mark) = self.snapshot_marks()?.into_iter().find(|mark| mark.sequence == sequence) else {
+            return Ok(None);
+        };
+        let path = self.dir.join(SNAPSHOT_DIR).join(snapshot_file_name(mark));
+        let bytes = std::fs::read(&path).map_err(io_error("read", &path))?;
+        super::decode_snapshot(sequence, &bytes)
     }
 
     fn put_drill_run(&self, number: u64, summary: &[u8], run: &[u8]) -> Result<(), StoreError> {
@@ -303,6 +420,7 @@ impl Store for SledStore {
         let mut batch = sled::Batch::default();
         batch.insert(&drill_key(DRILL_SUMMARY, number), tagged(summary));
         batch.insert(&drill_key(DRILL_RUN, number), tagged(run));
+        let _exclusive = exclusive();
         self.drills.apply_batch(batch).map_err(sled_error(format!("drill run {number}")))?;
         self.sync()
     }
@@ -329,5 +447,50 @@ impl Store for SledStore {
             summaries.push((number, untag(number, &value)?));
         }
         Ok(summaries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::domain::Reply;
+
+    fn record(actor: &str, request_id: &str, seconds: i64) -> RequestRecord {
+        RequestRecord {
+            key: RequestKey { actor: actor.into(), request_id: request_id.into() },
+            fingerprint: [7; 32],
+            time: Timestamp::from_unix_seconds(seconds),
+            reply: Reply::Item(crate::domain::reserve::Item {
+                code: "pump".into(),
+                name: "Pump".into(),
+                unit: "unit".into(),
+                category: String::new(),
+            }),
+        }
+    }
+
+    /// Request records are found by key and listed by age, oldest first
+    /// (times before 1970 included), and dropped with their time key, across
+    /// a reopen.
+    #[test]
+    fn request_records_are_found_by_key_and_expire_by_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = [record("team:A", "1", 500), record("commander", "x", -20), record("team:A", "2", 100)];
+        {
+            let store = SledStore::open(dir.path()).unwrap();
+            store.append(Append { records: &[], requests: &records, expired: &[] }).unwrap();
+        }
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.request(&records[0].key).unwrap(), Some(records[0].clone()));
+        assert_eq!(store.request(&RequestKey { actor: "team:A".into(), request_id: "3".into() }).unwrap(), None);
+        let old = store.requests_before(Timestamp::from_unix_seconds(500), 10).unwrap();
+        let keys: Vec<_> = old.iter().map(|(_, key)| key.request_id.as_str()).collect();
+        assert_eq!(keys, ["x", "2"], "oldest first, and only those before the cutoff");
+        assert_eq!(store.requests_before(Timestamp::from_unix_seconds(500), 1).unwrap().len(), 1, "at most limit");
+        assert_eq!(store.forget_requests_before(Timestamp::from_unix_seconds(500)).unwrap(), 2);
+        assert_eq!(store.request(&records[1].key).unwrap(), None);
+        assert_eq!(store.requests_before(Timestamp(i64::MAX), 10).unwrap().len(), 1, "the time keys went too");
     }
 }
