@@ -12,6 +12,54 @@ use crate::domain::reserve::stock_level;
 use crate::domain::{validate, Command, DomainError, DomainResult, State};
 use crate::engine::EngineHandle;
 
+/// One page of the ledger after sequence `after`, in (sequence, depot) order,
+/// and whether more follow: a merge of the stock ledgers that starts each at
+/// `after` by binary search, so a page costs its own size (and a search per
+/// stock), never the length of the ledger. A page holds `page_size` entries,
+/// or one more when a transfer's two entries would be split.
+fn ledger_page<'s>(
+    state: &'s State,
+    depot_id: &str,
+    item_code: &str,
+    after: u64,
+    page_size: usize,
+) -> (Vec<(&'s str, &'s str, &'s crate::domain::reserve::LedgerEntry)>, bool) {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let ledgers: Vec<_> = state
+        .stock
+        .iter()
+        .filter(|(key, _)| (depot_id.is_empty() || key.0 == depot_id) && (item_code.is_empty() || key.1 == item_code))
+        .map(|(key, stock)| (key, &stock.ledger))
+        .collect();
+    // The heap holds the next entry of each ledger: (sequence, depot, ledger, position).
+    let mut heap = BinaryHeap::new();
+    for (index, (key, ledger)) in ledgers.iter().enumerate() {
+        let start = ledger.binary_search_by(|entry| entry.sequence.cmp(&after).then(std::cmp::Ordering::Less));
+        let start = start.unwrap_or_else(|position| position);
+        if let Some(entry) = ledger.get(start) {
+            heap.push(Reverse((entry.sequence, key.0.as_str(), index, start)));
+        }
+    }
+    let mut page: Vec<(&str, &str, &crate::domain::reserve::LedgerEntry)> = Vec::new();
+    while let Some(Reverse((sequence, _, index, position))) = heap.peek().copied() {
+        let full = page.len() >= page_size;
+        // Never split the entries of one sequence (a transfer) across pages.
+        if full && page.last().is_none_or(|(_, _, last)| last.sequence != sequence) {
+            return (page, true);
+        }
+        heap.pop();
+        let (key, ledger) = ledgers[index];
+        if let Some(entry) = ledger.get(position) {
+            page.push((key.0.as_str(), key.1.as_str(), entry));
+        }
+        if let Some(next) = ledger.get(position + 1) {
+            heap.push(Reverse((next.sequence, key.0.as_str(), index, position + 1)));
+        }
+    }
+    (page, false)
+}
+
 /// The reserve service over the engine.
 #[derive(Debug, Clone)]
 pub struct ReserveService {
@@ -181,36 +229,15 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         check_filters(&state, &request.depot_id, &request.item_code)?;
         let page_size = validate::page_size(request.page_size)?;
         let after = page_token::decode_sequence(&request.page_token)?;
-        let mut entries: Vec<pb::LedgerEntry> = state
-            .stock
-            .iter()
-            .filter(|(key, _)| {
-                (request.depot_id.is_empty() || key.0 == request.depot_id)
-                    && (request.item_code.is_empty() || key.1 == request.item_code)
-            })
-            .flat_map(|(key, stock)| {
-                stock
-                    .ledger
-                    .iter()
-                    .filter(|entry| entry.sequence > after)
-                    .map(move |entry| convert::ledger_entry_out(&key.0, &key.1, entry))
-            })
-            .collect();
-        // One event may write two entries (a transfer): order by sequence, then depot.
-        entries.sort_by(|left, right| (left.sequence, &left.depot_id).cmp(&(right.sequence, &right.depot_id)));
+        let (page, more) = ledger_page(&state, &request.depot_id, &request.item_code, after, page_size);
         let mut next_page_token = String::new();
-        if entries.len() > page_size {
-            // Never split the entries of one sequence across pages.
-            let mut cut = page_size;
-            while cut > 0 && entries[cut].sequence == entries[cut - 1].sequence {
-                cut -= 1;
-            }
-            let cut = if cut == 0 { page_size + 1 } else { cut };
-            entries.truncate(cut);
-            if let Some(last) = entries.last() {
+        if more {
+            if let Some((_, _, last)) = page.last() {
                 next_page_token = page_token::encode_sequence(last.sequence);
             }
         }
+        let entries =
+            page.into_iter().map(|(depot, item, entry)| convert::ledger_entry_out(depot, item, entry)).collect();
         Ok(Response::new(pb::ListLedgerResponse { entries, next_page_token }))
     }
 
@@ -242,5 +269,71 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         let (depots, next_page_token) =
             page(state.depots.range((start, Bound::Unbounded)), page_size, String::clone, convert::depot_out);
         Ok(Response::new(pb::ListDepotsResponse { depots, next_page_token }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::domain::reserve::{LedgerEntry, LedgerReason, Stock};
+    use crate::domain::Timestamp;
+
+    fn entry(sequence: u64) -> LedgerEntry {
+        LedgerEntry {
+            sequence,
+            delta: 1,
+            reason: LedgerReason::Received,
+            actor: String::new(),
+            note: String::new(),
+            time: Timestamp(0),
+        }
+    }
+
+    /// Every page size, every filter: the merged pages are the ledger in
+    /// (sequence, depot) order, each entry once, no transfer split.
+    #[test]
+    fn ledger_pages_merge_the_stock_ledgers_in_order() {
+        let mut state = State::default();
+        // Three stocks; sequences 3, 7 and 11 are transfers (two stocks each).
+        let ledgers =
+            [("A", "pump", vec![1, 3, 4, 7, 9]), ("B", "pump", vec![2, 3, 7, 11]), ("A", "bag", vec![5, 6, 11])];
+        for (depot, item, sequences) in &ledgers {
+            let stock = Stock { ledger: sequences.iter().copied().map(entry).collect(), ..Stock::default() };
+            state.stock.insert(((*depot).to_owned(), (*item).to_owned()), stock);
+        }
+        for (depot, item) in [("", ""), ("A", ""), ("", "pump"), ("B", "pump")] {
+            let mut expected: Vec<(u64, String)> = ledgers
+                .iter()
+                .filter(|(d, i, _)| (depot.is_empty() || *d == depot) && (item.is_empty() || *i == item))
+                .flat_map(|(d, i, sequences)| sequences.iter().map(move |s| (*s, format!("{d}/{i}"))))
+                .collect();
+            expected.sort();
+            for page_size in 1..=expected.len() + 1 {
+                let (mut after, mut seen, mut pages) = (0, Vec::new(), 0);
+                loop {
+                    let (page, more) = ledger_page(&state, depot, item, after, page_size);
+                    pages += 1;
+                    assert!(page.len() <= page_size + 1, "at most one entry over");
+                    seen.extend(page.iter().map(|(d, i, e)| (e.sequence, format!("{d}/{i}"))));
+                    if !more {
+                        break;
+                    }
+                    let last = page.last().unwrap().2.sequence;
+                    assert!(
+                        seen.iter().filter(|(s, _)| *s == last).count()
+                            == expected.iter().filter(|(s, _)| *s == last).count(),
+                        "a sequence is never split"
+                    );
+                    after = last;
+                    assert!(pages < 100);
+                }
+                let mut sorted_seen = seen.clone();
+                sorted_seen.sort();
+                assert_eq!(sorted_seen, expected, "filter {depot:?}/{item:?}, page size {page_size}");
+                assert!(seen.windows(2).all(|pair| pair[0].0 <= pair[1].0), "in sequence order");
+            }
+        }
     }
 }
