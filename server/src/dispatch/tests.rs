@@ -681,7 +681,7 @@ proptest! {
                     // Fire every due timer, as the engine's writer does.
                     for _ in 0..64 {
                         let Some(timer) = crate::domain::timer::next(&scratch, &timers).filter(|timer| timer.due <= now) else { break };
-                        let context = Context { time: now, actor: "system".into(), settings, planner: &super::DISPATCHER };
+                        let context = Context { time: now, actor: "system".into(), settings, planner: &super::DISPATCHER, prepared: None };
                         execute(&mut scratch, &timer.command, &context, None).unwrap();
                         due.push((timer.command, "system"));
                     }
@@ -696,7 +696,7 @@ proptest! {
             };
             for (command, actor) in commands {
                 let before = state.clone();
-                let context = Context { time: Timestamp::from_unix_seconds(clock), actor: actor.into(), settings, planner: &super::DISPATCHER };
+                let context = Context { time: Timestamp::from_unix_seconds(clock), actor: actor.into(), settings, planner: &super::DISPATCHER, prepared: None };
                 match execute(&mut state, &command, &context, None) {
                     Ok(records) => {
                         let cancelled: Vec<u64> = records.iter().filter_map(|record| match &record.event {

@@ -26,6 +26,10 @@ pub struct Context {
     pub settings: super::travel::Settings,
     /// Plans dispatches (the engine hands it `dispatch::DISPATCHER`).
     pub planner: &'static dyn super::dispatching::Planner,
+    /// A plan made ahead for this `Dispatch`, off the writer, on a state
+    /// whose `dispatch_epoch` the engine has checked is still this one's:
+    /// `decide` commits it instead of asking the planner.
+    pub prepared: Option<std::sync::Arc<super::dispatching::DispatchPlan>>,
 }
 
 impl Context {
@@ -37,6 +41,7 @@ impl Context {
             actor: actor.into(),
             settings: super::travel::Settings::default(),
             planner: &super::dispatching::NoPlanner,
+            prepared: None,
         }
     }
 

@@ -2,6 +2,7 @@
 //! Pure: the same state, command and context always give the same answer.
 
 use super::command::{Command, Context};
+use super::dispatching::DispatchPlan;
 use super::error::DomainResult;
 use super::event::Event;
 use super::event::LogRecord;
@@ -40,7 +41,10 @@ pub fn decide(state: &State, command: &Command, context: &Context) -> DomainResu
         }
         Command::Dispatch { incident_id, divert } => {
             let scope = super::dispatching::Scope { incident_id: incident_id.as_deref(), divert: *divert };
-            let plan = context.planner.plan(state, scope, &context.settings, context.time)?;
+            let plan = match &context.prepared {
+                Some(plan) => DispatchPlan::clone(plan),
+                None => context.planner.plan(state, scope, &context.settings, context.time)?,
+            };
             super::dispatching::commit(state, scope, plan, context.time)
         }
         Command::AssignResource { need_id, resource, reason } => {

@@ -165,6 +165,23 @@ pub(crate) fn team_availability(team: &Team, zones: &Zones, now: Timestamp) -> R
     team_fit(team, zones, now)
 }
 
+/// Whether `plan`, made on an earlier state of the same dispatch epoch, is
+/// still sound on `state`: the epoch says nothing but team positions moved,
+/// and a move can only matter here by taking a proposed team into an
+/// impassable zone, so each proposed team is checked again where it now is.
+pub fn still_sound(state: &State, plan: &DispatchPlan, now: Timestamp) -> bool {
+    let zones = Zones::new(state.zones.values());
+    plan.proposals.iter().all(|proposal| match &proposal.resource {
+        AssignedResource::Team { team_id } => {
+            state.teams.get(team_id).is_some_and(|team| match proposal.diverted_from {
+                None => team_availability(team, &zones, now).is_ok(),
+                Some(_) => team_fit(team, &zones, now).is_ok(),
+            })
+        }
+        AssignedResource::Supply { .. } => true,
+    })
+}
+
 /// Turns a dispatcher's plan into events: for each diversion the old
 /// assignment's cancellation (and the lowering that keeps its need at its
 /// level's figure), one `AssignmentCreated` per proposal, and a

@@ -50,6 +50,24 @@ pub struct State {
     /// compared.
     #[serde(skip)]
     versions: VersionMarks,
+    /// Moves with every record but a team's report that changes only its
+    /// position: a dispatch planned off the writer at one epoch is still
+    /// sound at the same epoch (every need, level, stock, zone, assignment
+    /// and team status it read is as it was). Bookkeeping, not state: never
+    /// encoded, never compared, and only compared within one process.
+    #[serde(skip)]
+    dispatch_epoch: DispatchEpoch,
+}
+
+/// See [`State::dispatch_epoch`].
+#[derive(Clone, Copy, Debug, Default)]
+struct DispatchEpoch(u64);
+
+impl PartialEq for DispatchEpoch {
+    /// Always equal: the epoch says nothing about the state itself.
+    fn eq(&self, _other: &Self) -> bool {
+        true
+    }
 }
 
 /// The records whose version the current command has already moved, so that
@@ -84,6 +102,13 @@ pub struct Counters {
 }
 
 impl State {
+    /// What a dispatch planned on this state depends on, but for team
+    /// positions: equal epochs (of one engine) mean a plan made on the
+    /// first state commits unchanged on the second.
+    pub fn dispatch_epoch(&self) -> u64 {
+        self.dispatch_epoch.0
+    }
+
     /// A team, or `NotFound`.
     pub fn team(&self, id: &str) -> DomainResult<&Team> {
         self.teams.get(id).ok_or_else(|| DomainError::not_found("team", id))
@@ -135,6 +160,15 @@ impl State {
         self.last_time = record.time;
         if record.command != self.versions.command {
             self.versions = VersionMarks { command: record.command, ..VersionMarks::default() };
+        }
+        let moves_only_a_team = match &record.event {
+            Event::TeamStatusReported { team_id, status, .. } => {
+                status.is_none() || self.teams.get(team_id).is_some_and(|team| Some(team.status) == *status)
+            }
+            _ => false,
+        };
+        if !moves_only_a_team {
+            self.dispatch_epoch.0 += 1;
         }
         match &record.event {
             Event::TeamRegistered { team } => {

@@ -78,6 +78,11 @@ pub enum EngineError {
     /// Reading the log failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A dispatch planned off the writer found the state changed before it
+    /// could commit; nothing changed. The handle plans again (callers see
+    /// this only if it reaches them by mistake).
+    #[error("the state changed while the dispatch was planned; nothing changed, retry")]
+    PlanOutdated,
     /// Too many reads of the past are running; nothing was read, retry later.
     #[error("{MAX_PAST_READS} reads of the past (as_of, past digests) are already running; retry later")]
     PastReadsBusy,
@@ -108,8 +113,21 @@ struct Submission {
     command: Command,
     actor: String,
     request_id: Option<String>,
+    /// For a `Dispatch`: its plan, made off the writer at this dispatch epoch.
+    prepared: Option<Prepared>,
     reply: oneshot::Sender<Result<Reply, EngineError>>,
 }
+
+/// A dispatch plan made on a published state, off the writer's thread.
+struct Prepared {
+    plan: Arc<crate::domain::dispatching::DispatchPlan>,
+    epoch: u64,
+}
+
+/// How often a dispatch is planned off the writer before, the state having
+/// changed under it each time, the writer plans it itself (holding writes
+/// up for that one plan rather than never dispatching).
+const PLAN_ATTEMPTS: usize = 3;
 
 /// Begins an engine's shutdown: watch streams end, new commands are refused.
 #[derive(Clone, Debug)]
@@ -237,17 +255,57 @@ impl Drop for Engine {
 
 impl EngineHandle {
     /// Submits a command and waits until it is durable (or refused).
+    ///
+    /// A `Dispatch` is planned here, on the last published state, on a
+    /// blocking thread, so that status reports never wait behind a large
+    /// plan; the writer commits the plan only if the state's dispatch epoch
+    /// is unchanged and every proposed team is still free where it now is
+    /// (`dispatching::still_sound`), and otherwise it is planned again.
     pub async fn submit(
         &self,
         command: Command,
         actor: &str,
         request_id: Option<String>,
     ) -> Result<Reply, EngineError> {
+        if let Command::Dispatch { incident_id, divert } = &command {
+            for _ in 0..PLAN_ATTEMPTS {
+                let Some(prepared) = self.plan_dispatch(incident_id.clone(), *divert).await? else { break };
+                match self.enqueue(command.clone(), actor, request_id.clone(), Some(prepared)).await {
+                    Err(EngineError::PlanOutdated) => continue,
+                    done => return done,
+                }
+            }
+        }
+        self.enqueue(command, actor, request_id, None).await
+    }
+
+    /// Plans a dispatch on the published state; `None` when the planner
+    /// refuses (the writer then decides, and refuses, in order).
+    async fn plan_dispatch(&self, incident_id: Option<String>, divert: bool) -> Result<Option<Prepared>, EngineError> {
+        let state = self.snapshot();
+        let now = self.now();
+        let settings = self.dispatch;
+        let planned = tokio::task::spawn_blocking(move || {
+            let scope = crate::domain::dispatching::Scope { incident_id: incident_id.as_deref(), divert };
+            crate::dispatch::plan(&state, scope, &settings, now).ok().map(|plan| (plan, state.dispatch_epoch()))
+        })
+        .await
+        .map_err(|error| EngineError::Internal(format!("planning a dispatch failed: {error}")))?;
+        Ok(planned.map(|(plan, epoch)| Prepared { plan: Arc::new(plan), epoch }))
+    }
+
+    async fn enqueue(
+        &self,
+        command: Command,
+        actor: &str,
+        request_id: Option<String>,
+        prepared: Option<Prepared>,
+    ) -> Result<Reply, EngineError> {
         if *self.closing.borrow() {
             return Err(EngineError::Unavailable("the server is shutting down".to_owned()));
         }
         let (reply, answer) = oneshot::channel();
-        let submission = Submission { command, actor: actor.to_owned(), request_id, reply };
+        let submission = Submission { command, actor: actor.to_owned(), request_id, prepared, reply };
         match self.queue.try_send(Message::Submit(Box::new(submission))) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(_)) => return Err(EngineError::Overloaded),
@@ -522,6 +580,124 @@ mod tests {
         assert!(matches!(handle.state_as_of(Timestamp(0)).await, Err(EngineError::PastReadsBusy)));
         drop(held);
         assert_eq!(handle.state_at_sequence(1).await.unwrap().last_sequence, 1);
+        engine.shutdown().await;
+    }
+
+    fn register(id: &str, lat: f64) -> Command {
+        Command::RegisterTeam {
+            id: id.into(),
+            profile: crate::domain::team::TeamProfile {
+                name: id.into(),
+                organization: String::new(),
+                capabilities: vec![crate::domain::Capability { code: "search_rescue".into(), tier: 1 }],
+                headcount: 4,
+                home: LatLng { lat, lng: 112.9 },
+                speed_kmh: 50.0,
+                insurance_expires: Some(Timestamp::from_unix_seconds(4_000_000_000)),
+                members: Vec::new(),
+            },
+            status: None,
+            position: None,
+        }
+    }
+
+    fn report(id: &str, status: Option<crate::domain::team::TeamStatus>, lat: f64) -> Command {
+        Command::ReportStatus { team_id: id.into(), status, position: Some(LatLng { lat, lng: 112.9 }) }
+    }
+
+    /// Two teams and an incident needing one of them.
+    async fn dispatch_world(handle: &EngineHandle) {
+        handle.submit(register("T-NEAR", 28.20), "commander", None).await.unwrap();
+        handle.submit(register("T-FAR", 28.40), "commander", None).await.unwrap();
+        let declaration = crate::domain::incident::Declaration {
+            id: "F".into(),
+            title: "Flood".into(),
+            hazard: Some(crate::domain::Hazard::Flood),
+            position: Some(LatLng { lat: 28.19, lng: 112.9 }),
+            area: Vec::new(),
+            level: Some(crate::domain::Level::II),
+            metrics: Default::default(),
+            plan_id: None,
+        };
+        handle.submit(Command::DeclareIncident { declaration }, "commander", None).await.unwrap();
+        let need = crate::domain::TeamNeed { capability: "search_rescue".into(), min_tier: 1, count: 1 };
+        let request = Command::RequestResources { incident_id: "F".into(), teams: vec![need], supplies: Vec::new() };
+        handle.submit(request, "commander", None).await.unwrap();
+    }
+
+    fn dispatch() -> Command {
+        Command::Dispatch { incident_id: None, divert: false }
+    }
+
+    /// A dispatch planned off the writer commits exactly what the writer
+    /// would have decided on the same state.
+    #[tokio::test]
+    async fn a_dispatch_planned_off_the_writer_decides_what_the_writer_would() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = ManualClock::new(Timestamp::from_unix_seconds(1_782_885_600));
+        let engine = Engine::start(store, Arc::new(clock.clone()), EngineConfig::default()).unwrap();
+        let handle = engine.handle();
+        dispatch_world(&handle).await;
+        let mut on_the_writer = State::clone(&handle.snapshot());
+        let context = crate::domain::Context::new(handle.now(), "commander").with_planner(&crate::dispatch::DISPATCHER);
+        let expected = crate::domain::execute(&mut on_the_writer, &dispatch(), &context, None).unwrap();
+        handle.submit(dispatch(), "commander", None).await.unwrap();
+        let committed = handle.read_log(expected[0].sequence, 100).unwrap();
+        assert_eq!(committed, expected);
+        assert_eq!(handle.snapshot().digest(), on_the_writer.digest());
+        engine.shutdown().await;
+    }
+
+    /// A plan made before the state changed is refused by the writer (and
+    /// planned again by `submit`); one made before a team only moved still
+    /// commits, unless the move took a proposed team into a closed zone.
+    #[tokio::test]
+    async fn the_writer_commits_a_prepared_plan_only_on_the_state_it_was_made_for() {
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let clock = ManualClock::new(Timestamp::from_unix_seconds(1_782_885_600));
+        let engine = Engine::start(store, Arc::new(clock.clone()), EngineConfig::default()).unwrap();
+        let handle = engine.handle();
+        dispatch_world(&handle).await;
+        let prepared = || async { handle.plan_dispatch(None, false).await.unwrap().unwrap() };
+
+        let before_a_status_change = prepared().await;
+        let busy = Some(crate::domain::team::TeamStatus::OutOfService);
+        handle.submit(report("T-NEAR", busy, 28.20), "team:T-NEAR", None).await.unwrap();
+        let refused = handle.enqueue(dispatch(), "commander", None, Some(before_a_status_change)).await;
+        assert!(matches!(refused, Err(EngineError::PlanOutdated)), "{refused:?}");
+        assert!(handle.snapshot().assignments.is_empty(), "nothing was committed");
+        let back = Some(crate::domain::team::TeamStatus::Available);
+        handle.submit(report("T-NEAR", back, 28.20), "team:T-NEAR", None).await.unwrap();
+
+        let zone = crate::domain::zone::Zone {
+            id: "Z".into(),
+            polygon: vec![
+                LatLng { lat: 28.25, lng: 112.8 },
+                LatLng { lat: 28.25, lng: 113.0 },
+                LatLng { lat: 28.30, lng: 113.0 },
+                LatLng { lat: 28.30, lng: 112.8 },
+            ],
+            note: String::new(),
+            active: true,
+        };
+        handle.submit(Command::SetZone { zone }, "commander", None).await.unwrap();
+        let before_moving_into_the_zone = prepared().await;
+        assert!(before_moving_into_the_zone
+            .plan
+            .proposals
+            .iter()
+            .any(|p| p.resource == crate::domain::assignment::AssignedResource::Team { team_id: "T-NEAR".into() }));
+        handle.submit(report("T-NEAR", None, 28.27), "team:T-NEAR", None).await.unwrap();
+        let refused = handle.enqueue(dispatch(), "commander", None, Some(before_moving_into_the_zone)).await;
+        assert!(matches!(refused, Err(EngineError::PlanOutdated)), "a team now in a closed zone: {refused:?}");
+
+        handle.submit(report("T-NEAR", None, 28.21), "team:T-NEAR", None).await.unwrap();
+        let before_a_move = prepared().await;
+        handle.submit(report("T-NEAR", None, 28.22), "team:T-NEAR", None).await.unwrap();
+        let expected = before_a_move.plan.proposals.clone();
+        handle.enqueue(dispatch(), "commander", None, Some(before_a_move)).await.unwrap();
+        let made: Vec<_> = handle.snapshot().assignments.values().map(|a| a.resource.clone()).collect();
+        assert_eq!(made, expected.iter().map(|p| p.resource.clone()).collect::<Vec<_>>());
         engine.shutdown().await;
     }
 

@@ -259,7 +259,7 @@ impl Writer {
                 return;
             };
             let before = self.state.last_sequence;
-            let result = self.execute(&due.command, due.actor, None, group);
+            let result = self.execute(&due.command, due.actor, None, None, group);
             if let Err(error) = &result {
                 tracing::error!(%error, command = due.command.name(), "a timer's command was refused");
             }
@@ -388,7 +388,19 @@ impl Writer {
             }
         }
         let time = self.now();
-        let reply = self.execute(&submission.command, &submission.actor, submission.request_id.as_deref(), group)?;
+        let prepared = match &submission.prepared {
+            Some(prepared) => {
+                let sound = prepared.epoch == self.state.dispatch_epoch()
+                    && crate::domain::dispatching::still_sound(&self.state, &prepared.plan, time);
+                if !sound {
+                    return Err(EngineError::PlanOutdated);
+                }
+                Some(Arc::clone(&prepared.plan))
+            }
+            None => None,
+        };
+        let reply =
+            self.execute(&submission.command, &submission.actor, submission.request_id.as_deref(), prepared, group)?;
         if let Some((key, fingerprint)) = key {
             pending.insert(key.clone(), RequestRecord { key, fingerprint, time, reply: reply.clone() });
         }
@@ -402,6 +414,7 @@ impl Writer {
         command: &Command,
         actor: &str,
         request_id: Option<&str>,
+        prepared: Option<Arc<crate::domain::dispatching::DispatchPlan>>,
         group: &mut Group,
     ) -> Result<Reply, EngineError> {
         let context = Context {
@@ -409,6 +422,7 @@ impl Writer {
             actor: actor.to_owned(),
             settings: self.dispatch,
             planner: &crate::dispatch::DISPATCHER,
+            prepared,
         };
         // Persistent maps make this copy cheap; it lets any failure below
         // leave the state exactly as it was, so no event is ever applied

@@ -64,6 +64,7 @@ pub fn from_engine(error: EngineError) -> Status {
             error.to_string(),
             ErrorDetails::with_retry_info(Some(RETRY_FULL_QUEUE_AFTER)),
         ),
+        EngineError::PlanOutdated => Status::aborted(error.to_string()),
         EngineError::PastReadsBusy => Status::with_error_details(
             Code::ResourceExhausted,
             error.to_string(),
