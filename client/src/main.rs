@@ -76,6 +76,14 @@ enum Command {
         /// The TOML file.
         file: std::path::PathBuf,
     },
+    /// Load generator: starts its own servers on loopback (musterd, musterd
+    /// with one fdatasync per write, a bare tonic echo) and prints
+    /// throughput, latency quantiles and the ratios between them
+    /// (`--server` is not used).
+    Bench(cli::bench::BenchArgs),
+    /// The bench's echo baseline (started by `muster bench`).
+    #[command(hide = true)]
+    BenchEcho(cli::bench::EchoArgs),
 }
 
 #[tokio::main]
@@ -92,6 +100,11 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run(args: Args, output: Output) -> anyhow::Result<()> {
+    match args.command {
+        Command::Bench(bench) => return cli::bench::run(bench).await,
+        Command::BenchEcho(echo) => return cli::bench::serve_echo(echo).await,
+        _ => {}
+    }
     let client = Client::connect(&args.server, args.token.as_deref()).await?;
     match args.command {
         Command::Health => cli::health(&client, output).await,
@@ -109,6 +122,7 @@ async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         Command::Assignment(command) => cli::assignment::run(&client, command, output).await,
         Command::Zone(command) => cli::assignment::zone(&client, command, output).await,
         Command::Drill(command) => cli::drill::run(&client, command, output).await,
+        Command::Bench(_) | Command::BenchEcho(_) => Ok(()),
     }
 }
 

@@ -30,6 +30,11 @@ struct Args {
     /// after the nearest snapshot.
     #[arg(long)]
     snapshot_every: Option<u64>,
+    /// Most commands in one group commit (default 512). 1 means one
+    /// flush and fdatasync per command, with no grouping: the benchmark's
+    /// baseline, not a setting for operations.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    max_batch: Option<u64>,
     #[command(subcommand)]
     command: Option<Tool>,
 }
@@ -125,6 +130,10 @@ fn main() -> anyhow::Result<()> {
                 dispatch: file.dispatch,
                 snapshot_every: args.snapshot_every.unwrap_or(muster_server::engine::DEFAULT_SNAPSHOT_EVERY),
                 ..EngineConfig::default()
+            };
+            let engine = match args.max_batch {
+                Some(max_batch) => EngineConfig { max_batch: max_batch as usize, ..engine },
+                None => engine,
             };
             let config = ServerConfig { data_dir, tokens: file.tokens, engine };
             runtime.block_on(async move {

@@ -2,6 +2,7 @@
 
 pub mod assignment;
 pub mod audit;
+pub mod bench;
 pub mod drill;
 pub mod incident;
 pub mod output;
