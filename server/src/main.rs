@@ -9,6 +9,13 @@ use muster_server::engine::{fold, restore, EngineConfig, SystemClock};
 use muster_server::server::{self, FileConfig, ServerConfig};
 use muster_server::store::SledStore;
 
+/// mimalloc rather than the system allocator: glibc's malloc keeps what a
+/// large command (a city-sized import) used long after it is freed, so the
+/// server's resident size would show its largest burst rather than its
+/// state; mimalloc gives freed pages back.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Muster: emergency-response coordination server.
 #[derive(Debug, Parser)]
 #[command(name = "musterd", version, about)]

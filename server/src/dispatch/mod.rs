@@ -242,7 +242,7 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
         if needs.is_empty() {
             return None;
         }
-        let teams: Vec<&Team> = state.teams.values().collect();
+        let teams: Vec<&Team> = state.teams.values().map(|team| &**team).collect();
         let availability = teams.iter().map(|team| team_availability(team, zones, now)).collect();
         // Incidents by first appearance, for the leg cache.
         let mut incident_index: BTreeMap<&str, usize> = BTreeMap::new();

@@ -308,9 +308,10 @@ fn brute_force_teams(state: &State) -> [i64; 8] {
             }
         }
     }
-    let teams: Vec<_> = state
+    let teams: Vec<&crate::domain::team::Team> = state
         .teams
         .values()
+        .map(|team| &**team)
         .filter(|team| {
             super::team_availability(team, &crate::domain::travel::Zones::default(), Timestamp::from_unix_seconds(NOW))
                 .is_ok()

@@ -164,7 +164,7 @@ impl State {
     /// An assignment by id, or `NotFound`.
     pub fn assignment(&self, id: &str) -> DomainResult<&Assignment> {
         assignment_number(id)
-            .and_then(|number| self.assignments.get(&number))
+            .and_then(|number| self.assignments.get(&number).map(|assignment| &**assignment))
             .ok_or_else(|| DomainError::not_found("assignment", id))
     }
 }
@@ -390,12 +390,12 @@ pub(super) fn release_for_close(state: &State, incident_id: &str) -> Vec<Event> 
 /// Applies `AssignmentCreated`.
 pub(super) fn apply_created(state: &mut State, assignment: &Assignment) {
     state.counters.assignments = state.counters.assignments.max(assignment.number);
-    if let Some(need) = state.needs.get_mut(&assignment.need_number) {
+    if let Some(need) = state.needs.get_mut(&assignment.need_number).map(std::sync::Arc::make_mut) {
         need.filled += assignment.amount();
     }
     match &assignment.resource {
         AssignedResource::Team { team_id } => {
-            if let Some(team) = state.teams.get_mut(team_id) {
+            if let Some(team) = state.teams.get_mut(team_id).map(std::sync::Arc::make_mut) {
                 team.status = TeamStatus::Assigned;
                 team.assignment_id = Some(assignment.id());
             }
@@ -404,13 +404,13 @@ pub(super) fn apply_created(state: &mut State, assignment: &Assignment) {
         }
         AssignedResource::Supply { depot_id, item_code, quantity } => {
             let key = (depot_id.clone(), item_code.clone());
-            if let Some(stock) = state.stock.get_mut(&key) {
+            if let Some(stock) = state.stock.get_mut(&key).map(std::sync::Arc::make_mut) {
                 stock.reserved += quantity;
             }
         }
     }
     state.touch_incident(&assignment.incident_id);
-    state.assignments.insert(assignment.number, assignment.clone());
+    state.assignments.insert(assignment.number, std::sync::Arc::new(assignment.clone()));
 }
 
 /// Applies `AssignmentStatusChanged`.
@@ -423,7 +423,9 @@ pub(super) fn apply_status(
     note: &str,
 ) {
     let (sequence, time, actor) = (record.sequence, record.time, record.actor.as_str());
-    let Some(mut assignment) = state.assignments.get(&number).cloned() else { return };
+    let Some(mut assignment) = state.assignments.get(&number).map(|assignment| Assignment::clone(assignment)) else {
+        return;
+    };
     let from = assignment.status;
     assignment.status = to;
     assignment.updated_at = time;
@@ -431,7 +433,7 @@ pub(super) fn apply_status(
         note.clone_into(&mut assignment.note);
     }
     if matches!(to, AssignmentStatus::Cancelled | AssignmentStatus::Declined) {
-        if let Some(need) = state.needs.get_mut(&assignment.need_number) {
+        if let Some(need) = state.needs.get_mut(&assignment.need_number).map(std::sync::Arc::make_mut) {
             need.filled -= assignment.amount();
             if let (AssignmentStatus::Declined, Some(team_id)) = (to, assignment.team_id()) {
                 need.declined_by.push(team_id.to_owned());
@@ -440,7 +442,7 @@ pub(super) fn apply_status(
     }
     match assignment.resource.clone() {
         AssignedResource::Team { team_id } => {
-            if let Some(team) = state.teams.get_mut(&team_id) {
+            if let Some(team) = state.teams.get_mut(&team_id).map(std::sync::Arc::make_mut) {
                 team.status = match to {
                     _ if team.status == TeamStatus::OutOfService => TeamStatus::OutOfService,
                     AssignmentStatus::Dispatched | AssignmentStatus::Acknowledged => TeamStatus::Assigned,
@@ -469,7 +471,7 @@ pub(super) fn apply_status(
         AssignedResource::Supply { depot_id, item_code, quantity } => {
             let key = (depot_id.clone(), item_code.clone());
             if issue {
-                if let Some(stock) = state.stock.get_mut(&key) {
+                if let Some(stock) = state.stock.get_mut(&key).map(std::sync::Arc::make_mut) {
                     stock.reserved -= quantity;
                 }
                 let note = format!(
@@ -489,7 +491,7 @@ pub(super) fn apply_status(
                 super::reserve::apply_ledger(state, &depot_id, &item_code, entry);
                 assignment.issued = true;
             } else if !to.is_active() && !assignment.issued {
-                if let Some(stock) = state.stock.get_mut(&key) {
+                if let Some(stock) = state.stock.get_mut(&key).map(std::sync::Arc::make_mut) {
                     stock.reserved -= quantity;
                 }
             }
@@ -499,5 +501,5 @@ pub(super) fn apply_status(
         state.awaiting_acknowledgement.remove(&number);
     }
     state.touch_incident(&assignment.incident_id);
-    state.assignments.insert(number, assignment);
+    state.assignments.insert(number, std::sync::Arc::new(assignment));
 }

@@ -212,17 +212,19 @@ pub struct Declaration {
 impl State {
     /// An incident, or `NotFound`.
     pub fn incident(&self, id: &str) -> DomainResult<&Incident> {
-        self.incidents.get(id).ok_or_else(|| DomainError::not_found("incident", id))
+        self.incidents.get(id).map(|incident| &**incident).ok_or_else(|| DomainError::not_found("incident", id))
     }
 
     /// A need by id, or `NotFound`.
     pub fn need(&self, id: &str) -> DomainResult<&Need> {
-        need_number(id).and_then(|number| self.needs.get(&number)).ok_or_else(|| DomainError::not_found("need", id))
+        need_number(id)
+            .and_then(|number| self.needs.get(&number).map(|need| &**need))
+            .ok_or_else(|| DomainError::not_found("need", id))
     }
 
     /// An incident's needs, oldest first.
     pub fn needs_of<'a>(&'a self, incident: &'a Incident) -> impl Iterator<Item = &'a Need> + 'a {
-        incident.needs.iter().filter_map(|number| self.needs.get(number))
+        incident.needs.iter().filter_map(|number| self.needs.get(number).map(|need| &**need))
     }
 
     /// The plan version an incident activated.
@@ -549,51 +551,55 @@ pub(super) fn apply(state: &mut State, event: &Event, time: Timestamp) {
             // it starts at version 1 whatever else the declaration raises.
             state.touch_incident(&incident.id);
             state.counters.incidents += 1;
-            state.incidents.insert(incident.id.clone(), incident.clone());
+            state.incidents.insert(incident.id.clone(), std::sync::Arc::new(incident.clone()));
             return;
         }
         Event::NeedRaised { need } => {
             state.counters.needs = state.counters.needs.max(need.number);
-            state.needs.insert(need.number, need.clone());
-            if let Some(incident) = state.incidents.get_mut(&need.incident_id) {
+            state.needs.insert(need.number, std::sync::Arc::new(need.clone()));
+            if let Some(incident) = state.incidents.get_mut(&need.incident_id).map(std::sync::Arc::make_mut) {
                 incident.needs.push(need.number);
             }
             need.incident_id.clone()
         }
-        Event::NeedLowered { need_number, amount, .. } => match state.needs.get_mut(need_number) {
-            Some(need) => {
-                need.amount = *amount;
-                need.incident_id.clone()
+        Event::NeedLowered { need_number, amount, .. } => {
+            match state.needs.get_mut(need_number).map(std::sync::Arc::make_mut) {
+                Some(need) => {
+                    need.amount = *amount;
+                    need.incident_id.clone()
+                }
+                None => return,
             }
-            None => return,
-        },
-        Event::NeedCancelled { need_number, .. } => match state.needs.get_mut(need_number) {
-            Some(need) => {
-                need.cancelled = true;
-                need.incident_id.clone()
+        }
+        Event::NeedCancelled { need_number, .. } => {
+            match state.needs.get_mut(need_number).map(std::sync::Arc::make_mut) {
+                Some(need) => {
+                    need.cancelled = true;
+                    need.incident_id.clone()
+                }
+                None => return,
             }
-            None => return,
-        },
+        }
         Event::IncidentLevelChanged { incident_id, to, .. } => {
-            if let Some(incident) = state.incidents.get_mut(incident_id) {
+            if let Some(incident) = state.incidents.get_mut(incident_id).map(std::sync::Arc::make_mut) {
                 incident.level = *to;
             }
             incident_id.clone()
         }
         Event::IncidentMetricsUpdated { incident_id, metrics } => {
-            if let Some(incident) = state.incidents.get_mut(incident_id) {
+            if let Some(incident) = state.incidents.get_mut(incident_id).map(std::sync::Arc::make_mut) {
                 incident.metrics.extend(metrics.iter().map(|(name, value)| (name.clone(), *value)));
             }
             incident_id.clone()
         }
         Event::IncidentStatusChanged { incident_id, status } => {
-            if let Some(incident) = state.incidents.get_mut(incident_id) {
+            if let Some(incident) = state.incidents.get_mut(incident_id).map(std::sync::Arc::make_mut) {
                 incident.status = *status;
             }
             incident_id.clone()
         }
         Event::IncidentClosed { incident_id } => {
-            if let Some(incident) = state.incidents.get_mut(incident_id) {
+            if let Some(incident) = state.incidents.get_mut(incident_id).map(std::sync::Arc::make_mut) {
                 incident.status = IncidentStatus::Closed;
                 incident.closed_at = Some(time);
             }

@@ -109,7 +109,7 @@ impl Reply {
                                 state
                                     .assignments
                                     .get(&assignment.number)
-                                    .cloned()
+                                    .map(|now| super::assignment::Assignment::clone(now))
                                     .unwrap_or_else(|| assignment.clone()),
                             );
                         }
@@ -132,7 +132,7 @@ impl Reply {
                 let assignment = created.and_then(|number| state.assignments.get(&number)).ok_or_else(|| {
                     super::DomainError::precondition(format!("nothing was assigned to need {need_id}"))
                 })?;
-                Ok(Reply::Assignment(assignment.clone()))
+                Ok(Reply::Assignment(super::assignment::Assignment::clone(assignment)))
             }
             Command::SetZone { zone } => Ok(Reply::Zone(
                 state.zones.get(&zone.id).cloned().ok_or_else(|| super::DomainError::not_found("zone", &zone.id))?,

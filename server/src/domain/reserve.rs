@@ -155,8 +155,11 @@ pub struct Stock {
     pub reserved: i64,
     /// The strategic floor that dispatch keeps `available` above (but for level I).
     pub min_reserve: i64,
-    /// Every change of `on_hand`, oldest first.
-    pub ledger: Vector<LedgerEntry>,
+    /// Every change of `on_hand`, oldest first. Entries are behind `Arc`
+    /// because a persistent vector allocates whole chunks of 64 of what it
+    /// holds: 64 pointers for a stock with one entry, not 64 entries (5 KiB
+    /// for each of a city's 20,000 stock levels).
+    pub ledger: Vector<std::sync::Arc<LedgerEntry>>,
 }
 
 impl Stock {
@@ -222,7 +225,7 @@ pub fn stock_level(key: &(String, String), stock: &Stock) -> StockLevel {
 }
 
 fn current(state: &State, depot_id: &str, item_code: &str) -> Stock {
-    state.stock.get(&(depot_id.to_owned(), item_code.to_owned())).cloned().unwrap_or_default()
+    state.stock.get(&(depot_id.to_owned(), item_code.to_owned())).map(|stock| Stock::clone(stock)).unwrap_or_default()
 }
 
 /// Adds an item to the catalog.
@@ -355,9 +358,8 @@ pub(super) fn transfer_stock(
 /// Applies a change of `on_hand` with its ledger entry.
 pub(super) fn apply_ledger(state: &mut State, depot_id: &str, item_code: &str, entry: LedgerEntry) {
     let key = (depot_id.to_owned(), item_code.to_owned());
-    let mut stock = state.stock.get(&key).cloned().unwrap_or_default();
+    let stock = std::sync::Arc::make_mut(state.stock.entry(key.clone()).or_default());
     stock.on_hand += entry.delta;
-    stock.ledger.push_back(entry);
+    stock.ledger.push_back(std::sync::Arc::new(entry));
     debug_assert!(stock.on_hand >= stock.reserved && stock.reserved >= 0, "invariant 3 broken at {key:?}");
-    state.stock.insert(key, stock);
 }

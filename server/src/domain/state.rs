@@ -1,7 +1,14 @@
 //! The state: the fold of the log. Persistent maps (`imbl`) make a clone
 //! cheap, so the engine can publish a consistent snapshot after every commit
 //! while the writer goes on. Every map is ordered, so iteration, listing and
-//! the digest never depend on hashing.
+//! the digest never depend on hashing. The large records (teams, stock,
+//! incidents, needs, assignments) are held behind `Arc`: a persistent map
+//! copies a whole node (up to 64 entries) when one entry changes, and
+//! copying 64 pointers costs nothing where copying 64 teams with their
+//! members cost most of a status report. `Arc` encodes as what it holds,
+//! so the digest and the snapshots are unchanged.
+
+use std::sync::Arc;
 
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
@@ -23,21 +30,21 @@ pub struct State {
     /// The time of that record.
     pub last_time: Timestamp,
     /// The roster, by team id.
-    pub teams: OrdMap<String, Team>,
+    pub teams: OrdMap<String, Arc<Team>>,
     /// The item catalog, by code.
     pub items: OrdMap<String, Item>,
     /// Depots, by id.
     pub depots: OrdMap<String, Depot>,
     /// Stock, by (depot id, item code).
-    pub stock: OrdMap<(String, String), Stock>,
+    pub stock: OrdMap<(String, String), Arc<Stock>>,
     /// Plans, every version, by id.
     pub plans: OrdMap<String, PlanHistory>,
     /// Incidents, by id.
-    pub incidents: OrdMap<String, Incident>,
+    pub incidents: OrdMap<String, Arc<Incident>>,
     /// Needs of every incident, by number.
-    pub needs: OrdMap<u64, Need>,
+    pub needs: OrdMap<u64, Arc<Need>>,
     /// Assignments, by number.
-    pub assignments: OrdMap<u64, super::assignment::Assignment>,
+    pub assignments: OrdMap<u64, Arc<super::assignment::Assignment>>,
     /// Impassable zones (active or lifted), by id.
     pub zones: OrdMap<String, super::zone::Zone>,
     /// Counters for server-assigned ids.
@@ -111,14 +118,14 @@ impl State {
 
     /// A team, or `NotFound`.
     pub fn team(&self, id: &str) -> DomainResult<&Team> {
-        self.teams.get(id).ok_or_else(|| DomainError::not_found("team", id))
+        self.teams.get(id).map(|team| &**team).ok_or_else(|| DomainError::not_found("team", id))
     }
 
     /// Moves team `id`'s version by one, unless the command being applied
     /// has already moved it.
     pub(super) fn touch_team(&mut self, id: &str) {
         if self.versions.teams.insert(id.to_owned()) {
-            if let Some(team) = self.teams.get_mut(id) {
+            if let Some(team) = self.teams.get_mut(id).map(std::sync::Arc::make_mut) {
                 team.version += 1;
             }
         }
@@ -128,7 +135,7 @@ impl State {
     /// applied has already moved it.
     pub(super) fn touch_incident(&mut self, id: &str) {
         if self.versions.incidents.insert(id.to_owned()) {
-            if let Some(incident) = self.incidents.get_mut(id) {
+            if let Some(incident) = self.incidents.get_mut(id).map(std::sync::Arc::make_mut) {
                 incident.version += 1;
             }
         }
@@ -173,16 +180,16 @@ impl State {
         match &record.event {
             Event::TeamRegistered { team } => {
                 self.versions.teams.insert(team.id.clone());
-                self.teams.insert(team.id.clone(), team.clone());
+                self.teams.insert(team.id.clone(), Arc::new(team.clone()));
             }
             Event::TeamProfileUpdated { team_id, profile } => {
-                if let Some(team) = self.teams.get_mut(team_id) {
+                if let Some(team) = self.teams.get_mut(team_id).map(std::sync::Arc::make_mut) {
                     team.profile = profile.clone();
                 }
                 self.touch_team(team_id);
             }
             Event::TeamStatusReported { team_id, status, position } => {
-                if let Some(team) = self.teams.get_mut(team_id) {
+                if let Some(team) = self.teams.get_mut(team_id).map(std::sync::Arc::make_mut) {
                     if let Some(status) = status {
                         team.status = *status;
                     }
@@ -205,9 +212,7 @@ impl State {
             }
             Event::MinReserveSet { depot_id, item_code, min_reserve } => {
                 let key = (depot_id.clone(), item_code.clone());
-                let mut stock = self.stock.get(&key).cloned().unwrap_or_default();
-                stock.min_reserve = *min_reserve;
-                self.stock.insert(key, stock);
+                Arc::make_mut(self.stock.entry(key).or_default()).min_reserve = *min_reserve;
             }
             Event::StockTransferred { from_depot_id, to_depot_id, item_code, quantity, note } => {
                 let out = ledger_entry(record, -*quantity, LedgerReason::Transferred, note);
@@ -244,14 +249,14 @@ impl State {
             Event::StockReturned { assignment_number, depot_id, item_code, quantity, note, .. } => {
                 let entry = ledger_entry(record, *quantity, LedgerReason::Returned, note);
                 reserve::apply_ledger(self, depot_id, item_code, entry);
-                if let Some(assignment) = self.assignments.get_mut(assignment_number) {
+                if let Some(assignment) = self.assignments.get_mut(assignment_number).map(std::sync::Arc::make_mut) {
                     assignment.returned_quantity += quantity;
                     let incident_id = assignment.incident_id.clone();
                     self.touch_incident(&incident_id);
                 }
             }
             Event::TeamExcluded { need_number, team_id, .. } => {
-                if let Some(need) = self.needs.get_mut(need_number) {
+                if let Some(need) = self.needs.get_mut(need_number).map(std::sync::Arc::make_mut) {
                     if !need.declined_by.contains(team_id) {
                         need.declined_by.push(team_id.clone());
                     }

@@ -54,7 +54,7 @@ pub fn export_incident(records: &[LogRecord], incident_id: &str) -> Result<Strin
     for record in &records[declared..] {
         match &record.event {
             Event::TeamRegistered { team } => {
-                world.teams.insert(team.id.clone(), team.clone());
+                world.teams.insert(team.id.clone(), std::sync::Arc::new(team.clone()));
                 registered_later.push((record.time, team.id.clone(), team.position));
             }
             Event::ItemDefined { item } => {

@@ -155,7 +155,7 @@ fn team_assignment_changes(committed: &Committed, team_id: &str) -> Vec<pb::Assi
         .into_iter()
         .filter_map(|number| committed.state.assignments.get(&number))
         .filter(|assignment| assignment.team_id() == Some(team_id))
-        .map(convert::assignment_out)
+        .map(|assignment| convert::assignment_out(assignment))
         .collect()
 }
 
@@ -363,7 +363,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         });
         // Keys are assignment numbers; their text is what `decode_sequence` reads.
         let (assignments, next_page_token) =
-            convert::page(matching, page_size, u64::to_string, convert::assignment_out);
+            convert::page(matching, page_size, u64::to_string, |assignment| convert::assignment_out(assignment));
         Ok(Response::new(pb::ListAssignmentsResponse { assignments, next_page_token }))
     }
 
@@ -410,7 +410,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
                     .filter(|assignment| {
                         assignment.status.is_active() && assignment.team_id() == Some(initial_team.as_str())
                     })
-                    .map(convert::assignment_out)
+                    .map(|assignment| convert::assignment_out(assignment))
                     .collect()
             },
             move |committed| team_assignment_changes(committed, &team_id),

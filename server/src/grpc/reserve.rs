@@ -300,8 +300,11 @@ mod tests {
         let ledgers =
             [("A", "pump", vec![1, 3, 4, 7, 9]), ("B", "pump", vec![2, 3, 7, 11]), ("A", "bag", vec![5, 6, 11])];
         for (depot, item, sequences) in &ledgers {
-            let stock = Stock { ledger: sequences.iter().copied().map(entry).collect(), ..Stock::default() };
-            state.stock.insert(((*depot).to_owned(), (*item).to_owned()), stock);
+            let stock = Stock {
+                ledger: sequences.iter().copied().map(entry).map(std::sync::Arc::new).collect(),
+                ..Stock::default()
+            };
+            state.stock.insert(((*depot).to_owned(), (*item).to_owned()), std::sync::Arc::new(stock));
         }
         for (depot, item) in [("", ""), ("A", ""), ("", "pump"), ("B", "pump")] {
             let mut expected: Vec<(u64, String)> = ledgers

@@ -88,7 +88,8 @@ impl pb::roster_service_server::RosterService for RosterService {
             (request.capability.is_empty() || team.tier(&request.capability).is_some())
                 && wanted_status.is_none_or(|status| team.status == status)
         });
-        let (teams, next_page_token) = page(matching, page_size, |id: &String| id.clone(), convert::team_out);
+        let (teams, next_page_token) =
+            page(matching, page_size, |id: &String| id.clone(), |team| convert::team_out(team));
         Ok(Response::new(pb::ListTeamsResponse { teams, next_page_token }))
     }
 

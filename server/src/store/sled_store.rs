@@ -79,8 +79,10 @@ const REQUEST_TIME_PREFIX: u8 = b't';
 const FORMAT_KEY: &[u8] = b"mformat";
 /// Present once every request record has its `t` key.
 const REQUEST_TIMES_KEY: &[u8] = b"mrequest-times";
-/// sled's page cache, in bytes.
-pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+/// sled's page cache, in bytes: the log is read back only on restarts,
+/// reads of the past and the audit, so a small cache keeps the server's
+/// memory to its state.
+pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
 /// The on-disk format this build writes and reads. Format 2 records which
 /// command produced each log record (`LogRecord::command`); a format-1
 /// directory is refused rather than misread.
