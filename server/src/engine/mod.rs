@@ -1,13 +1,15 @@
 //! The engine: the single writer. Commands queue up; the writer thread takes
 //! as many as are waiting (a group), decides and applies each against its
-//! state, appends all their events to the store in one durable write, then
-//! publishes the new state to readers, acknowledges each command, and
-//! broadcasts the events to watchers. It owns the clock.
+//! state and hands the group to the syncer thread, which appends all their
+//! events to the store in one durable write, then publishes the new state
+//! to readers, acknowledges each command, and broadcasts the events to
+//! watchers, while the writer decides the next group. It owns the clock.
 //!
 //! Readers never see an event before it is durable: they read the last
 //! published snapshot, a cheap clone of the writer's persistent maps.
 
 mod clock;
+mod syncer;
 mod writer;
 
 use std::sync::Arc;
@@ -188,7 +190,7 @@ impl Engine {
             config.max_batch.max(1),
             config.dispatch,
             config.simulation,
-            writer::Snapshots { every: config.snapshot_every, last: last_snapshot },
+            syncer::Snapshots { every: config.snapshot_every, last: last_snapshot },
         );
         let thread =
             std::thread::Builder::new()

@@ -1,5 +1,7 @@
-//! The writer thread: group commit. Everything that changes the state
-//! happens here, one command at a time, in queue order. The engine's timers
+//! The writer thread: the first stage of the group commit. Everything that
+//! changes the state happens here, one command at a time, in queue order;
+//! the syncer (`syncer.rs`) makes each decided group durable and answers it
+//! while the writer decides the next. The engine's timers
 //! live here too: before each group the writer submits every time-driven
 //! command that is due by its clock (`domain::timer`), as the timer's actor,
 //! and while idle it waits for the next command or the next deadline,
@@ -13,20 +15,24 @@ use arc_swap::ArcSwap;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+use super::syncer::{GroupJob, Snapshots, Syncer};
 use super::{Clock, Committed, EngineError, Message, Submission};
 use crate::domain::limits::REQUEST_ID_RETENTION_SECONDS;
 use crate::domain::timer::{self, Simulation, TimerSettings};
 use crate::domain::{execute, Command, Context, DomainError, LogRecord, Reply, State, Timestamp};
-use crate::store::{Append, RequestKey, RequestRecord, Store, StoreError};
+use crate::store::{RequestKey, RequestRecord, Store, StoreError};
 
 type ReplySender = oneshot::Sender<Result<Reply, EngineError>>;
 
 pub(super) struct Writer {
+    /// The state after every group decided so far, durable or not yet:
+    /// what the next command is decided against. Readers never see it; they
+    /// see what the syncer publishes once a group is durable.
     state: State,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    /// The last durable state (published by the syncer).
     snapshot: Arc<ArcSwap<State>>,
-    changes: broadcast::Sender<Arc<Committed>>,
     max_batch: usize,
     dispatch: crate::domain::travel::Settings,
     failed: Option<String>,
@@ -34,81 +40,14 @@ pub(super) struct Writer {
     timers_stalled_at: Option<u64>,
     /// Simulated teams (drills only).
     simulation: Option<Simulation>,
-    snapshots: Snapshotter,
-}
-
-/// When to snapshot the state: every `every` records (0: never), the last
-/// one at `last`.
-pub(super) struct Snapshots {
-    pub(super) every: u64,
-    pub(super) last: Option<u64>,
-}
-
-/// Writes snapshots on a thread of its own, so encoding and syncing a large
-/// state never holds up a group commit. The writer hands it a published
-/// (durable) state and never waits: if a snapshot is still being written,
-/// the next group tries again.
-struct Snapshotter {
-    every: u64,
-    /// The sequence of the last snapshot written or handed over.
-    last: u64,
-    sender: Option<std::sync::mpsc::SyncSender<Arc<State>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Snapshotter {
-    fn start(settings: Snapshots, store: &Arc<dyn Store>) -> Snapshotter {
-        let last = settings.last.unwrap_or(0);
-        if settings.every == 0 {
-            return Snapshotter { every: 0, last, sender: None, thread: None };
-        }
-        let (sender, receiver) = std::sync::mpsc::sync_channel::<Arc<State>>(1);
-        let store = Arc::clone(store);
-        let thread = std::thread::Builder::new().name("muster-snapshots".to_owned()).spawn(move || {
-            for state in receiver {
-                match store.put_snapshot(&state) {
-                    Ok(()) => tracing::debug!(sequence = state.last_sequence, "snapshot written"),
-                    Err(error) => tracing::error!(%error, sequence = state.last_sequence, "a snapshot failed"),
-                }
-            }
-        });
-        match thread {
-            Ok(thread) => Snapshotter { every: settings.every, last, sender: Some(sender), thread: Some(thread) },
-            Err(error) => {
-                tracing::error!(%error, "cannot start the snapshot thread; restarts will fold the whole log");
-                Snapshotter { every: 0, last, sender: None, thread: None }
-            }
-        }
-    }
-
-    /// Hands `state` (durable) over if a snapshot is due and the thread is free.
-    fn offer(&mut self, state: &Arc<State>) {
-        if self.every == 0 || state.last_sequence < self.last.saturating_add(self.every) {
-            return;
-        }
-        if let Some(sender) = &self.sender {
-            if sender.try_send(Arc::clone(state)).is_ok() {
-                self.last = state.last_sequence;
-            }
-        }
-    }
-
-    /// On a clean stop: waits for the snapshot being written, then writes
-    /// one of `state` if it is newer.
-    fn finish(&mut self, state: &State, store: &dyn Store) {
-        self.sender = None;
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("the snapshot thread panicked");
-            }
-        }
-        if self.every > 0 && state.last_sequence > self.last {
-            match store.put_snapshot(state) {
-                Ok(()) => self.last = state.last_sequence,
-                Err(error) => tracing::error!(%error, "the snapshot at shutdown failed"),
-            }
-        }
-    }
+    /// Makes decided groups durable, in order, while the next is decided.
+    syncer: Syncer,
+    /// The number of the next group handed to the syncer.
+    next_group: u64,
+    /// Request records of groups handed to the syncer and not yet known
+    /// durable, with their group's number: a retry in a later group must
+    /// find them before the store has them.
+    in_flight: BTreeMap<RequestKey, (u64, RequestRecord)>,
 }
 
 /// What one group commit collects before it writes.
@@ -119,6 +58,8 @@ struct Group {
     committed: Vec<Arc<Committed>>,
     replies: Vec<(ReplySender, Result<Reply, EngineError>)>,
 }
+
+pub(super) type Replies = Vec<(ReplySender, Result<Reply, EngineError>)>;
 
 impl Writer {
     #[allow(clippy::too_many_arguments)] // Each is a distinct part the writer owns; a struct would only rename them.
@@ -133,19 +74,20 @@ impl Writer {
         simulation: Option<Simulation>,
         snapshots: Snapshots,
     ) -> Writer {
-        let store_for_snapshots = Arc::clone(&store);
+        let syncer = Syncer::start(Arc::clone(&store), Arc::clone(&snapshot), changes, snapshots);
         Writer {
             state,
             store,
             clock,
             snapshot,
-            changes,
             max_batch,
             dispatch,
             failed: None,
             timers_stalled_at: None,
             simulation,
-            snapshots: Snapshotter::start(snapshots, &store_for_snapshots),
+            syncer,
+            next_group: 1,
+            in_flight: BTreeMap::new(),
         }
     }
 
@@ -163,12 +105,9 @@ impl Writer {
 
     async fn run_loop(mut self, queue: mpsc::Receiver<Message>) {
         self.take_groups(queue).await;
-        // Stopped, or every handle is gone: a last snapshot, unless storage
-        // failed (then the published state is the last durable one, and the
-        // store refuses writes anyway).
-        if self.failed.is_none() {
-            self.snapshots.finish(&self.state, self.store.as_ref());
-        }
+        // Stopped, or every handle is gone: the syncer makes what was
+        // decided durable, answers it and writes a last snapshot.
+        self.syncer.finish();
     }
 
     async fn take_groups(&mut self, mut queue: mpsc::Receiver<Message>) {
@@ -211,8 +150,8 @@ impl Writer {
             match control {
                 None | Some(Message::Submit(_)) => {}
                 Some(Message::Settle(done)) => {
-                    // The caller gave up waiting: not an error.
-                    let _ = done.send(());
+                    // Answered once what was decided before it is durable.
+                    self.syncer.barrier(done);
                 }
                 Some(Message::Simulate(simulation)) => {
                     self.simulation = *simulation;
@@ -275,6 +214,7 @@ impl Writer {
     }
 
     fn commit_group(&mut self, submissions: Vec<Submission>) {
+        self.catch_up();
         let mut group = Group::default();
         let (cutoff, expired) = match self.expired_requests() {
             Ok(expired) => expired,
@@ -296,51 +236,61 @@ impl Writer {
             group.replies.push((submission.reply, result));
         }
         group.requests = pending.into_values().collect();
-        // A key that expired and was used again in this very group must not
-        // be removed after its new record is written.
-        let expired: Vec<(Timestamp, RequestKey)> =
-            expired.into_iter().filter(|(_, key)| !group.requests.iter().any(|record| &record.key == key)).collect();
-        if group.records.is_empty() && group.requests.is_empty() && expired.is_empty() {
-            Self::answer(group.replies);
-            return;
-        }
-        let append = Append { records: &group.records, requests: &group.requests, expired: &expired };
-        if let Err(error) = self.store.append(append) {
-            // Nothing of this group was acknowledged; go back to the last
-            // durable state and refuse all further writes: after a failed
-            // sync the disk's contents are unknown (fsyncgate).
-            tracing::error!(%error, "storage failed; the engine refuses further writes");
-            self.failed = Some(error.to_string());
-            self.state = State::clone(&self.snapshot.load_full());
-            for (reply, _) in group.replies {
-                let _ = reply.send(Err(EngineError::Unavailable(format!("storage failed: {error}"))));
-            }
-            return;
-        }
-        // Postconditions of every durable group, in debug builds (the tests):
-        // the log continues without a gap and product.md's invariants hold.
+        // A key that expired and was used again in this very group, or in
+        // a group not yet durable, must not be removed after its new record
+        // is written.
+        let expired: Vec<(Timestamp, RequestKey)> = expired
+            .into_iter()
+            .filter(|(_, key)| {
+                !group.requests.iter().any(|record| &record.key == key) && !self.in_flight.contains_key(key)
+            })
+            .collect();
+        // Postconditions of every group, in debug builds (the tests): the
+        // log continues without a gap and product.md's invariants hold.
         debug_assert!(
             group.records.windows(2).all(|pair| pair[1].sequence == pair[0].sequence + 1),
             "a group's records continue each other"
         );
         #[cfg(debug_assertions)]
-        if let Err(broken) = crate::domain::invariants::check(&self.state) {
-            panic!("after the group ending at sequence {}: {broken}", self.state.last_sequence);
+        if !group.records.is_empty() {
+            if let Err(broken) = crate::domain::invariants::check(&self.state) {
+                panic!("after the group ending at sequence {}: {broken}", self.state.last_sequence);
+            }
         }
-        let published = Arc::new(self.state.clone());
-        self.snapshot.store(Arc::clone(&published));
-        self.snapshots.offer(&published);
-        for committed in group.committed {
-            // No receiver is not an error: nobody is watching.
-            let _ = self.changes.send(committed);
+        let number = self.next_group;
+        self.next_group += 1;
+        for record in &group.requests {
+            self.in_flight.insert(record.key.clone(), (number, record.clone()));
         }
-        Self::answer(group.replies);
+        // Every group goes through the syncer, even one that wrote nothing:
+        // its answers (a retry's first reply, say) must not overtake the
+        // durability of the groups before it.
+        let job = GroupJob {
+            number,
+            records: group.records,
+            requests: group.requests,
+            expired,
+            committed: group.committed,
+            replies: group.replies,
+            state: Arc::new(self.state.clone()),
+        };
+        self.syncer.hand_over(job);
     }
 
-    fn answer(replies: Vec<(ReplySender, Result<Reply, EngineError>)>) {
-        for (reply, result) in replies {
-            // A client that gave up waiting is not an error.
-            let _ = reply.send(result);
+    /// Catches up with the syncer: forgets in-flight request records that are
+    /// now durable, and if a sync failed, goes back to the last durable
+    /// state and refuses all further writes (after a failed sync the disk's
+    /// contents are unknown: fsyncgate).
+    fn catch_up(&mut self) {
+        let durable = self.syncer.durable();
+        self.in_flight.retain(|_, (group, _)| *group > durable);
+        if self.failed.is_none() {
+            if let Some(reason) = self.syncer.failure() {
+                tracing::error!(%reason, "storage failed; the engine refuses further writes");
+                self.failed = Some(reason);
+                self.state = State::clone(&self.snapshot.load_full());
+                self.in_flight.clear();
+            }
         }
     }
 
@@ -370,8 +320,8 @@ impl Writer {
             None => None,
         };
         if let Some((key, fingerprint)) = &key {
-            let first = match pending.get(key) {
-                Some(first) => Some(first.clone()),
+            let first = match pending.get(key).or_else(|| self.in_flight.get(key).map(|(_, record)| record)) {
+                Some(first) => Some(first.clone()).filter(|first| first.time >= cutoff),
                 // Past the retention it is forgotten, even if the store
                 // has not dropped it yet.
                 None => self.store.request(key)?.filter(|first| first.time >= cutoff),
