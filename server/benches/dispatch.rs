@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use muster_server::dispatch::{greedy, plan, DispatchPlan};
+use muster_server::dispatch::{first_round, greedy, plan, DispatchPlan};
 use muster_server::domain::import::{Fixture, Sourced, StockSetting, TeamSetting};
 use muster_server::domain::incident::Declaration;
 use muster_server::domain::reserve::{Depot, Item};
@@ -218,6 +218,16 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{}-closest-first", shape.name), |bencher| {
             bencher.iter(|| greedy::plan(black_box(&state), None, &settings, now).unwrap())
         });
+        // The baseline the issue sets: the exact sparse assignment solver
+        // alone, on the candidate matrix the dispatch builds (no legs, no
+        // supplies, no explanations).
+        if let Some(round) = first_round(&state, &settings, now) {
+            let (rows, edges) = round.size();
+            println!("  {}: first round {rows} rows x {} teams, {edges} candidate edges", shape.name, shape.teams);
+            group.bench_function(format!("{}-solver-alone", shape.name), |bencher| {
+                bencher.iter(|| black_box(&round).solve())
+            });
+        }
         group.finish();
     }
 }

@@ -22,7 +22,8 @@ fn capability_of(open: &OpenNeed<'_>) -> (String, u32) {
 pub(super) struct TeamExplainer<'r, 'a> {
     pub teams: &'r [&'a Team],
     pub needs: &'r [&'r OpenNeed<'a>],
-    pub nearest_first: &'r [Vec<(usize, Leg)>],
+    /// Per need, its candidates (team index and leg), in team order.
+    pub candidates: &'r [Vec<(usize, Leg)>],
     pub served_by: &'r BTreeMap<usize, usize>,
 }
 
@@ -32,8 +33,13 @@ impl TeamExplainer<'_, '_> {
         let (capability, min_tier) = capability_of(self.needs[need_index]);
         let team = self.teams[column];
         let tier = team.tier(&capability).unwrap_or(0);
-        let by_travel = &self.nearest_first[need_index];
-        let rank = by_travel.iter().position(|(index, _)| *index == column).unwrap_or(0);
+        // Candidates nearer than this team, nearest first (ties to the lower
+        // team index): found by one scan rather than by sorting every
+        // need's candidates, most of which no reason ever looks at.
+        let eligible = &self.candidates[need_index];
+        let chosen = (leg.millis(), column);
+        let nearer = || eligible.iter().filter(move |(index, other)| (other.millis(), *index) < chosen);
+        let rank = if eligible.iter().any(|(index, _)| *index == column) { nearer().count() } else { 0 };
         let detour = if leg.crosses_zone { ", detouring around an impassable zone" } else { "" };
         let head = format!(
             "{} ({capability} tier {tier}, tier {min_tier} or better needed) is {:.1} km, {:.0} min away{detour}",
@@ -42,9 +48,14 @@ impl TeamExplainer<'_, '_> {
         if rank == 0 {
             return format!("{head}: the nearest available qualifying team");
         }
-        let nearer_elsewhere = by_travel[..rank].iter().find_map(|(index, nearer_leg)| {
-            self.served_by.get(index).filter(|other| **other != need_index).map(|other| (*index, nearer_leg, *other))
-        });
+        let nearer_elsewhere = nearer()
+            .filter_map(|(index, nearer_leg)| {
+                self.served_by
+                    .get(index)
+                    .filter(|other| **other != need_index)
+                    .map(|other| (*index, nearer_leg, *other))
+            })
+            .min_by_key(|(index, nearer_leg, _)| (nearer_leg.millis(), *index));
         match nearer_elsewhere {
             Some((index, nearer_leg, other)) => {
                 let other = self.needs[other];

@@ -150,6 +150,73 @@ impl LegCache<'_> {
     }
 }
 
+/// The assignment problem of one round, owned: per need its edges, and the
+/// rows (one per team a need is missing, no more than it has candidates).
+pub struct Round {
+    columns: usize,
+    edges: Vec<Vec<assign::Edge<8>>>,
+    row_need: Vec<usize>,
+    unfilled: Vec<cost::TeamCost>,
+}
+
+impl Round {
+    fn new(team_needs: &[&OpenNeed<'_>], missing: &[i64], candidates: &[Vec<(usize, Leg)>], columns: usize) -> Self {
+        let edges: Vec<Vec<assign::Edge<8>>> = team_needs
+            .iter()
+            .zip(candidates)
+            .map(|(open, eligible)| {
+                eligible
+                    .iter()
+                    .map(|(index, leg)| assign::Edge {
+                        column: *index,
+                        cost: cost::team_travel(open.level(), leg.millis()),
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut row_need = Vec::new();
+        for (need_index, wanted) in missing.iter().enumerate() {
+            let rows = (*wanted).min(i64::try_from(candidates[need_index].len()).unwrap_or(i64::MAX));
+            for _ in 0..rows {
+                row_need.push(need_index);
+            }
+        }
+        let unfilled = row_need.iter().map(|need_index| cost::team_unfilled(team_needs[*need_index].level())).collect();
+        Round { columns, edges, row_need, unfilled }
+    }
+
+    /// The exact assignment: per row, its column (team), if any.
+    pub fn solve(&self) -> Vec<Option<usize>> {
+        if self.row_need.is_empty() {
+            return Vec::new();
+        }
+        let problem = assign::Problem {
+            columns: self.columns,
+            edges: self.row_need.iter().map(|need_index| self.edges[*need_index].as_slice()).collect(),
+            unfilled: self.unfilled.clone(),
+        };
+        assign::solve(&problem)
+    }
+
+    /// Rows and candidate edges (each need's edges count once per row).
+    pub fn size(&self) -> (usize, usize) {
+        (self.row_need.len(), self.row_need.iter().map(|need_index| self.edges[*need_index].len()).sum())
+    }
+}
+
+/// The first round of a dispatch over every open need, exactly as `plan`
+/// builds it: what the benchmark times the bare solver on, beside the whole
+/// plan (candidates, legs, explanations, supplies). `None` when no team
+/// need is open.
+pub fn first_round(state: &State, settings: &Settings, now: Timestamp) -> Option<Round> {
+    let open = open_needs(state, None).ok()?;
+    let zones = Zones::new(state.zones.values());
+    let mut problem = TeamProblem::new(state, &open, settings, &zones, now)?;
+    let candidates = problem.free_candidates();
+    let missing: Vec<i64> = problem.needs.iter().map(|open| open.missing).collect();
+    Some(Round::new(&problem.needs, &missing, &candidates, problem.teams.len()))
+}
+
 /// One exact assignment of teams to needs: `missing[i]` rows for need `i`,
 /// each able to take any of `candidates[i]`. Returns (row's need, team, leg).
 fn solve_round(
@@ -158,39 +225,12 @@ fn solve_round(
     candidates: &[Vec<(usize, Leg)>],
     columns: usize,
 ) -> Vec<(usize, usize, Leg)> {
-    let edges: Vec<Vec<assign::Edge<8>>> = team_needs
-        .iter()
-        .zip(candidates)
-        .map(|(open, eligible)| {
-            eligible
-                .iter()
-                .map(|(index, leg)| assign::Edge {
-                    column: *index,
-                    cost: cost::team_travel(open.level(), leg.millis()),
-                })
-                .collect()
-        })
-        .collect();
-    let mut row_need = Vec::new();
-    for (need_index, wanted) in missing.iter().enumerate() {
-        let rows = (*wanted).min(i64::try_from(candidates[need_index].len()).unwrap_or(i64::MAX));
-        for _ in 0..rows {
-            row_need.push(need_index);
-        }
-    }
-    if row_need.is_empty() {
-        return Vec::new();
-    }
-    let problem = assign::Problem {
-        columns,
-        edges: row_need.iter().map(|need_index| edges[*need_index].as_slice()).collect(),
-        unfilled: row_need.iter().map(|need_index| cost::team_unfilled(team_needs[*need_index].level())).collect(),
-    };
-    let solution = assign::solve(&problem);
+    let round = Round::new(team_needs, missing, candidates, columns);
+    let solution = round.solve();
     let mut taken = Vec::new();
     for (row, column) in solution.iter().enumerate() {
         let Some(column) = *column else { continue };
-        let need_index = row_need[row];
+        let need_index = round.row_need[row];
         if let Some((_, leg)) = candidates[need_index].iter().find(|(index, _)| *index == column) {
             taken.push((need_index, column, *leg));
         }
@@ -205,7 +245,8 @@ struct TeamProblem<'a, 'o> {
     teams: Vec<&'a Team>,
     availability: Vec<Result<(), Unavailable>>,
     needs: Vec<&'o OpenNeed<'a>>,
-    incident_index: BTreeMap<&'a str, usize>,
+    /// Per need, its incident's row in the leg cache (incidents by first appearance).
+    incident_of: Vec<usize>,
     legs: LegCache<'o>,
     zones: &'o Zones,
     now: Timestamp,
@@ -246,18 +287,20 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
         let availability = teams.iter().map(|team| team_availability(team, zones, now)).collect();
         // Incidents by first appearance, for the leg cache.
         let mut incident_index: BTreeMap<&str, usize> = BTreeMap::new();
-        for open in &needs {
-            let next = incident_index.len();
-            incident_index.entry(open.incident.id.as_str()).or_insert(next);
-        }
+        let incident_of = needs
+            .iter()
+            .map(|open| {
+                let next = incident_index.len();
+                *incident_index.entry(open.incident.id.as_str()).or_insert(next)
+            })
+            .collect();
         let legs = LegCache { settings, zones, rows: Vec::new(), teams: teams.len() };
-        Some(TeamProblem { state, teams, availability, needs, incident_index, legs, zones, now })
+        Some(TeamProblem { state, teams, availability, needs, incident_of, legs, zones, now })
     }
 
     fn leg(&mut self, need_index: usize, team_index: usize) -> Leg {
         let open = self.needs[need_index];
-        let incident = self.incident_index.get(open.incident.id.as_str()).copied().unwrap_or_default();
-        self.legs.team_leg(incident, open.incident, team_index, self.teams[team_index])
+        self.legs.team_leg(self.incident_of[need_index], open.incident, team_index, self.teams[team_index])
     }
 
     /// The free teams that qualify for each need (and did not decline it).
@@ -336,19 +379,6 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
     }
 }
 
-/// Per need, its candidates nearest first (ties to the lower team index):
-/// what the reasons compare against.
-fn nearest_first(candidates: &Candidates) -> Candidates {
-    candidates
-        .iter()
-        .map(|eligible| {
-            let mut sorted = eligible.clone();
-            sorted.sort_by(|left, right| left.1.millis().cmp(&right.1.millis()).then(left.0.cmp(&right.0)));
-            sorted
-        })
-        .collect()
-}
-
 /// A shortfall of `missing` for `open`, with why.
 fn shortfall(open: &OpenNeed<'_>, missing: i64, reason: String) -> Shortfall {
     Shortfall { need_number: open.need.number, incident_id: open.incident.id.clone(), missing, reason }
@@ -377,7 +407,7 @@ fn plan_teams<'a>(
     let explainer = explain::TeamExplainer {
         teams: &problem.teams,
         needs: &problem.needs,
-        nearest_first: &nearest_first(&candidates),
+        candidates: &candidates,
         served_by: &served.by_team,
     };
     for (need_index, column, leg) in &taken {
