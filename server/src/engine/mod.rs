@@ -269,6 +269,11 @@ impl EngineHandle {
         actor: &str,
         request_id: Option<String>,
     ) -> Result<Reply, EngineError> {
+        // Checked once: a dispatch accepted before the shutdown began is
+        // planned and committed like any call in flight.
+        if *self.closing.borrow() {
+            return Err(EngineError::Unavailable("the server is shutting down".to_owned()));
+        }
         if let Command::Dispatch { incident_id, divert } = &command {
             for _ in 0..PLAN_ATTEMPTS {
                 let Some(prepared) = self.plan_dispatch(incident_id.clone(), *divert).await? else { break };
@@ -303,9 +308,6 @@ impl EngineHandle {
         request_id: Option<String>,
         prepared: Option<Prepared>,
     ) -> Result<Reply, EngineError> {
-        if *self.closing.borrow() {
-            return Err(EngineError::Unavailable("the server is shutting down".to_owned()));
-        }
         let (reply, answer) = oneshot::channel();
         let submission = Submission { command, actor: actor.to_owned(), request_id, prepared, reply };
         match self.queue.try_send(Message::Submit(Box::new(submission))) {
@@ -418,6 +420,16 @@ pub fn restore(store: &dyn Store, up_to: u64, until: Option<Timestamp>) -> Resul
     let usable =
         marks.iter().rev().filter(|mark| mark.sequence <= up_to && until.is_none_or(|until| mark.time <= until));
     for mark in usable {
+        // A snapshot beyond the log (a data directory put back from an older
+        // backup beside newer snapshots) must not be resumed from.
+        let in_the_log = store
+            .read(mark.sequence, 1)?
+            .first()
+            .is_some_and(|record| record.sequence == mark.sequence && record.time == mark.time);
+        if !in_the_log {
+            tracing::warn!(sequence = mark.sequence, "a snapshot does not match the log; using an older one");
+            continue;
+        }
         match store.snapshot(mark.sequence) {
             Ok(Some(state)) if state.last_sequence == mark.sequence => {
                 return Ok((fold(store, state, up_to, until)?, Some(mark.sequence)));

@@ -42,8 +42,11 @@ impl Store for MemoryStore {
         let mut inner = self.lock();
         inner.log.extend_from_slice(append.records);
         for (time, key) in append.expired {
-            inner.requests.remove(key);
             inner.request_times.remove(&(*time, key.clone()));
+            // Only if it is still the record of that age (not a reuse since).
+            if inner.requests.get(key).is_some_and(|record| record.time == *time) {
+                inner.requests.remove(key);
+            }
         }
         for record in append.requests {
             if let Some(old) = inner.requests.insert(record.key.clone(), record.clone()) {

@@ -73,6 +73,8 @@ fn untag(number: u64, value: &[u8]) -> Result<Vec<u8>, StoreError> {
 /// Not in sled: a snapshot is large, and sled's `apply_batch` takes a
 /// process-wide lock that a concurrent flush can deadlock with.
 const SNAPSHOT_DIR: &str = "snapshots";
+/// Snapshots kept however close together; older ones are thinned to one an hour.
+const KEEP_LATEST_SNAPSHOTS: usize = 24;
 const LOG_PREFIX: u8 = b'l';
 const REQUEST_PREFIX: u8 = b'r';
 const REQUEST_TIME_PREFIX: u8 = b't';
@@ -218,7 +220,40 @@ impl SledStore {
         }
         let directory = File::open(dir).map_err(io_error("open", dir))?;
         directory.sync_all().map_err(io_error("fsync", dir))?;
+        // A snapshot a crash left half-written is of no use.
+        if let Ok(entries) = std::fs::read_dir(dir.join(SNAPSHOT_DIR)) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().ends_with(".partial") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         Ok(store)
+    }
+
+    /// Keeps the latest `KEEP_LATEST_SNAPSHOTS` snapshots and, of the older
+    /// ones, the first of each hour: reads of the past stay fast for recent
+    /// times and possible for old ones, and the folder stays bounded by the
+    /// hours of history.
+    fn prune_snapshots(&self) -> Result<(), StoreError> {
+        let marks = self.snapshot_marks()?;
+        let older = marks.len().saturating_sub(KEEP_LATEST_SNAPSHOTS);
+        let mut kept_hour = None;
+        for mark in &marks[..older] {
+            let hour = mark.time.0.div_euclid(3_600 * crate::domain::Timestamp::NANOS_PER_SECOND);
+            if kept_hour == Some(hour) {
+                let path = self.dir.join(SNAPSHOT_DIR).join(snapshot_file_name(*mark));
+                std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
+            } else {
+                kept_hour = Some(hour);
+            }
+        }
+        Ok(())
+    }
+
+    /// When the stored record of `key`, if any, was applied.
+    fn stored_request_time(&self, key: &RequestKey) -> Result<Option<Timestamp>, StoreError> {
+        Ok(self.request(key)?.map(|record| record.time))
     }
 
     /// Refuses to write once a sync has failed (see `failed`).
@@ -301,11 +336,19 @@ impl Store for SledStore {
             batch.insert(&log_key(record.sequence), encode("log", &record.sequence.to_string(), record)?);
         }
         for (time, key) in append.expired {
-            batch.remove(request_key(key));
             batch.remove(request_time_key(*time, key));
+            // The record goes only if it is still the one of that age: a
+            // request id used again since has a new record to keep.
+            if self.stored_request_time(key)? == Some(*time) {
+                batch.remove(request_key(key));
+            }
         }
         for request in append.requests {
             let key = format!("{}/{}", request.key.actor, request.key.request_id);
+            // A reused id: its old age goes, so it is never listed to expire.
+            if let Some(old) = self.stored_request_time(&request.key)? {
+                batch.remove(request_time_key(old, &request.key));
+            }
             batch.insert(request_key(&request.key), encode("requests", &key, request)?);
             batch.insert(request_time_key(request.time, &request.key), &[]);
         }
@@ -370,20 +413,29 @@ impl Store for SledStore {
         let path = folder.join(snapshot_file_name(mark));
         let temporary = path.with_extension("partial");
         let bytes = super::encode_snapshot(state)?;
-        let written = (|| {
-            let mut file = File::create(&temporary).map_err(io_error("create", &temporary))?;
-            std::io::Write::write_all(&mut file, &bytes).map_err(io_error("write", &temporary))?;
-            file.sync_all().map_err(io_error("fsync", &temporary))?;
-            std::fs::rename(&temporary, &path).map_err(io_error("rename", &temporary))?;
-            File::open(&folder).and_then(|directory| directory.sync_all()).map_err(io_error("fsync", &folder))
-        })();
-        if written.is_err() {
-            // A snapshot that did not make it is only a cache lost; but a
-            // failed fsync says the disk is in trouble: refuse later writes.
+        let mut file = File::create(&temporary).map_err(io_error("create", &temporary))?;
+        if let Err(error) = std::io::Write::write_all(&mut file, &bytes) {
+            // A full disk, say: a cache lost, nothing more.
             let _ = std::fs::remove_file(&temporary);
-            self.failed.store(true, Ordering::SeqCst);
+            return Err(io_error("write", &temporary)(error));
         }
-        written
+        let synced = file
+            .sync_all()
+            .map_err(io_error("fsync", &temporary))
+            .and_then(|()| std::fs::rename(&temporary, &path).map_err(io_error("rename", &temporary)))
+            .and_then(|()| {
+                File::open(&folder).and_then(|directory| directory.sync_all()).map_err(io_error("fsync", &folder))
+            });
+        if let Err(error) = synced {
+            let _ = std::fs::remove_file(&temporary);
+            // A failed fsync says the disk is in trouble (and Linux reports
+            // it once): refuse later writes, as after a failed log sync.
+            if matches!(&error, StoreError::Io { operation: "fsync", .. }) {
+                self.failed.store(true, Ordering::SeqCst);
+            }
+            return Err(error);
+        }
+        self.prune_snapshots()
     }
 
     fn snapshot_marks(&self) -> Result<Vec<SnapshotMark>, StoreError> {
@@ -471,6 +523,49 @@ mod tests {
                 category: String::new(),
             }),
         }
+    }
+
+    /// The latest 24 snapshots stay; older ones are thinned to the first of
+    /// each hour; a half-written one is removed when the store opens.
+    #[test]
+    fn old_snapshots_are_thinned_to_one_an_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        for index in 1..=40_u64 {
+            let mut state = State::default();
+            state.last_sequence = index * 10;
+            state.last_time = Timestamp::from_unix_seconds(index as i64 * 1_200);
+            store.put_snapshot(&state).unwrap();
+        }
+        let kept: Vec<u64> = store.snapshot_marks().unwrap().iter().map(|mark| mark.sequence).collect();
+        // Older than the latest 24 (sequences 10..=160, 20 minutes apart):
+        // the first of each hour, at 20, 50, 80, 110 and 140 (hours 0..=4
+        // begin at 1,200 s, 3,600 s, ...; 10 is in hour 0 with 20 and 30).
+        let older: Vec<u64> = kept.iter().copied().filter(|sequence| *sequence <= 160).collect();
+        assert_eq!(older, [10, 30, 60, 90, 120, 150]);
+        assert_eq!(kept.iter().filter(|sequence| **sequence > 160).count(), 24);
+        let partial = dir.path().join(SNAPSHOT_DIR).join("00000000000000000999-00000000000000000000.partial");
+        std::fs::write(&partial, b"half").unwrap();
+        drop(store);
+        let _store = SledStore::open(dir.path()).unwrap();
+        assert!(!partial.exists());
+    }
+
+    /// Regression (review): a request id reused after it expired must keep
+    /// its new record when the old record's age is listed again, and the old
+    /// age must not be listed at all.
+    #[test]
+    fn a_reused_request_id_keeps_its_new_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let old = record("team:A", "x", 100);
+        store.append(Append { records: &[], requests: &[old.clone()], expired: &[] }).unwrap();
+        let new = record("team:A", "x", 100_000);
+        store.append(Append { records: &[], requests: &[new.clone()], expired: &[] }).unwrap();
+        assert_eq!(store.requests_before(Timestamp::from_unix_seconds(50_000), 10).unwrap(), Vec::new());
+        // Expiring the old age anyway (a listing made before the reuse) keeps the new record.
+        store.append(Append { records: &[], requests: &[], expired: &[(old.time, old.key.clone())] }).unwrap();
+        assert_eq!(store.request(&new.key).unwrap(), Some(new));
     }
 
     /// Request records are found by key and listed by age, oldest first
