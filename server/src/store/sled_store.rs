@@ -559,9 +559,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         let old = record("team:A", "x", 100);
-        store.append(Append { records: &[], requests: &[old.clone()], expired: &[] }).unwrap();
+        store.append(Append { records: &[], requests: std::slice::from_ref(&old), expired: &[] }).unwrap();
         let new = record("team:A", "x", 100_000);
-        store.append(Append { records: &[], requests: &[new.clone()], expired: &[] }).unwrap();
+        store.append(Append { records: &[], requests: std::slice::from_ref(&new), expired: &[] }).unwrap();
         assert_eq!(store.requests_before(Timestamp::from_unix_seconds(50_000), 10).unwrap(), Vec::new());
         // Expiring the old age anyway (a listing made before the reuse) keeps the new record.
         store.append(Append { records: &[], requests: &[], expired: &[(old.time, old.key.clone())] }).unwrap();
