@@ -54,6 +54,9 @@ pub struct BenchArgs {
     /// on it (0: skip; the figure is 1,000,000).
     #[arg(long, default_value_t = 0)]
     history: u64,
+    /// Skip the write, read and fan-out loads (with --history: the world only).
+    #[arg(long)]
+    no_loads: bool,
 }
 
 /// `muster bench-echo`: the baseline server, in a process of its own.
@@ -479,7 +482,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         std::thread::available_parallelism().map(usize::from).unwrap_or(1)
     );
     println!("(medians over rounds; baselines measured in the same run)\n");
+    if !args.no_loads {
+        loads(&musterd, &args).await?;
+    }
+    if args.history > 0 {
+        city(&musterd, &args).await?;
+    }
+    Ok(())
+}
 
+/// The write, read and fan-out loads against their baselines.
+async fn loads(musterd: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let echo = spawn_echo()?;
     let grouped_dir = temporary_dir("grouped");
     let (mut grouped, _) = spawn_musterd(&musterd, &grouped_dir, &[])?;
@@ -554,10 +567,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     ratio("GetTeam / echo, throughput", get_f.per_second, echo_g.per_second, ">= 0.80");
     ratio("ListTeams / echo, throughput", list_f.per_second, echo_l.per_second, "none set");
     println!("  durable ReportStatus p99 {:.2} ms (target < 10 ms)", grouped_w.p99);
-
-    if args.history > 0 {
-        city(&musterd, &args).await?;
-    }
     Ok(())
 }
 

@@ -53,7 +53,7 @@ impl Default for EngineConfig {
         EngineConfig {
             queue_capacity: 4_096,
             max_batch: 512,
-            watch_buffer: 8_192,
+            watch_buffer: 2_048,
             dispatch: crate::domain::travel::Settings::default(),
             simulation: None,
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,

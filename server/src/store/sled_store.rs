@@ -73,8 +73,10 @@ fn untag(number: u64, value: &[u8]) -> Result<Vec<u8>, StoreError> {
 /// Not in sled: a snapshot is large, and sled's `apply_batch` takes a
 /// process-wide lock that a concurrent flush can deadlock with.
 const SNAPSHOT_DIR: &str = "snapshots";
-/// Snapshots kept however close together; older ones are thinned to one an hour.
-const KEEP_LATEST_SNAPSHOTS: usize = 24;
+/// Snapshots kept however close together (at the default spacing, the last
+/// 1.28 million records: reads of any time in them fold at most 10,000);
+/// older ones are thinned to one an hour.
+const KEEP_LATEST_SNAPSHOTS: usize = 128;
 const LOG_PREFIX: u8 = b'l';
 const REQUEST_PREFIX: u8 = b'r';
 const REQUEST_TIME_PREFIX: u8 = b't';
@@ -84,7 +86,7 @@ const REQUEST_TIMES_KEY: &[u8] = b"mrequest-times";
 /// sled's page cache, in bytes: the log is read back only on restarts,
 /// reads of the past and the audit, so a small cache keeps the server's
 /// memory to its state.
-pub const CACHE_BYTES: u64 = 64 * 1024 * 1024;
+pub const CACHE_BYTES: u64 = 16 * 1024 * 1024;
 /// The on-disk format this build writes and reads. Format 2 records which
 /// command produced each log record (`LogRecord::command`); a format-1
 /// directory is refused rather than misread.
@@ -525,25 +527,25 @@ mod tests {
         }
     }
 
-    /// The latest 24 snapshots stay; older ones are thinned to the first of
+    /// The latest 128 snapshots stay; older ones are thinned to the first of
     /// each hour; a half-written one is removed when the store opens.
     #[test]
     fn old_snapshots_are_thinned_to_one_an_hour() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
-        for index in 1..=40_u64 {
+        for index in 1..=KEEP_LATEST_SNAPSHOTS as u64 + 16 {
             let mut state = State::default();
             state.last_sequence = index * 10;
             state.last_time = Timestamp::from_unix_seconds(index as i64 * 1_200);
             store.put_snapshot(&state).unwrap();
         }
         let kept: Vec<u64> = store.snapshot_marks().unwrap().iter().map(|mark| mark.sequence).collect();
-        // Older than the latest 24 (sequences 10..=160, 20 minutes apart):
+        // Older than the latest ones (sequences 10..=160, 20 minutes apart):
         // the first of each hour, at 20, 50, 80, 110 and 140 (hours 0..=4
         // begin at 1,200 s, 3,600 s, ...; 10 is in hour 0 with 20 and 30).
         let older: Vec<u64> = kept.iter().copied().filter(|sequence| *sequence <= 160).collect();
         assert_eq!(older, [10, 30, 60, 90, 120, 150]);
-        assert_eq!(kept.iter().filter(|sequence| **sequence > 160).count(), 24);
+        assert_eq!(kept.iter().filter(|sequence| **sequence > 160).count(), KEEP_LATEST_SNAPSHOTS);
         let partial = dir.path().join(SNAPSHOT_DIR).join("00000000000000000999-00000000000000000000.partial");
         std::fs::write(&partial, b"half").unwrap();
         drop(store);
