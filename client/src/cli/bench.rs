@@ -495,10 +495,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 async fn loads(musterd: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let echo = spawn_echo()?;
     let grouped_dir = temporary_dir("grouped");
-    let (mut grouped, _) = spawn_musterd(&musterd, &grouped_dir, &[])?;
+    let (mut grouped, _) = spawn_musterd(musterd, &grouped_dir, &[])?;
     grouped.data_dir = Some(grouped_dir);
     let ungrouped_dir = temporary_dir("ungrouped");
-    let (mut ungrouped, _) = spawn_musterd(&musterd, &ungrouped_dir, &["--max-batch", "1"])?;
+    let (mut ungrouped, _) = spawn_musterd(musterd, &ungrouped_dir, &["--max-batch", "1"])?;
     ungrouped.data_dir = Some(ungrouped_dir);
     let echo_client = connect(&echo.url).await?;
     let grouped_client = connect(&grouped.url).await?;
@@ -511,10 +511,10 @@ async fn loads(musterd: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     for round in 0..args.rounds {
         for turn in 0..3 {
             match (round + turn) % 3 {
-                0 => echo_writes.push(report_load(&echo_client, &args, args.teams, &format!("e{round}")).await),
-                1 => grouped_writes.push(report_load(&grouped_client, &args, args.teams, &format!("g{round}")).await),
+                0 => echo_writes.push(report_load(&echo_client, args, args.teams, &format!("e{round}")).await),
+                1 => grouped_writes.push(report_load(&grouped_client, args, args.teams, &format!("g{round}")).await),
                 _ => {
-                    ungrouped_writes.push(report_load(&ungrouped_client, &args, args.teams, &format!("u{round}")).await)
+                    ungrouped_writes.push(report_load(&ungrouped_client, args, args.teams, &format!("u{round}")).await)
                 }
             }
         }
@@ -532,15 +532,15 @@ async fn loads(musterd: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let (mut echo_gets, mut gets, mut echo_lists, mut lists) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for round in 0..args.rounds {
         if round % 2 == 0 {
-            echo_gets.push(get_load(&echo_client, &args).await);
-            gets.push(get_load(&grouped_client, &args).await);
-            echo_lists.push(list_load(&echo_client, &args).await);
-            lists.push(list_load(&grouped_client, &args).await);
+            echo_gets.push(get_load(&echo_client, args).await);
+            gets.push(get_load(&grouped_client, args).await);
+            echo_lists.push(list_load(&echo_client, args).await);
+            lists.push(list_load(&grouped_client, args).await);
         } else {
-            gets.push(get_load(&grouped_client, &args).await);
-            echo_gets.push(get_load(&echo_client, &args).await);
-            lists.push(list_load(&grouped_client, &args).await);
-            echo_lists.push(list_load(&echo_client, &args).await);
+            gets.push(get_load(&grouped_client, args).await);
+            echo_gets.push(get_load(&echo_client, args).await);
+            lists.push(list_load(&grouped_client, args).await);
+            echo_lists.push(list_load(&echo_client, args).await);
         }
     }
     let (echo_g, get_f, echo_l, list_f) = (figures(&echo_gets), figures(&gets), figures(&echo_lists), figures(&lists));
@@ -553,7 +553,7 @@ async fn loads(musterd: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     drop(echo);
 
     println!("\nWatchTeams fan-out under full ReportStatus load");
-    let fanout = fan_out(&grouped, &grouped_client, &args).await?;
+    let fanout = fan_out(&grouped, &grouped_client, args).await?;
     println!(
         "  {} watchers, {} changes: all watchers saw a change after p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         args.watchers, fanout.0, fanout.1, fanout.2, fanout.3
