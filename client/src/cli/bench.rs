@@ -231,25 +231,47 @@ fn spawn_musterd(musterd: &Path, data_dir: &Path, extra: &[&str]) -> anyhow::Res
         .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
         .arg(data_dir)
         .args(extra)
+        // The "serving" line is logged at info, whatever RUST_LOG says here.
+        .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", musterd.display()))?;
     let stderr = child.stderr.take().context("stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
+    // Owned at once, so that any error below kills it.
+    let mut spawned = Spawned { child, url: String::new(), data_dir: None };
+    let (sender, lines) = std::sync::mpsc::channel();
+    // Reads its log on a thread of its own (and keeps draining it, so the
+    // server never blocks on a full pipe).
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
     let address = loop {
-        let Some(line) = lines.next() else { bail!("musterd exited before serving") };
-        let line = line?;
+        let left = READY_WITHIN.saturating_sub(started.elapsed());
+        let line = match lines.recv_timeout(left) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => bail!("musterd was not serving after {READY_WITHIN:?}"),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => bail!("musterd exited before serving"),
+        };
         let Ok(parsed) = serde_json::from_str::<serde_json::Value>(&line) else { continue };
         if parsed["fields"]["message"] == "musterd serving" {
             break parsed["fields"]["address"].as_str().context("address")?.to_owned();
         }
     };
     let ready = started.elapsed();
-    // Keep draining its log so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    Ok((Spawned { child, url: format!("http://{address}"), data_dir: None }, ready))
+    spawned.url = format!("http://{address}");
+    Ok((spawned, ready))
 }
+
+/// How long a server may take to say it serves (a million-event restart
+/// takes about two seconds).
+const READY_WITHIN: Duration = Duration::from_secs(120);
+
+/// How long one call may take before the bench counts it as failed.
+const CALL_WITHIN: Duration = Duration::from_secs(60);
 
 fn spawn_echo() -> anyhow::Result<Spawned> {
     let mut child = Command::new(std::env::current_exe()?)
@@ -259,10 +281,14 @@ fn spawn_echo() -> anyhow::Result<Spawned> {
         .spawn()
         .context("starting the echo baseline")?;
     let stdout = child.stdout.take().context("stdout")?;
+    // Owned at once, so that any error below kills it. It prints its
+    // address as soon as it has bound, or exits (end of file).
+    let mut spawned = Spawned { child, url: String::new(), data_dir: None };
     let mut line = String::new();
     BufReader::new(stdout).read_line(&mut line)?;
     let address = line.trim().strip_prefix("listening ").context("the echo baseline did not start")?.to_owned();
-    Ok(Spawned { child, url: format!("http://{address}"), data_dir: None })
+    spawned.url = format!("http://{address}");
+    Ok(spawned)
 }
 
 async fn connect(url: &str) -> anyhow::Result<Client> {
@@ -324,7 +350,10 @@ where
                     break;
                 }
                 let sent = Instant::now();
-                match call(index).await {
+                match tokio::time::timeout(CALL_WITHIN, call(index))
+                    .await
+                    .unwrap_or_else(|_| Err(Status::deadline_exceeded("bench")))
+                {
                     Ok(()) => {
                         ok += 1;
                         let _ = latencies.record(sent.elapsed().as_micros().max(1) as u64);
@@ -903,11 +932,11 @@ async fn city(musterd: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     let (mut restarted, from_snapshot) = spawn_musterd(musterd, &dir, &[])?;
     let (resident_after_restart, _) = restarted.resident_mib()?;
     restarted.terminate()?;
-    let aside = dir.with_extension("snapshots-aside");
-    std::fs::rename(dir.join("snapshots"), &aside).context("moving the snapshots aside")?;
+    let aside = Aside(dir.with_extension("snapshots-aside"));
+    std::fs::rename(dir.join("snapshots"), &aside.0).context("moving the snapshots aside")?;
     let (mut full, from_log) = spawn_musterd(musterd, &dir, &["--snapshot-every", "0"])?;
     full.terminate()?;
-    let _ = std::fs::remove_dir_all(&aside);
+    drop(aside);
     println!(
         "  restart with {events} events: {:.2} s from the latest snapshot, {:.2} s folding the whole log (ratio {:.2}; target < 5 s); clean stop took {:.2} s; resident after restart {resident_after_restart:.0} MiB",
         from_snapshot.as_secs_f64(),
@@ -916,6 +945,15 @@ async fn city(musterd: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         stopped.as_secs_f64()
     );
     Ok(())
+}
+
+/// The snapshots moved aside for the full-fold restart; removed however the run ends.
+struct Aside(PathBuf);
+
+impl Drop for Aside {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn now_seconds() -> i64 {

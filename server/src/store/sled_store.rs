@@ -254,8 +254,14 @@ impl SledStore {
     }
 
     /// When the stored record of `key`, if any, was applied.
-    fn stored_request_time(&self, key: &RequestKey) -> Result<Option<Timestamp>, StoreError> {
-        Ok(self.request(key)?.map(|record| record.time))
+    /// `Err(())` when the stored record does not decode: its age is
+    /// unknown, and it must neither stop writes nor be kept forever.
+    fn stored_request_time(&self, key: &RequestKey) -> Result<Result<Option<Timestamp>, ()>, StoreError> {
+        match self.request(key) {
+            Ok(record) => Ok(Ok(record.map(|record| record.time))),
+            Err(StoreError::Corrupt { .. }) => Ok(Err(())),
+            Err(other) => Err(other),
+        }
     }
 
     /// Refuses to write once a sync has failed (see `failed`).
@@ -341,14 +347,16 @@ impl Store for SledStore {
             batch.remove(request_time_key(*time, key));
             // The record goes only if it is still the one of that age: a
             // request id used again since has a new record to keep.
-            if self.stored_request_time(key)? == Some(*time) {
+            // (An undecodable record listed as expired goes too.)
+            let stored = self.stored_request_time(key)?;
+            if stored.is_err() || stored == Ok(Some(*time)) {
                 batch.remove(request_key(key));
             }
         }
         for request in append.requests {
             let key = format!("{}/{}", request.key.actor, request.key.request_id);
             // A reused id: its old age goes, so it is never listed to expire.
-            if let Some(old) = self.stored_request_time(&request.key)? {
+            if let Ok(Some(old)) = self.stored_request_time(&request.key)? {
                 batch.remove(request_time_key(old, &request.key));
             }
             batch.insert(request_key(&request.key), encode("requests", &key, request)?);
@@ -426,7 +434,8 @@ impl Store for SledStore {
             .map_err(io_error("fsync", &temporary))
             .and_then(|()| std::fs::rename(&temporary, &path).map_err(io_error("rename", &temporary)))
             .and_then(|()| {
-                File::open(&folder).and_then(|directory| directory.sync_all()).map_err(io_error("fsync", &folder))
+                let directory = File::open(&folder).map_err(io_error("open", &folder))?;
+                directory.sync_all().map_err(io_error("fsync", &folder))
             });
         if let Err(error) = synced {
             let _ = std::fs::remove_file(&temporary);
