@@ -376,11 +376,11 @@ where
     total
 }
 
-fn report_request(index: u64, teams: usize, prefix: &str) -> pb::ReportStatusRequest {
+fn report_request(index: u64, teams: usize, name: fn(usize) -> String, prefix: &str) -> pb::ReportStatusRequest {
     let team = (index as usize) % teams;
     pb::ReportStatusRequest {
         request_id: format!("{prefix}-{index}"),
-        team_id: team_id(team),
+        team_id: name(team),
         status: pb::TeamStatus::Unspecified.into(),
         position: Some(pb::LatLng {
             lat: 28.0 + (index % 10_000) as f64 * 1e-5,
@@ -390,13 +390,25 @@ fn report_request(index: u64, teams: usize, prefix: &str) -> pb::ReportStatusReq
 }
 
 async fn report_load(client: &Client, args: &BenchArgs, teams: usize, prefix: &str) -> Load {
+    reports(client, args.in_flight, Duration::from_secs_f64(args.seconds), u64::MAX, (teams, team_id), prefix).await
+}
+
+/// `ReportStatus` over `teams` teams named by `name`, from `in_flight`
+/// tasks, for `duration` or `limit` calls, request ids `<prefix>-<n>`.
+fn reports(
+    client: &Client,
+    in_flight: usize,
+    duration: Duration,
+    limit: u64,
+    (teams, name): (usize, fn(usize) -> String),
+    prefix: &str,
+) -> impl Future<Output = Load> + Send + 'static {
     let roster = client.roster();
     let prefix = prefix.to_owned();
-    load(args.in_flight, Duration::from_secs_f64(args.seconds), u64::MAX, move |index| {
-        let (mut roster, request) = (roster.clone(), report_request(index, teams, &prefix));
+    load(in_flight, duration, limit, move |index| {
+        let (mut roster, request) = (roster.clone(), report_request(index, teams, name, &prefix));
         async move { roster.report_status(request).await.map(drop) }
     })
-    .await
 }
 
 async fn get_load(client: &Client, args: &BenchArgs) -> Load {
@@ -624,17 +636,14 @@ async fn fan_out(server: &Spawned, client: &Client, args: &BenchArgs) -> anyhow:
         }));
     }
     drop(seen_sender);
-    let background = {
-        let (client, teams, seconds, in_flight) = (client.clone(), args.teams, args.seconds, args.in_flight);
-        tokio::spawn(async move {
-            let roster = client.roster();
-            load(in_flight, Duration::from_secs_f64(seconds + 0.5), u64::MAX, move |index| {
-                let (mut roster, request) = (roster.clone(), report_request(index, teams, "f"));
-                async move { roster.report_status(request).await.map(drop) }
-            })
-            .await
-        })
-    };
+    let background = tokio::spawn(reports(
+        client,
+        args.in_flight,
+        Duration::from_secs_f64(args.seconds + 0.5),
+        u64::MAX,
+        (args.teams, team_id),
+        "f",
+    ));
     tokio::time::sleep(Duration::from_millis(250)).await;
     let mut acknowledged: Vec<(u64, Instant)> = Vec::new();
     let mut roster = client.roster();
@@ -688,6 +697,10 @@ const CITY_ITEMS: usize = 40;
 const CITY_INCIDENTS: usize = 100;
 const NEEDS_PER_INCIDENT: usize = 10;
 
+fn city_team_id(index: usize) -> String {
+    format!("C-{index:05}")
+}
+
 fn city_fixtures() -> Vec<String> {
     use std::fmt::Write as _;
     let mut reserves = String::new();
@@ -718,7 +731,7 @@ fn city_fixtures() -> Vec<String> {
     fixtures.push(stock);
     let mut teams = String::new();
     for index in 0..CITY_TEAMS {
-        let team = bench_team(&format!("C-{index:05}"), index);
+        let team = bench_team(&city_team_id(index), index);
         let home = team.home.unwrap_or_default();
         let capabilities: Vec<String> = team
             .capabilities
@@ -813,14 +826,8 @@ async fn city(musterd: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     println!("  built in {:.1} s", built.elapsed().as_secs_f64());
     let (start, _) = server.resident_mib()?;
     let history_started = Instant::now();
-    let roster = client.roster();
-    let history = load(args.in_flight, Duration::from_secs(3_600), args.history, move |index| {
-        let mut roster = roster.clone();
-        let mut request = report_request(index, CITY_TEAMS, "h");
-        request.team_id = format!("C-{:05}", index as usize % CITY_TEAMS);
-        async move { roster.report_status(request).await.map(drop) }
-    })
-    .await;
+    let city_teams = (CITY_TEAMS, city_team_id as fn(usize) -> String);
+    let history = reports(&client, args.in_flight, Duration::from_secs(3_600), args.history, city_teams, "h").await;
     let history_time = history_started.elapsed();
     let events = last_sequence(&client).await?;
     let (resident, peak) = server.resident_mib()?;
@@ -841,7 +848,7 @@ async fn city(musterd: &Path, args: &BenchArgs) -> anyhow::Result<()> {
     for index in 0..40_i64 {
         let as_of =
             Timestamp { seconds: history_start.seconds + index * history_time.as_secs().max(1) as i64 / 40, nanos: 0 };
-        let id = format!("C-{:05}", index as usize * 97 % CITY_TEAMS);
+        let id = city_team_id(index as usize * 97 % CITY_TEAMS);
         let sent = Instant::now();
         roster.get_team(pb::GetTeamRequest { id: id.clone(), as_of: Some(as_of) }).await?;
         let _ = past.record(sent.elapsed().as_micros().max(1) as u64);
@@ -862,7 +869,7 @@ async fn city(musterd: &Path, args: &BenchArgs) -> anyhow::Result<()> {
             let mut roster = client.roster();
             let as_of = Timestamp { seconds: history_start.seconds + index, nanos: 0 };
             calls.spawn(async move {
-                roster.get_team(pb::GetTeamRequest { id: "C-00001".into(), as_of: Some(as_of) }).await
+                roster.get_team(pb::GetTeamRequest { id: city_team_id(1), as_of: Some(as_of) }).await
             });
         }
         let mut exhausted = 0;
@@ -893,22 +900,10 @@ async fn city(musterd: &Path, args: &BenchArgs) -> anyhow::Result<()> {
         CITY_INCIDENTS * NEEDS_PER_INCIDENT,
         median(dry)
     );
-    let quiet = {
-        let roster = client.roster();
-        load(args.in_flight, Duration::from_secs(2), u64::MAX, move |index| {
-            let (mut roster, mut request) = (roster.clone(), report_request(index, CITY_TEAMS, "q"));
-            request.team_id = format!("C-{:05}", index as usize % CITY_TEAMS);
-            async move { roster.report_status(request).await.map(drop) }
-        })
-        .await
-    };
+    let quiet = reports(&client, args.in_flight, Duration::from_secs(2), u64::MAX, city_teams, "q").await;
     let during = {
-        let roster = client.roster();
-        let background = tokio::spawn(load(args.in_flight, Duration::from_secs(2), u64::MAX, move |index| {
-            let (mut roster, mut request) = (roster.clone(), report_request(index, CITY_TEAMS, "d"));
-            request.team_id = format!("C-{:05}", index as usize % CITY_TEAMS);
-            async move { roster.report_status(request).await.map(drop) }
-        }));
+        let background =
+            tokio::spawn(reports(&client, args.in_flight, Duration::from_secs(2), u64::MAX, city_teams, "d"));
         tokio::time::sleep(Duration::from_millis(300)).await;
         let sent = Instant::now();
         let made = incidents.dispatch(pb::DispatchRequest::default()).await?.into_inner();

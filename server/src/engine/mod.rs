@@ -286,19 +286,32 @@ impl EngineHandle {
         self.enqueue(command, actor, request_id, None).await
     }
 
-    /// Plans a dispatch on the published state; `None` when the planner
-    /// refuses (the writer then decides, and refuses, in order).
-    async fn plan_dispatch(&self, incident_id: Option<String>, divert: bool) -> Result<Option<Prepared>, EngineError> {
+    /// Plans a dispatch on the last published state, on a blocking thread:
+    /// a dry run's answer, and the plan `submit` hands the writer. Returns
+    /// the plan (or why the planner refuses), the time it planned for and
+    /// the state's dispatch epoch.
+    pub async fn plan_dispatch_on_published(
+        &self,
+        incident_id: Option<String>,
+        divert: bool,
+    ) -> Result<(crate::domain::DomainResult<crate::domain::dispatching::DispatchPlan>, Timestamp, u64), EngineError>
+    {
         let state = self.snapshot();
         let now = self.now();
         let settings = self.dispatch;
-        let planned = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let scope = crate::domain::dispatching::Scope { incident_id: incident_id.as_deref(), divert };
-            crate::dispatch::plan(&state, scope, &settings, now).ok().map(|plan| (plan, state.dispatch_epoch()))
+            (crate::dispatch::plan(&state, scope, &settings, now), now, state.dispatch_epoch())
         })
         .await
-        .map_err(|error| EngineError::Internal(format!("planning a dispatch failed: {error}")))?;
-        Ok(planned.map(|(plan, epoch)| Prepared { plan: Arc::new(plan), epoch }))
+        .map_err(|error| EngineError::Internal(format!("planning a dispatch failed: {error}")))
+    }
+
+    /// Plans a dispatch ahead for the writer; `None` when the planner
+    /// refuses (the writer then decides, and refuses, in order).
+    async fn plan_dispatch(&self, incident_id: Option<String>, divert: bool) -> Result<Option<Prepared>, EngineError> {
+        let (plan, _, epoch) = self.plan_dispatch_on_published(incident_id, divert).await?;
+        Ok(plan.ok().map(|plan| Prepared { plan: Arc::new(plan), epoch }))
     }
 
     async fn enqueue(

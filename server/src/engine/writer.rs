@@ -56,9 +56,10 @@ struct Group {
     records: Vec<LogRecord>,
     requests: Vec<RequestRecord>,
     committed: Vec<Arc<Committed>>,
-    replies: Vec<(ReplySender, Result<Reply, EngineError>)>,
+    replies: Replies,
 }
 
+/// Each command's answer, to be sent once its group is durable.
 pub(super) type Replies = Vec<(ReplySender, Result<Reply, EngineError>)>;
 
 impl Writer {
@@ -235,16 +236,14 @@ impl Writer {
             let result = self.process(&submission, cutoff, &mut pending, &mut group);
             group.replies.push((submission.reply, result));
         }
-        group.requests = pending.into_values().collect();
         // A key that expired and was used again in this very group, or in
         // a group not yet durable, must not be removed after its new record
         // is written.
         let expired: Vec<(Timestamp, RequestKey)> = expired
             .into_iter()
-            .filter(|(_, key)| {
-                !group.requests.iter().any(|record| &record.key == key) && !self.in_flight.contains_key(key)
-            })
+            .filter(|(_, key)| !pending.contains_key(key) && !self.in_flight.contains_key(key))
             .collect();
+        group.requests = pending.into_values().collect();
         // Postconditions of every group, in debug builds (the tests): the
         // log continues without a gap and product.md's invariants hold.
         debug_assert!(

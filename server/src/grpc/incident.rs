@@ -295,15 +295,8 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let divert = request.divert;
         if request.dry_run {
             caller.require(Access::Read)?;
-            let engine = self.engine.clone();
-            let (plan, now) = tokio::task::spawn_blocking(move || {
-                let now = engine.now();
-                let scope = crate::dispatch::Scope { incident_id: scope.as_deref(), divert };
-                let plan = crate::dispatch::plan(&engine.snapshot(), scope, &engine.dispatch_settings(), now);
-                (plan, now)
-            })
-            .await
-            .map_err(status::from_join)?;
+            let (plan, now, _) =
+                self.engine.plan_dispatch_on_published(scope, divert).await.map_err(status::from_engine)?;
             let plan = plan?;
             return Ok(Response::new(pb::DispatchResponse {
                 assignments: plan.proposals.iter().map(|proposal| convert::proposal_out(proposal, now)).collect(),

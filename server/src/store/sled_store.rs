@@ -31,8 +31,7 @@ fn snapshot_file_name(mark: SnapshotMark) -> String {
 
 fn parse_snapshot_file_name(name: &str) -> Option<SnapshotMark> {
     let (sequence, time) = name.strip_suffix(".snapshot")?.split_once('-')?;
-    let time = time.parse::<u64>().ok()? ^ (1 << 63);
-    Some(SnapshotMark { sequence: sequence.parse().ok()?, time: Timestamp(time as i64) })
+    Some(SnapshotMark { sequence: sequence.parse().ok()?, time: time_from_sortable(time.parse().ok()?) })
 }
 
 /// Serialises every sled batch and flush in the process. sled 0.34's
@@ -155,14 +154,19 @@ fn sortable_time(time: Timestamp) -> [u8; 8] {
     ((time.0 as u64) ^ (1 << 63)).to_be_bytes()
 }
 
+/// The time [`sortable_time`] wrote, read back as a number.
+fn time_from_sortable(bits: u64) -> Timestamp {
+    Timestamp((bits ^ (1 << 63)) as i64)
+}
+
 /// Reads a key written by [`request_time_key`] back.
 fn parse_request_time_key(bytes: &[u8]) -> Option<(Timestamp, RequestKey)> {
-    let time = u64::from_be_bytes(bytes.get(1..9)?.try_into().ok()?) ^ (1 << 63);
+    let time = time_from_sortable(u64::from_be_bytes(bytes.get(1..9)?.try_into().ok()?));
     let rest = bytes.get(9..)?;
     let split = rest.iter().position(|byte| *byte == 0)?;
     let actor = String::from_utf8(rest[..split].to_vec()).ok()?;
     let request_id = String::from_utf8(rest[split + 1..].to_vec()).ok()?;
-    Some((Timestamp(time as i64), RequestKey { actor, request_id }))
+    Some((time, RequestKey { actor, request_id }))
 }
 
 /// Directories written before request records were indexed by time have
