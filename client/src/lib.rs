@@ -12,7 +12,7 @@ use muster_proto::v1 as pb;
 use thiserror::Error;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Status};
 
 pub use muster_proto::v1 as proto;
@@ -35,6 +35,15 @@ pub enum ClientError {
     /// The token is not valid header text.
     #[error("the token contains characters not allowed in a header")]
     Token,
+    /// A TLS file could not be read.
+    #[error("reading {path}: {source}")]
+    TlsFile {
+        /// The file.
+        path: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The connection failed.
     #[error("cannot connect to {url}: {source}")]
     Connect {
@@ -64,6 +73,57 @@ impl tonic::service::Interceptor for Auth {
 /// The channel every generated client of this library runs over.
 pub type AuthChannel = InterceptedService<Channel, Auth>;
 
+/// How to check the server (and show who we are) over TLS: used with
+/// `https://` addresses.
+#[derive(Clone, Debug, Default)]
+pub struct Tls {
+    /// The authority that signed the server's certificate (PEM). Without
+    /// one, the system's trusted roots are used.
+    pub ca_cert: Option<Vec<u8>>,
+    /// A client certificate and its key (PEM), for servers that require
+    /// one (`--tls-client-ca`).
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+    /// The name the server's certificate must carry, when it is not the
+    /// host of the address.
+    pub domain: Option<String>,
+}
+
+impl Tls {
+    /// Reads the PEM files the CLI's `--ca-cert`, `--client-cert` and
+    /// `--client-key` name.
+    pub fn from_files(
+        ca_cert: Option<&std::path::Path>,
+        identity: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> Result<Tls, ClientError> {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|source| ClientError::TlsFile { path: path.display().to_string(), source })
+        };
+        Ok(Tls {
+            ca_cert: ca_cert.map(read).transpose()?,
+            identity: match identity {
+                Some((cert, key)) => Some((read(cert)?, read(key)?)),
+                None => None,
+            },
+            domain: None,
+        })
+    }
+
+    fn settings(&self) -> ClientTlsConfig {
+        let mut settings = ClientTlsConfig::new();
+        settings = match &self.ca_cert {
+            Some(ca) => settings.ca_certificate(Certificate::from_pem(ca)),
+            None => settings.with_native_roots(),
+        };
+        if let Some((cert, key)) = &self.identity {
+            settings = settings.identity(Identity::from_pem(cert, key));
+        }
+        if let Some(domain) = &self.domain {
+            settings = settings.domain_name(domain.clone());
+        }
+        settings
+    }
+}
+
 /// A connection to a Muster server.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -75,12 +135,25 @@ impl Client {
     /// Connects to `url` (for example `http://127.0.0.1:50051`), with an
     /// optional bearer token.
     pub async fn connect(url: &str, token: Option<&str>) -> Result<Client, ClientError> {
-        let endpoint = Endpoint::from_shared(url.to_owned())
+        Client::connect_with(url, token, None).await
+    }
+
+    /// [`Client::connect`] with TLS settings (an `https://` address uses
+    /// TLS even without them, trusting the system's roots).
+    pub async fn connect_with(url: &str, token: Option<&str>, tls: Option<&Tls>) -> Result<Client, ClientError> {
+        let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(|source| ClientError::Address { url: url.to_owned(), source })?
             .connect_timeout(Duration::from_secs(5))
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
+        let default_tls = Tls::default();
+        let tls = tls.or(url.starts_with("https://").then_some(&default_tls));
+        if let Some(tls) = tls {
+            endpoint = endpoint
+                .tls_config(tls.settings())
+                .map_err(|source| ClientError::Address { url: url.to_owned(), source })?;
+        }
         let channel =
             endpoint.connect().await.map_err(|source| ClientError::Connect { url: url.to_owned(), source })?;
         Client::from_channel(channel, token)
@@ -89,7 +162,13 @@ impl Client {
     /// Wraps an existing channel.
     pub fn from_channel(channel: Channel, token: Option<&str>) -> Result<Client, ClientError> {
         let header = token
-            .map(|token| format!("Bearer {token}").parse::<MetadataValue<Ascii>>().map_err(|_| ClientError::Token))
+            .map(|token| {
+                let mut header =
+                    format!("Bearer {token}").parse::<MetadataValue<Ascii>>().map_err(|_| ClientError::Token)?;
+                // Kept out of HPACK's tables and of debug output.
+                header.set_sensitive(true);
+                Ok(header)
+            })
             .transpose()?;
         Ok(Client { channel, auth: Auth { header } })
     }

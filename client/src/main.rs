@@ -18,6 +18,16 @@ struct Args {
     /// Bearer token (when the server has tokens configured).
     #[arg(long, global = true, env = "MUSTER_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// The authority that signed the server's certificate (PEM), for an
+    /// https:// server (default: the system's trusted roots).
+    #[arg(long, global = true, env = "MUSTER_CA_CERT")]
+    ca_cert: Option<std::path::PathBuf>,
+    /// A client certificate (PEM), for a server that requires one.
+    #[arg(long, global = true, env = "MUSTER_CLIENT_CERT", requires = "client_key")]
+    client_cert: Option<std::path::PathBuf>,
+    /// The private key of --client-cert (PEM).
+    #[arg(long, global = true, env = "MUSTER_CLIENT_KEY", requires = "client_cert")]
+    client_key: Option<std::path::PathBuf>,
     /// Print JSON (protobuf's canonical mapping) instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -105,7 +115,12 @@ async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         Command::BenchEcho(echo) => return cli::bench::serve_echo(echo).await,
         _ => {}
     }
-    let client = Client::connect(&args.server, args.token.as_deref()).await?;
+    let identity = args.client_cert.as_deref().zip(args.client_key.as_deref());
+    let tls = match (&args.ca_cert, identity) {
+        (None, None) => None,
+        (ca_cert, identity) => Some(muster_client::Tls::from_files(ca_cert.as_deref(), identity)?),
+    };
+    let client = Client::connect_with(&args.server, args.token.as_deref(), tls.as_ref()).await?;
     match args.command {
         Command::Health => cli::health(&client, output).await,
         Command::Team(command) => cli::team::run(&client, *command, output).await,

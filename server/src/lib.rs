@@ -12,6 +12,7 @@
 //!   publishes snapshots and changes.
 //! - [`drill`]: scripted exercises on a virtual clock, reports and replays.
 //! - [`grpc`]: thin tonic services translating between protobuf and the domain.
+//! - [`listen`]: accepting connections under limits.
 //! - [`server`]: wiring: configuration, health, reflection, shutdown.
 //!
 //! `layers` (tests only) reads these sources and keeps the layers apart.
@@ -23,5 +24,6 @@ pub mod engine;
 pub mod fixture;
 pub mod grpc;
 mod layers;
+pub mod listen;
 pub mod server;
 pub mod store;

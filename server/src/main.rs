@@ -42,6 +42,17 @@ struct Args {
     /// baseline, not a setting for operations.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     max_batch: Option<u64>,
+    /// The server's TLS certificate chain (PEM); with --tls-key, serves
+    /// TLS only. Overrides [tls] in the configuration file.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Requires every client to present a certificate signed by this
+    /// authority (PEM), as well as a token.
+    #[arg(long, requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Tool>,
 }
@@ -142,7 +153,11 @@ fn main() -> anyhow::Result<()> {
                 Some(max_batch) => EngineConfig { max_batch: max_batch as usize, ..engine },
                 None => engine,
             };
-            let config = ServerConfig { data_dir, tokens: file.tokens, engine };
+            let tls = match (args.tls_cert, args.tls_key) {
+                (Some(cert), Some(key)) => Some(server::TlsConfig { cert, key, client_ca: args.tls_client_ca }),
+                _ => file.tls,
+            };
+            let config = ServerConfig { data_dir, tokens: file.tokens, tls, engine };
             runtime.block_on(async move {
                 let shutdown = shutdown_signal()?;
                 let listener =

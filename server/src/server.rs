@@ -12,13 +12,12 @@ use anyhow::{bail, Context as _};
 use muster_proto::v1 as pb;
 use serde::Deserialize;
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
-use crate::domain::limits::MAX_MESSAGE_BYTES;
+use crate::domain::limits::{MAX_ID_CHARS, MAX_MESSAGE_BYTES};
 use crate::engine::{Clock, Engine, EngineConfig};
 use crate::grpc::audit::AuditService;
-use crate::grpc::auth::{Caller, Role, Tokens};
+use crate::grpc::auth::{AccessLayer, Caller, Role, Tokens};
 use crate::grpc::drill::DrillService;
 use crate::grpc::import::ImportService;
 use crate::grpc::incident::IncidentService;
@@ -49,6 +48,8 @@ pub struct FileConfig {
     /// Access tokens; none means unauthenticated, loopback only.
     #[serde(default, rename = "token")]
     pub tokens: Vec<TokenConfig>,
+    /// Transport security: `cert`, `key`, optional `client_ca` (PEM files).
+    pub tls: Option<TlsConfig>,
     /// How the dispatcher estimates travel (`road_factor`, `convoy_speed_kmh`,
     /// `zone_detour_factor`).
     #[serde(default)]
@@ -56,15 +57,35 @@ pub struct FileConfig {
 }
 
 /// One access token.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
-    /// Who holds it: recorded as the actor of what they do.
+    /// Who holds it: recorded as the actor of what they do. Unique.
     pub name: String,
     /// `commander`, `observer`, `team:<id>` or `drill`.
     pub role: String,
-    /// The bearer token itself.
+    /// The bearer token itself. Unique; never logged.
     pub token: String,
+}
+
+impl std::fmt::Debug for TokenConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenConfig").field("name", &self.name).field("role", &self.role).finish_non_exhaustive()
+    }
+}
+
+/// Transport security (`[tls]`, or `--tls-cert`, `--tls-key`,
+/// `--tls-client-ca`): PEM files.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The server's certificate chain.
+    pub cert: PathBuf,
+    /// Its private key.
+    pub key: PathBuf,
+    /// When given, every client must present a certificate signed by this
+    /// authority (mutual TLS), as well as a token.
+    pub client_ca: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -82,36 +103,89 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Access tokens.
     pub tokens: Vec<TokenConfig>,
+    /// Transport security; none means plain HTTP/2, loopback only.
+    pub tls: Option<TlsConfig>,
     /// Writer tunables.
     pub engine: EngineConfig,
 }
 
-fn tokens(config: &[TokenConfig]) -> anyhow::Result<Tokens> {
+/// Names the log uses for its own actors: no token may take them.
+pub const RESERVED_ACTORS: &[&str] = &["system", "local", crate::drill::run::DRILL_ACTOR];
+
+/// The tokens of a configuration, checked: known roles, long enough,
+/// names and tokens unique, names that are not the server's own actors.
+pub fn tokens(config: &[TokenConfig]) -> anyhow::Result<Tokens> {
     let mut entries = Vec::new();
+    let mut names = std::collections::BTreeMap::new();
+    let mut secrets = std::collections::BTreeSet::new();
     for (index, token) in config.iter().enumerate() {
         let Some(role) = Role::parse(&token.role) else {
             bail!("token[{index}].role: {:?} is not commander, observer, team:<id> or drill", token.role);
         };
+        let name = token.name.trim();
+        if name.is_empty() || name.chars().count() > MAX_ID_CHARS || name.chars().any(char::is_control) {
+            bail!("token[{index}].name: must be 1 to {MAX_ID_CHARS} characters, none of them control characters");
+        }
+        if RESERVED_ACTORS.contains(&name) {
+            bail!("token[{index}].name: {name:?} is reserved for the server's own actions");
+        }
+        if let Some(first) = names.insert(name.to_owned(), index) {
+            bail!(
+                "token[{index}].name: {name:?} is also token[{first}]'s; names must be unique (each is the actor in the log and its own request_id space)"
+            );
+        }
         if token.token.len() < MIN_TOKEN_CHARS {
             bail!("token[{index}].token: must be at least {MIN_TOKEN_CHARS} characters");
         }
-        let actor = match &role {
-            Role::Team(id) => format!("team:{id}"),
-            _ => token.name.clone(),
-        };
-        entries.push((token.token.clone(), Caller { actor, role }));
+        if !token.token.bytes().all(|byte| byte.is_ascii_graphic()) {
+            bail!("token[{index}].token: must be printable ASCII without spaces (it travels in a header)");
+        }
+        if !secrets.insert(token.token.clone()) {
+            bail!("token[{index}].token: the same token is configured twice");
+        }
+        entries.push((token.token.clone(), Caller { actor: name.to_owned(), role }));
     }
     Ok(Tokens::new(entries))
 }
 
-/// The configured tokens; refuses an unauthenticated server off loopback.
+/// The configured tokens; refuses to expose the server off loopback
+/// without both tokens and TLS.
 fn access_tokens(config: &ServerConfig, listener: &TcpListener) -> anyhow::Result<(Tokens, SocketAddr)> {
     let address = listener.local_addr().context("reading the listener's address")?;
     let tokens = tokens(&config.tokens)?;
-    if tokens.is_empty() && !address.ip().is_loopback() {
+    check_exposure(address, &tokens, config.tls.is_some())?;
+    Ok((tokens, address))
+}
+
+/// Loopback may be served bare; any other address needs tokens (who may
+/// do what) and TLS (so the tokens do not cross the network in clear).
+pub fn check_exposure(address: SocketAddr, tokens: &Tokens, tls: bool) -> anyhow::Result<()> {
+    if address.ip().is_loopback() {
+        return Ok(());
+    }
+    if tokens.is_empty() {
         bail!("refusing to listen on {address} without access tokens: configure [[token]] or listen on loopback");
     }
-    Ok((tokens, address))
+    if !tls {
+        bail!(
+            "refusing to listen on {address} without TLS: tokens would cross the network in clear; configure [tls] (or --tls-cert and --tls-key) or listen on loopback"
+        );
+    }
+    Ok(())
+}
+
+/// The TLS settings from the PEM files, read now so a bad file stops the
+/// start rather than the first call.
+fn tls_settings(tls: &TlsConfig) -> anyhow::Result<ServerTlsConfig> {
+    let read = |what: &str, path: &Path| {
+        std::fs::read(path).with_context(|| format!("tls.{what}: reading {}", path.display()))
+    };
+    let identity = Identity::from_pem(read("cert", &tls.cert)?, read("key", &tls.key)?);
+    let mut settings = ServerTlsConfig::new().identity(identity).timeout(TLS_HANDSHAKE_WITHIN);
+    if let Some(client_ca) = &tls.client_ca {
+        settings = settings.client_ca_root(Certificate::from_pem(read("client_ca", client_ca)?));
+    }
+    Ok(settings)
 }
 
 /// The shortest bearer token accepted, in bytes.
@@ -120,17 +194,12 @@ pub const MIN_TOKEN_CHARS: usize = 16;
 pub const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// How long a ping may go unanswered before the connection is dropped.
 pub const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
-/// How long an idle connection waits before TCP keepalive probes start.
-pub const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
-
-/// The accepted connections, with the socket options the server wants
-/// (the builder's own TCP options apply only to addresses it binds itself).
-fn incoming(listener: TcpListener) -> TcpIncoming {
-    // Replies go out at once: with Nagle on, the last small frame of a
-    // reply larger than a segment waits for the client's delayed ACK,
-    // about 40 ms a call.
-    TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE))
-}
+/// Most calls and streams open at once on one connection.
+pub const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// Largest block of request headers, in bytes (a token is well under it).
+pub const MAX_HEADER_BYTES: u32 = 16 * 1024;
+/// How long a TLS handshake may take.
+pub const TLS_HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
 
 /// Serves Muster on `listener` until `shutdown` completes, then stops
 /// accepting, lets in-flight calls finish, and makes every acknowledged
@@ -183,19 +252,12 @@ pub async fn serve_store(
         .build_v1alpha()
         .context("building reflection")?;
 
-    let interceptor = {
-        let tokens = tokens.clone();
-        move |request| tokens.authenticate(request)
-    };
-    // Every service: size limits both ways, then authentication.
+    // Every service: size limits both ways. Access is the server's layer.
     macro_rules! service {
         ($server:ty, $implementation:expr) => {
-            InterceptedService::new(
-                <$server>::new($implementation)
-                    .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(MAX_MESSAGE_BYTES),
-                interceptor.clone(),
-            )
+            <$server>::new($implementation)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES)
         };
     }
     let roster = service!(pb::roster_service_server::RosterServiceServer<_>, RosterService::new(handle.clone()));
@@ -221,9 +283,16 @@ pub async fn serve_store(
         let _ = began.send(());
     };
 
-    let serving = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &config.tls {
+        builder = builder.tls_config(tls_settings(tls)?).context("configuring TLS")?;
+    }
+    let serving = builder
         .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_max_header_list_size(MAX_HEADER_BYTES)
+        .layer(AccessLayer::new(tokens))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -234,7 +303,7 @@ pub async fn serve_store(
         .add_service(incidents)
         .add_service(audit)
         .add_service(drills)
-        .serve_with_incoming_shutdown(incoming(listener), on_shutdown);
+        .serve_with_incoming_shutdown(crate::listen::incoming(listener), on_shutdown);
     // A graceful shutdown waits for every open stream to finish, and a client
     // that stopped reading never lets its stream finish: past the grace
     // period the server stops waiting for them. (Their connection tasks end
@@ -257,4 +326,65 @@ pub async fn serve_store(
     engine.shutdown().await;
     tracing::info!(last_sequence = handle.snapshot().last_sequence, "musterd stopped; the log is durable");
     served.context("serving gRPC")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn token(name: &str, role: &str, token: &str) -> TokenConfig {
+        TokenConfig { name: name.into(), role: role.into(), token: token.into() }
+    }
+
+    fn refusal(config: &[TokenConfig]) -> String {
+        super::tokens(config).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_configuration_with_ambiguous_tokens_is_refused() {
+        let duty = token("duty", "commander", "duty-token-0123456789");
+        assert!(super::tokens(std::slice::from_ref(&duty)).is_ok());
+        let same_name = refusal(&[duty.clone(), token("duty", "observer", "other-token-0123456789")]);
+        assert!(same_name.contains("token[1].name") && same_name.contains("unique"), "{same_name}");
+        let same_token = refusal(&[duty.clone(), token("screen", "observer", "duty-token-0123456789")]);
+        assert!(same_token.contains("token[1].token"), "{same_token}");
+        assert!(refusal(&[token("system", "commander", "duty-token-0123456789")]).contains("reserved"));
+        assert!(refusal(&[token("", "commander", "duty-token-0123456789")]).contains("token[0].name"));
+        assert!(refusal(&[token("duty", "commander", "short")]).contains("at least"));
+        assert!(refusal(&[token("duty", "commander", "a token with spaces in it")]).contains("printable"));
+        assert!(refusal(&[token("duty", "root", "duty-token-0123456789")]).contains("token[0].role"));
+    }
+
+    #[test]
+    fn only_loopback_may_be_served_without_tokens_and_tls() {
+        let tokens = super::tokens(&[token("duty", "commander", "duty-token-0123456789")]).unwrap();
+        let anywhere: SocketAddr = "0.0.0.0:50051".parse().unwrap();
+        let loopback: SocketAddr = "127.0.0.1:50051".parse().unwrap();
+        assert!(check_exposure(loopback, &Tokens::default(), false).is_ok());
+        assert!(check_exposure(anywhere, &Tokens::default(), true).unwrap_err().to_string().contains("tokens"));
+        assert!(check_exposure(anywhere, &tokens, false).unwrap_err().to_string().contains("TLS"));
+        assert!(check_exposure(anywhere, &tokens, true).is_ok());
+    }
+
+    #[test]
+    fn the_example_configuration_is_valid() {
+        let example: FileConfig = toml::from_str(include_str!("../../examples/musterd.toml")).unwrap();
+        assert_eq!(super::tokens(&example.tokens).unwrap().len(), 5);
+        assert!(example.tls.is_some_and(|tls| tls.client_ca.is_some()));
+        example.dispatch.validate().unwrap();
+    }
+
+    #[test]
+    fn a_token_never_shows_in_debug_output() {
+        let config = ServerConfig {
+            data_dir: PathBuf::from("x"),
+            tokens: vec![token("duty", "commander", "duty-token-0123456789")],
+            tls: None,
+            engine: EngineConfig::default(),
+        };
+        let printed = format!("{config:?}");
+        assert!(printed.contains("duty") && !printed.contains("duty-token"), "{printed}");
+    }
 }

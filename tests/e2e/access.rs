@@ -11,7 +11,7 @@ use muster_tests::{Options, TestServer};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::support::{check_error, register};
+use crate::support::{check_error, raw_call, register, Shape};
 
 fn token(name: &str, role: &str) -> TokenConfig {
     TokenConfig { name: name.to_owned(), role: role.to_owned(), token: format!("{name}-secret-token-0123456789") }
@@ -74,7 +74,207 @@ async fn tokens_and_roles_limit_what_each_caller_may_do() {
         .into_inner()
         .events;
     let actors: Vec<_> = events.iter().map(|event| event.actor.as_str()).collect();
-    assert_eq!(actors, vec!["duty-officer", "duty-officer", "team:WR-01"], "the log names who did what");
+    assert_eq!(actors, vec!["duty-officer", "duty-officer", "wr01app"], "the log names the token that did it");
+}
+
+/// Who calls, in the matrix below: a letter per configured token, `n` for
+/// no token and `b` for a token the server does not know.
+const CALLERS: &[(char, Option<&str>)] = &[
+    ('c', Some("duty-secret-token-0123456789")),
+    ('o', Some("screen-secret-token-0123456789")),
+    ('t', Some("near-secret-token-0123456789")),
+    ('x', Some("far-secret-token-0123456789")),
+    ('d', Some("exercise-secret-token-0123456789")),
+    ('n', None),
+    ('b', Some("nobody-knows-this-token-0123")),
+];
+
+/// Every method of the server, called by every kind of caller: allowed
+/// where `api.md` says so, `PERMISSION_DENIED` for a known token's role
+/// elsewhere, `UNAUTHENTICATED` without a known token (health is open).
+/// Letters: c commander, o observer, t the team the call is about
+/// (W-NEAR), x another team (W-FAR), d drill; `n` marks an open method.
+#[tokio::test]
+async fn every_method_with_every_role_is_allowed_or_refused_as_the_access_table_says() {
+    use prost::Message as _;
+    let tokens = vec![
+        token("duty", "commander"),
+        token("screen", "observer"),
+        token("near", "team:W-NEAR"),
+        token("far", "team:W-FAR"),
+        token("exercise", "drill"),
+    ];
+    let server = TestServer::start_with(Options { tokens, ..Options::default() }).await;
+    let commander = server.client_with_token("duty-secret-token-0123456789").await;
+    commander
+        .imports()
+        .import(pb::ImportRequest {
+            request_id: String::new(),
+            name: "world.toml".into(),
+            toml: crate::dispatch::WORLD.into(),
+        })
+        .await
+        .unwrap();
+    let mut incidents = commander.incidents();
+    crate::dispatch::declare(&mut incidents, "A", 28.200, 112.951, pb::Level::Ii, 1, 0).await;
+    let dispatched = incidents
+        .dispatch(pb::DispatchRequest { incident_id: "A".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let assignment = dispatched.assignments[0].clone();
+    assert_eq!(assignment.resource, Some(pb::assignment::Resource::TeamId("W-NEAR".into())));
+
+    let near = || "W-NEAR".to_owned();
+    let unary = Shape::Unary;
+    let stream = Shape::ServerStream;
+    let rows: Vec<(&str, Shape, Vec<u8>, &str)> = vec![
+        ("/grpc.health.v1.Health/Check", unary, vec![], "cotxdnb"),
+        ("/grpc.health.v1.Health/Watch", stream, vec![], "cotxdnb"),
+        ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Shape::Bidi, vec![], "cotxd"),
+        ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", Shape::Bidi, vec![], "cotxd"),
+        ("/muster.v1.RosterService/RegisterTeam", unary, vec![], "c"),
+        (
+            "/muster.v1.RosterService/GetTeam",
+            unary,
+            pb::GetTeamRequest { id: near(), ..Default::default() }.encode_to_vec(),
+            "cotx",
+        ),
+        ("/muster.v1.RosterService/ListTeams", unary, vec![], "cotx"),
+        ("/muster.v1.RosterService/UpdateTeam", unary, vec![], "c"),
+        (
+            "/muster.v1.RosterService/ReportStatus",
+            unary,
+            pb::ReportStatusRequest { team_id: near(), ..Default::default() }.encode_to_vec(),
+            "ct",
+        ),
+        ("/muster.v1.RosterService/WatchTeams", stream, vec![], "cotx"),
+        ("/muster.v1.ReserveService/DefineItem", unary, vec![], "c"),
+        ("/muster.v1.ReserveService/RegisterDepot", unary, vec![], "c"),
+        ("/muster.v1.ReserveService/AdjustStock", unary, vec![], "c"),
+        ("/muster.v1.ReserveService/SetMinReserve", unary, vec![], "c"),
+        ("/muster.v1.ReserveService/TransferStock", unary, vec![], "c"),
+        ("/muster.v1.ReserveService/GetStock", unary, vec![], "cotx"),
+        ("/muster.v1.ReserveService/ListStock", unary, vec![], "cotx"),
+        ("/muster.v1.ReserveService/ListLedger", unary, vec![], "cotx"),
+        ("/muster.v1.ReserveService/ListItems", unary, vec![], "cotx"),
+        ("/muster.v1.ReserveService/ListDepots", unary, vec![], "cotx"),
+        ("/muster.v1.ImportService/Import", unary, vec![], "c"),
+        ("/muster.v1.PlanService/PutPlan", unary, vec![], "c"),
+        ("/muster.v1.PlanService/GetPlan", unary, vec![], "cotx"),
+        ("/muster.v1.PlanService/ListPlans", unary, vec![], "cotx"),
+        ("/muster.v1.IncidentService/DeclareIncident", unary, vec![], "c"),
+        (
+            "/muster.v1.IncidentService/GetIncident",
+            unary,
+            pb::GetIncidentRequest { id: "A".into(), ..Default::default() }.encode_to_vec(),
+            "cotx",
+        ),
+        ("/muster.v1.IncidentService/ListIncidents", unary, vec![], "cotx"),
+        ("/muster.v1.IncidentService/UpdateIncident", unary, vec![], "c"),
+        ("/muster.v1.IncidentService/CloseIncident", unary, vec![], "c"),
+        ("/muster.v1.IncidentService/RequestResources", unary, vec![], "c"),
+        (
+            "/muster.v1.IncidentService/Dispatch",
+            unary,
+            pb::DispatchRequest { incident_id: "A".into(), ..Default::default() }.encode_to_vec(),
+            "c",
+        ),
+        (
+            "/muster.v1.IncidentService/Dispatch",
+            unary,
+            pb::DispatchRequest { dry_run: true, ..Default::default() }.encode_to_vec(),
+            "cotx",
+        ),
+        ("/muster.v1.IncidentService/AssignResource", unary, vec![], "c"),
+        (
+            "/muster.v1.IncidentService/ListAssignments",
+            unary,
+            pb::ListAssignmentsRequest { team_id: near(), ..Default::default() }.encode_to_vec(),
+            "cot",
+        ),
+        ("/muster.v1.IncidentService/ListAssignments", unary, vec![], "co"),
+        (
+            "/muster.v1.IncidentService/UpdateAssignment",
+            unary,
+            pb::UpdateAssignmentRequest { assignment_id: assignment.id.clone(), ..Default::default() }.encode_to_vec(),
+            "ct",
+        ),
+        ("/muster.v1.IncidentService/WatchIncidents", stream, vec![], "cotx"),
+        (
+            "/muster.v1.IncidentService/WatchAssignments",
+            stream,
+            pb::WatchAssignmentsRequest { team_id: near() }.encode_to_vec(),
+            "cot",
+        ),
+        ("/muster.v1.IncidentService/SetZone", unary, vec![], "c"),
+        ("/muster.v1.IncidentService/ClearZone", unary, vec![], "c"),
+        ("/muster.v1.IncidentService/ListZones", unary, vec![], "cotx"),
+        ("/muster.v1.AuditService/ListEvents", unary, vec![], "cotx"),
+        ("/muster.v1.AuditService/GetDigest", unary, vec![], "cotx"),
+        ("/muster.v1.DrillService/RunDrill", stream, vec![], "cd"),
+        ("/muster.v1.DrillService/GetDrillReport", unary, vec![], "cd"),
+        ("/muster.v1.DrillService/ReplayDrill", unary, vec![], "cd"),
+        ("/muster.v1.DrillService/ListDrillRuns", unary, vec![], "cd"),
+        ("/muster.v1.DrillService/ExportIncidentAsDrill", unary, vec![], "cd"),
+    ];
+
+    // The rows name every method served, no more.
+    let served = muster_server::grpc::auth::served_methods();
+    let called: std::collections::BTreeSet<String> = rows.iter().map(|row| row.0.to_owned()).collect();
+    assert_eq!(called, served, "the matrix must call every method");
+
+    let channel = tonic::transport::Endpoint::from_shared(server.url.clone()).unwrap().connect().await.unwrap();
+    let mut wrong = Vec::new();
+    for (path, shape, body, allowed) in &rows {
+        for (who, token) in CALLERS {
+            let result = raw_call(&channel, *token, path, *shape, body.clone()).await;
+            let code = result.as_ref().err().map(tonic::Status::code);
+            let expected_allowed = allowed.contains(*who) || (allowed.contains('n') && *who == 'b');
+            let ok = if expected_allowed {
+                !matches!(code, Some(Code::PermissionDenied | Code::Unauthenticated))
+            } else if matches!(who, 'n' | 'b') {
+                code == Some(Code::Unauthenticated)
+            } else {
+                code == Some(Code::PermissionDenied)
+            };
+            if !ok {
+                wrong.push(format!("{path} as {who}: {:?}", result.err()));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[tokio::test]
+async fn two_phones_of_one_team_are_two_actors_with_their_own_request_ids() {
+    let tokens = vec![token("duty", "commander"), token("phone-a", "team:WR-01"), token("phone-b", "team:WR-01")];
+    let server = TestServer::start_with(Options { tokens, ..Options::default() }).await;
+    let mut commander = server.client_with_token("duty-secret-token-0123456789").await.roster();
+    commander.register_team(register("WR-01", "")).await.unwrap();
+    let report = |status: pb::TeamStatus| pb::ReportStatusRequest {
+        request_id: "report-1".into(),
+        team_id: "WR-01".into(),
+        status: status.into(),
+        ..Default::default()
+    };
+    let mut phone_a = server.client_with_token("phone-a-secret-token-0123456789").await.roster();
+    let mut phone_b = server.client_with_token("phone-b-secret-token-0123456789").await.roster();
+    phone_a.report_status(report(pb::TeamStatus::OutOfService)).await.unwrap();
+    // The same request_id from another phone is another request, not a retry.
+    let second = phone_b.report_status(report(pb::TeamStatus::Available)).await.unwrap().into_inner();
+    assert_eq!(second.status(), pb::TeamStatus::Available);
+    let events = server
+        .client_with_token("duty-secret-token-0123456789")
+        .await
+        .audit()
+        .list_events(pb::ListEventsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let actors: Vec<_> = events.iter().map(|event| event.actor.as_str()).collect();
+    assert_eq!(actors, vec!["duty", "phone-a", "phone-b"]);
 }
 
 /// The read side of a fault-injecting store: straight to its in-memory `inner`.

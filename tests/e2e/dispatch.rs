@@ -9,9 +9,9 @@ use tonic::Code;
 
 use crate::support::check_error;
 
-type Incidents = pb::incident_service_client::IncidentServiceClient<muster_client::AuthChannel>;
+pub(crate) type Incidents = pb::incident_service_client::IncidentServiceClient<muster_client::AuthChannel>;
 
-const WORLD: &str = r#"
+pub(crate) const WORLD: &str = r#"
 [[item]]
 code = "pump"
 name = "Pump, 100 m3/h"
@@ -68,7 +68,15 @@ async fn world(server: &TestServer) -> Incidents {
     client.incidents()
 }
 
-async fn declare(incidents: &mut Incidents, id: &str, lat: f64, lng: f64, level: pb::Level, teams: u32, pumps: i64) {
+pub(crate) async fn declare(
+    incidents: &mut Incidents,
+    id: &str,
+    lat: f64,
+    lng: f64,
+    level: pb::Level,
+    teams: u32,
+    pumps: i64,
+) {
     incidents
         .declare_incident(pb::DeclareIncidentRequest {
             request_id: String::new(),

@@ -15,3 +15,4 @@ mod reserve;
 mod roster;
 mod service;
 mod support;
+mod tls;

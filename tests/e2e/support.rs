@@ -39,3 +39,93 @@ pub fn check_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, fi
     }
     status
 }
+
+/// How a method answers.
+#[derive(Clone, Copy, Debug)]
+pub enum Shape {
+    /// One request, one reply.
+    Unary,
+    /// One request, a stream of replies.
+    ServerStream,
+    /// Streams both ways (reflection).
+    Bidi,
+}
+
+/// A codec of raw message bytes, so one helper can call any method.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RawCodec;
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl tonic::codec::Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut tonic::codec::EncodeBuf<'_>) -> Result<(), Status> {
+        prost::bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut tonic::codec::DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Status> {
+        let mut out = vec![0; prost::bytes::Buf::remaining(src)];
+        prost::bytes::Buf::copy_to_slice(src, &mut out);
+        Ok(Some(out))
+    }
+}
+
+/// Calls the method at `path` (`/package.Service/Method`) with an encoded
+/// request, as `token`. A unary call answers its reply's bytes; a stream
+/// answers once it is open (empty bytes), or with the status that refused it.
+pub async fn raw_call(
+    channel: &tonic::transport::Channel,
+    token: Option<&str>,
+    path: &str,
+    shape: Shape,
+    body: Vec<u8>,
+) -> Result<Vec<u8>, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.map_err(|error| Status::unavailable(error.to_string()))?;
+    let path: http::uri::PathAndQuery = path.parse().expect("a gRPC path");
+    let authorize = |metadata: &mut tonic::metadata::MetadataMap| {
+        if let Some(token) = token {
+            metadata.insert("authorization", format!("Bearer {token}").parse().expect("header text"));
+        }
+    };
+    match shape {
+        Shape::Unary => {
+            let mut request = tonic::Request::new(body);
+            authorize(request.metadata_mut());
+            grpc.unary(request, path, RawCodec).await.map(tonic::Response::into_inner)
+        }
+        Shape::ServerStream => {
+            let mut request = tonic::Request::new(body);
+            authorize(request.metadata_mut());
+            grpc.server_streaming(request, path, RawCodec).await.map(|_| Vec::new())
+        }
+        Shape::Bidi => {
+            let mut request = tonic::Request::new(tokio_stream::once(body));
+            authorize(request.metadata_mut());
+            let mut replies = grpc.streaming(request, path, RawCodec).await?.into_inner();
+            // Reflection answers (or refuses) the first message.
+            replies.message().await.map(Option::unwrap_or_default)
+        }
+    }
+}

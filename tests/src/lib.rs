@@ -25,6 +25,8 @@ pub struct TestServer {
     pub clock: ManualClock,
     /// Where its log lives.
     pub data_dir: PathBuf,
+    /// How the harness's clients connect over TLS, when the server serves it.
+    pub client_tls: Option<muster_client::Tls>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _temp: Option<tempfile::TempDir>,
@@ -39,6 +41,11 @@ pub struct Options {
     pub engine: Option<EngineConfig>,
     /// A store to use instead of sled in the data directory.
     pub store: Option<Arc<dyn Store>>,
+    /// Serve TLS with these files; the harness's own clients then connect
+    /// with `client_tls`.
+    pub tls: Option<server::TlsConfig>,
+    /// How the harness's clients check a TLS server.
+    pub client_tls: Option<muster_client::Tls>,
 }
 
 impl TestServer {
@@ -60,10 +67,12 @@ impl TestServer {
     /// A server on `data_dir` (which may hold a log already) with `clock`.
     pub async fn start_in(data_dir: &Path, options: Options, clock: ManualClock) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        let url = format!("{scheme}://{}", listener.local_addr().expect("address"));
         let config = ServerConfig {
             data_dir: data_dir.to_owned(),
             tokens: options.tokens,
+            tls: options.tls,
             engine: options.engine.unwrap_or_default(),
         };
         let (stop, stopped) = oneshot::channel::<()>();
@@ -76,15 +85,22 @@ impl TestServer {
         };
         let engine_clock = Arc::new(clock.clone());
         let task = tokio::spawn(server::serve_store(config, store, listener, engine_clock, shutdown));
-        let server =
-            TestServer { url, clock, data_dir: data_dir.to_owned(), stop: Some(stop), task: Some(task), _temp: None };
+        let server = TestServer {
+            url,
+            clock,
+            data_dir: data_dir.to_owned(),
+            client_tls: options.client_tls,
+            stop: Some(stop),
+            task: Some(task),
+            _temp: None,
+        };
         server.wait_until_serving().await;
         server
     }
 
     async fn wait_until_serving(&self) {
         for _ in 0..200 {
-            if let Ok(client) = Client::connect(&self.url, None).await {
+            if let Ok(client) = Client::connect_with(&self.url, None, self.client_tls.as_ref()).await {
                 let check = client.health().check(tonic_health_request()).await;
                 if check.is_ok() {
                     return;
@@ -97,12 +113,12 @@ impl TestServer {
 
     /// A client without a token.
     pub async fn client(&self) -> Client {
-        Client::connect(&self.url, None).await.expect("connect")
+        Client::connect_with(&self.url, None, self.client_tls.as_ref()).await.expect("connect")
     }
 
     /// A client with a bearer token.
     pub async fn client_with_token(&self, token: &str) -> Client {
-        Client::connect(&self.url, Some(token)).await.expect("connect")
+        Client::connect_with(&self.url, Some(token), self.client_tls.as_ref()).await.expect("connect")
     }
 
     /// Stops the server gracefully and waits; keeps the data directory.

@@ -7,7 +7,7 @@ use muster_proto::v1 as pb;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-use super::auth::{self, Access};
+use super::auth;
 use super::convert::{self, page_token};
 use super::{status, submit_as, watch, DispatchReply};
 use crate::domain::event::Event;
@@ -172,7 +172,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         request: Request<pb::DeclareIncidentRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         let request_id = request.request_id.clone();
         let command = Command::try_from(request)?;
@@ -180,7 +179,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
     }
 
     async fn get_incident(&self, request: Request<pb::GetIncidentRequest>) -> Result<Response<pb::Incident>, Status> {
-        auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         validate::id("id", &request.id)?;
         let view = match request.as_of {
@@ -198,7 +196,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         &self,
         request: Request<pb::ListIncidentsRequest>,
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
-        auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
         let after = page_token::decode(&request.page_token)?;
@@ -220,7 +217,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         request: Request<pb::UpdateIncidentRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         let request_id = request.request_id.clone();
         let command = Command::try_from(request)?;
@@ -232,7 +228,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         request: Request<pb::CloseIncidentRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         incident_reply(
             submit_as(&self.engine, &caller, &request.request_id, Command::CloseIncident { id: request.id }).await?,
@@ -244,7 +239,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         request: Request<pb::RequestResourcesRequest>,
     ) -> Result<Response<pb::Incident>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         validate::repeated("teams", &request.teams)?;
         validate::repeated("supplies", &request.supplies)?;
@@ -260,7 +254,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         &self,
         request: Request<pb::WatchIncidentsRequest>,
     ) -> Result<Response<BoxStream<pb::IncidentEvent>>, Status> {
-        auth::caller(&request)?.require(Access::Read)?;
         let filter = request.into_inner().incident_id;
         if !filter.is_empty() {
             validate::id("incident_id", &filter)?;
@@ -294,7 +287,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let scope = (!request.incident_id.is_empty()).then(|| request.incident_id.clone());
         let divert = request.divert;
         if request.dry_run {
-            caller.require(Access::Read)?;
             let (plan, now, _) =
                 self.engine.plan_dispatch_on_published(scope, divert).await.map_err(status::from_engine)?;
             let plan = plan?;
@@ -303,7 +295,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
                 shortfalls: plan.shortfalls.iter().map(convert::shortfall_out).collect(),
             }));
         }
-        caller.require(Access::Command)?;
+        caller.commands()?;
         let command = Command::Dispatch { incident_id: scope, divert };
         let (assignments, shortfalls): DispatchReply =
             submit_as(&self.engine, &caller, &request.request_id, command).await?;
@@ -318,7 +310,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         request: Request<pb::AssignResourceRequest>,
     ) -> Result<Response<pb::Assignment>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         let resource = convert::hand_resource_in(request.resource)?;
         let command = Command::AssignResource { need_id: request.need_id, resource, reason: request.reason };
@@ -333,11 +324,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
     ) -> Result<Response<pb::ListAssignmentsResponse>, Status> {
         let caller = auth::caller(&request)?;
         let request = request.into_inner();
-        if request.team_id.is_empty() {
-            caller.require(Access::Read)?;
-        } else {
-            caller.require(Access::TeamRead(&request.team_id))?;
-        }
+        caller.reads_for(&request.team_id)?;
         let state = self.engine.snapshot();
         if !request.incident_id.is_empty() {
             validate::id("incident_id", &request.incident_id)?;
@@ -366,13 +353,18 @@ impl pb::incident_service_server::IncidentService for IncidentService {
     ) -> Result<Response<pb::Assignment>, Status> {
         let caller = auth::caller(&request)?;
         let request = request.into_inner();
-        let target = convert::assignment_status_in("status", request.status)?;
-        if caller.require(Access::Command).is_err() {
+        if caller.commands().is_err() {
+            // A team may change only its own assignments (a supply
+            // assignment has no team: only a commander changes it).
             let state = self.engine.snapshot();
             validate::id("assignment_id", &request.assignment_id)?;
             let team_id = state.assignment(&request.assignment_id)?.team_id().map(str::to_owned);
-            caller.require(Access::Team(team_id.as_deref().unwrap_or_default()))?;
+            match team_id {
+                Some(team_id) => caller.acts_for(&team_id)?,
+                None => caller.commands()?,
+            }
         }
+        let target = convert::assignment_status_in("status", request.status)?;
         let command = Command::UpdateAssignment {
             assignment_id: request.assignment_id,
             status: target,
@@ -391,7 +383,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let caller = auth::caller(&request)?;
         let team_id = request.into_inner().team_id;
         validate::id("team_id", &team_id)?;
-        caller.require(Access::TeamRead(&team_id))?;
+        caller.reads_for(&team_id)?;
         self.engine.snapshot().team(&team_id)?;
         let initial_team = team_id.clone();
         let stream = watch::spawn(
@@ -413,7 +405,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
 
     async fn set_zone(&self, request: Request<pb::SetZoneRequest>) -> Result<Response<pb::Zone>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         let zone = convert::zone_in("zone", request.zone)?;
         let zone: crate::domain::zone::Zone =
@@ -423,7 +414,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
 
     async fn clear_zone(&self, request: Request<pb::ClearZoneRequest>) -> Result<Response<pb::Zone>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         let zone: crate::domain::zone::Zone =
             submit_as(&self.engine, &caller, &request.request_id, Command::ClearZone { id: request.id }).await?;
@@ -434,7 +424,6 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         &self,
         request: Request<pb::ListZonesRequest>,
     ) -> Result<Response<pb::ListZonesResponse>, Status> {
-        auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
         let after = page_token::decode(&request.page_token)?;

@@ -5,7 +5,7 @@ use std::ops::Bound;
 use muster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use super::auth::{self, Access};
+use super::auth;
 use super::convert::{self, page, page_token};
 use super::{submit_as, TransferReply};
 use crate::domain::reserve::stock_level;
@@ -105,7 +105,6 @@ fn stock_key_from_text(text: &str) -> DomainResult<(String, String)> {
 impl pb::reserve_service_server::ReserveService for ReserveService {
     async fn define_item(&self, request: Request<pb::DefineItemRequest>) -> Result<Response<pb::Item>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         let item = convert::item_in("item", request.item)?;
         let item: crate::domain::reserve::Item =
@@ -115,7 +114,6 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
 
     async fn register_depot(&self, request: Request<pb::RegisterDepotRequest>) -> Result<Response<pb::Depot>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         let depot = convert::depot_in("depot", request.depot)?;
         let depot: crate::domain::reserve::Depot =
@@ -125,7 +123,6 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
 
     async fn adjust_stock(&self, request: Request<pb::AdjustStockRequest>) -> Result<Response<pb::StockLevel>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         let command = Command::AdjustStock {
             reason: convert::ledger_reason_in("reason", request.reason)?,
@@ -142,7 +139,6 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         request: Request<pb::SetMinReserveRequest>,
     ) -> Result<Response<pb::StockLevel>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         let command = Command::SetMinReserve {
             depot_id: request.depot_id,
@@ -157,7 +153,6 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         request: Request<pb::TransferStockRequest>,
     ) -> Result<Response<pb::TransferStockResponse>, Status> {
         let caller = auth::caller(&request)?;
-        caller.require(Access::Command)?;
         let request = request.into_inner();
         let command = Command::TransferStock {
             from_depot_id: request.from_depot_id,
@@ -174,7 +169,6 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
     }
 
     async fn get_stock(&self, request: Request<pb::GetStockRequest>) -> Result<Response<pb::StockLevel>, Status> {
-        auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         validate::id("depot_id", &request.depot_id)?;
         validate::code("item_code", &request.item_code)?;
@@ -186,7 +180,6 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         &self,
         request: Request<pb::ListStockRequest>,
     ) -> Result<Response<pb::ListStockResponse>, Status> {
-        auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         let state = self.engine.snapshot();
         check_filters(&state, &request.depot_id, &request.item_code)?;
@@ -223,7 +216,6 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         &self,
         request: Request<pb::ListLedgerRequest>,
     ) -> Result<Response<pb::ListLedgerResponse>, Status> {
-        auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         let state = self.engine.snapshot();
         check_filters(&state, &request.depot_id, &request.item_code)?;
@@ -245,7 +237,6 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         &self,
         request: Request<pb::ListItemsRequest>,
     ) -> Result<Response<pb::ListItemsResponse>, Status> {
-        auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
         let after = page_token::decode(&request.page_token)?;
@@ -260,7 +251,6 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         &self,
         request: Request<pb::ListDepotsRequest>,
     ) -> Result<Response<pb::ListDepotsResponse>, Status> {
-        auth::caller(&request)?.require(Access::Read)?;
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
         let after = page_token::decode(&request.page_token)?;
