@@ -219,6 +219,44 @@ pub async fn serve(
     serve_store(config, Arc::new(store), listener, clock, shutdown).await
 }
 
+/// The services of the API over `handle` (drill runs kept in
+/// `drill_store`), with their message limits, not yet guarded: the server
+/// puts [`AccessLayer`] around them (and health and reflection beside
+/// them); the fuzz targets call them without a socket.
+pub fn api_routes(
+    handle: &crate::engine::EngineHandle,
+    drill_store: Arc<dyn Store>,
+) -> anyhow::Result<tonic::service::RoutesBuilder> {
+    // Every service: size limits both ways.
+    macro_rules! service {
+        ($server:ty, $implementation:expr) => {
+            <$server>::new($implementation)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES)
+        };
+    }
+    let watchers = crate::grpc::watch::Watchers::default();
+    let mut routes = tonic::service::Routes::builder();
+    routes
+        .add_service(service!(
+            pb::roster_service_server::RosterServiceServer<_>,
+            RosterService::new(handle.clone(), watchers.clone())
+        ))
+        .add_service(service!(pb::reserve_service_server::ReserveServiceServer<_>, ReserveService::new(handle.clone())))
+        .add_service(service!(pb::import_service_server::ImportServiceServer<_>, ImportService::new(handle.clone())))
+        .add_service(service!(pb::plan_service_server::PlanServiceServer<_>, PlanService::new(handle.clone())))
+        .add_service(service!(
+            pb::incident_service_server::IncidentServiceServer<_>,
+            IncidentService::new(handle.clone(), watchers)
+        ))
+        .add_service(service!(pb::audit_service_server::AuditServiceServer<_>, AuditService::new(handle.clone())))
+        .add_service(service!(
+            pb::drill_service_server::DrillServiceServer<_>,
+            DrillService::new(handle.clone(), drill_store).context("reading the stored drill runs")?
+        ));
+    Ok(routes)
+}
+
 /// [`serve`] over a store the caller opened (tests use it to inject faults).
 pub async fn serve_store(
     config: ServerConfig,
@@ -252,25 +290,8 @@ pub async fn serve_store(
         .build_v1alpha()
         .context("building reflection")?;
 
-    // Every service: size limits both ways. Access is the server's layer.
-    macro_rules! service {
-        ($server:ty, $implementation:expr) => {
-            <$server>::new($implementation)
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES)
-        };
-    }
-    let roster = service!(pb::roster_service_server::RosterServiceServer<_>, RosterService::new(handle.clone()));
-    let reserve = service!(pb::reserve_service_server::ReserveServiceServer<_>, ReserveService::new(handle.clone()));
-    let import = service!(pb::import_service_server::ImportServiceServer<_>, ImportService::new(handle.clone()));
-    let plans = service!(pb::plan_service_server::PlanServiceServer<_>, PlanService::new(handle.clone()));
-    let incidents =
-        service!(pb::incident_service_server::IncidentServiceServer<_>, IncidentService::new(handle.clone()));
-    let audit = service!(pb::audit_service_server::AuditServiceServer<_>, AuditService::new(handle.clone()));
-    let drills = service!(
-        pb::drill_service_server::DrillServiceServer<_>,
-        DrillService::new(handle.clone(), drill_store).context("reading the stored drill runs")?
-    );
+    let mut routes = api_routes(&handle, drill_store)?;
+    routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let closer = engine.closer();
     let stopping_health = health.clone();
@@ -293,16 +314,7 @@ pub async fn serve_store(
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .http2_max_header_list_size(MAX_HEADER_BYTES)
         .layer(AccessLayer::new(tokens))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(roster)
-        .add_service(reserve)
-        .add_service(import)
-        .add_service(plans)
-        .add_service(incidents)
-        .add_service(audit)
-        .add_service(drills)
+        .add_routes(routes.routes())
         .serve_with_incoming_shutdown(crate::listen::incoming(listener), on_shutdown);
     // A graceful shutdown waits for every open stream to finish, and a client
     // that stopped reading never lets its stream finish: past the grace

@@ -463,3 +463,36 @@ async fn a_failed_sync_is_unavailable_nothing_unsynced_is_visible_and_writes_sta
     check_error(roster.register_team(register("T-3", "")).await, Code::Unavailable, None);
     assert_eq!(store.inner.read(1, 100).unwrap().len(), 1, "only the acknowledged change is in the log");
 }
+
+#[tokio::test]
+async fn one_connection_may_hold_only_so_many_watch_streams() {
+    use muster_server::grpc::watch::MAX_WATCHERS_PER_CONNECTION;
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let mut open = Vec::new();
+    for _ in 0..MAX_WATCHERS_PER_CONNECTION {
+        open.push(client.roster().watch_teams(pb::WatchTeamsRequest {}).await.unwrap().into_inner());
+    }
+    let refused = client.incidents().watch_incidents(pb::WatchIncidentsRequest::default()).await;
+    check_error(refused, Code::ResourceExhausted, None);
+    // Another connection has its own allowance.
+    let other = server.client().await;
+    other.roster().watch_teams(pb::WatchTeamsRequest {}).await.unwrap();
+    // A stream the client drops gives its place back once the server
+    // notices (its task ends when the client's side closes).
+    drop(open.pop());
+    let mut admitted = None;
+    for _ in 0..200 {
+        match client.roster().watch_teams(pb::WatchTeamsRequest {}).await {
+            Ok(stream) => {
+                admitted = Some(stream);
+                break;
+            }
+            Err(status) => {
+                assert_eq!(status.code(), Code::ResourceExhausted);
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    }
+    assert!(admitted.is_some(), "the dropped stream's place came back");
+}

@@ -7,6 +7,7 @@ mod audit;
 mod dispatch;
 mod drills;
 mod durability;
+mod hostile;
 mod import;
 mod incidents;
 mod operations;

@@ -207,5 +207,5 @@ hazard = "FLOOD"
         .import(pb::ImportRequest { request_id: String::new(), name: "plans.toml".into(), toml: text.into() })
         .await;
     let status = check_error(result, Code::InvalidArgument, None);
-    assert!(status.message().starts_with("plans.toml:2: plan[0].triggers[1].level"), "{}", status.message());
+    assert!(status.message().starts_with("plans.toml:2: plan[0].trigger[1].level"), "{}", status.message());
 }

@@ -150,7 +150,7 @@ pub(super) fn decide(state: &State, fixture: &Fixture) -> DomainResult<Vec<Event
         events.extend(stock_events(state, source, setting, &fixture_depots, &fixture_items)?);
     }
     for Sourced { source, value: plan } in &fixture.plans {
-        plan.validate(source)?;
+        plan.validate_keyed(source, crate::domain::plan::PlanKeys::FILE)?;
         let unchanged = state.plan(&plan.id, 0).is_ok_and(|latest| same_content(plan, latest));
         if !unchanged {
             events.push(Event::PlanPut { plan: next_version(state, plan) });

@@ -126,15 +126,23 @@ impl Plan {
     /// Validates the plan as a whole; `field` prefixes field names. The
     /// version is the server's and is not checked.
     pub fn validate(&self, field: &str) -> DomainResult<()> {
+        self.validate_keyed(field, PlanKeys::API)
+    }
+
+    /// [`Plan::validate`], naming the levels and triggers by `keys` (a
+    /// fixture file says `level` and `trigger` where the API says `levels`
+    /// and `triggers`).
+    pub fn validate_keyed(&self, field: &str, keys: PlanKeys) -> DomainResult<()> {
+        let field_levels = format!("{field}.{}", keys.levels);
         validate::id(&format!("{field}.id"), &self.id)?;
         validate::text(&format!("{field}.name"), &self.name, true)?;
         if self.levels.is_empty() {
-            return Err(DomainError::invalid(format!("{field}.levels"), "must define at least one level"));
+            return Err(DomainError::invalid(field_levels, "must define at least one level"));
         }
-        validate::repeated(&format!("{field}.levels"), &self.levels)?;
+        validate::repeated(&field_levels, &self.levels)?;
         let mut levels = BTreeSet::new();
         for (index, requirement) in self.levels.iter().enumerate() {
-            let level_field = format!("{field}.levels[{index}]");
+            let level_field = format!("{field_levels}[{index}]");
             if !levels.insert(requirement.level) {
                 return Err(DomainError::invalid(
                     format!("{level_field}.level"),
@@ -143,8 +151,24 @@ impl Plan {
             }
             validate_requirement(&level_field, requirement)?;
         }
-        validate_triggers(field, &self.triggers, &levels)
+        validate_triggers(&format!("{field}.{}", keys.triggers), &self.triggers, &levels)
     }
+}
+
+/// How a plan's repeated parts are named where it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct PlanKeys {
+    /// The levels: `levels` in the API.
+    pub levels: &'static str,
+    /// The triggers: `triggers` in the API.
+    pub triggers: &'static str,
+}
+
+impl PlanKeys {
+    /// The API's names.
+    pub const API: PlanKeys = PlanKeys { levels: "levels", triggers: "triggers" };
+    /// A fixture file's keys (`[[plan.level]]`, `[[plan.trigger]]`).
+    pub const FILE: PlanKeys = PlanKeys { levels: "level", triggers: "trigger" };
 }
 
 fn validate_requirement(field: &str, requirement: &LevelRequirement) -> DomainResult<()> {
@@ -200,10 +224,10 @@ pub fn validate_supply_need(field: &str, supply: &SupplyNeed) -> DomainResult<()
 }
 
 fn validate_triggers(field: &str, triggers: &[Trigger], levels: &BTreeSet<Level>) -> DomainResult<()> {
-    validate::repeated(&format!("{field}.triggers"), triggers)?;
+    validate::repeated(field, triggers)?;
     let mut by_metric: BTreeMap<&str, Vec<(usize, &Trigger)>> = BTreeMap::new();
     for (index, trigger) in triggers.iter().enumerate() {
-        let trigger_field = format!("{field}.triggers[{index}]");
+        let trigger_field = format!("{field}[{index}]");
         validate::code(&format!("{trigger_field}.metric"), &trigger.metric)?;
         if !trigger.threshold.is_finite() {
             return Err(DomainError::invalid(format!("{trigger_field}.threshold"), "must be a finite number"));
@@ -222,13 +246,13 @@ fn validate_triggers(field: &str, triggers: &[Trigger], levels: &BTreeSet<Level>
             let ((_, lower), (index, higher)) = (pair[0], pair[1]);
             if lower.threshold == higher.threshold {
                 return Err(DomainError::invalid(
-                    format!("{field}.triggers[{index}].threshold"),
+                    format!("{field}[{index}].threshold"),
                     format!("{metric} >= {} is listed twice", higher.threshold),
                 ));
             }
             if lower.level.is_more_severe_than(higher.level) {
                 return Err(DomainError::invalid(
-                    format!("{field}.triggers[{index}].level"),
+                    format!("{field}[{index}].level"),
                     format!(
                         "{metric} >= {} maps to level {} but the lower threshold {} maps to the more severe level {}",
                         higher.threshold, higher.level, lower.threshold, lower.level

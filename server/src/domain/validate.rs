@@ -103,7 +103,8 @@ pub fn positive_quantity(field: &str, value: i64) -> DomainResult<()> {
     Ok(())
 }
 
-/// A polygon ring of 3..=1,000 valid vertices (it closes by itself).
+/// A polygon ring of 3..=1,000 valid vertices (it closes by itself) that
+/// encloses an area and does not cross itself.
 pub fn polygon(field: &str, ring: &[LatLng]) -> DomainResult<()> {
     if ring.len() < 3 {
         return Err(DomainError::invalid(field, "needs at least 3 vertices"));
@@ -113,6 +114,27 @@ pub fn polygon(field: &str, ring: &[LatLng]) -> DomainResult<()> {
     }
     for (index, vertex) in ring.iter().enumerate() {
         position(&format!("{field}[{index}]"), vertex)?;
+    }
+    // An area a dispatcher can reason about: three distinct corners, some
+    // area, and a boundary that does not cross itself (a bow tie has no
+    // inside that means anything). geo's validation checks the ring.
+    use geo::{Area as _, Validation as _};
+    let mut corners: Vec<geo::Coord> = ring.iter().map(|vertex| geo::coord! { x: vertex.lng, y: vertex.lat }).collect();
+    corners.dedup();
+    if corners.len() > 1 && corners.first() == corners.last() {
+        corners.pop();
+    }
+    if corners.len() < 3 {
+        return Err(DomainError::invalid(field, "needs at least 3 distinct vertices"));
+    }
+    let shape = geo::Polygon::new(geo::LineString::from(corners), vec![]);
+    // Less than about a square metre (1e-10 square degrees): a line drawn
+    // as a polygon, whatever rounding left of its area.
+    if shape.unsigned_area() < 1e-10 {
+        return Err(DomainError::invalid(field, "encloses no area: its vertices lie on one line"));
+    }
+    if !shape.is_valid() {
+        return Err(DomainError::invalid(field, "crosses itself: give the boundary in order around the area"));
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use muster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use super::convert::page_token::List;
 use super::convert::{self, page_token};
 use super::status;
 use crate::domain::{validate, LogRecord};
@@ -55,12 +56,16 @@ impl pb::audit_service_server::AuditService for AuditService {
     ) -> Result<Response<pb::ListEventsResponse>, Status> {
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
-        let after = page_token::decode_sequence(&request.page_token)?;
+        let after = page_token::decode_sequence(List::Events, &request.page_token)?;
+        // Incidents and teams are never removed: one the state does not
+        // know never had events, and a typo should not look like silence.
         if !request.incident_id.is_empty() {
             validate::id("incident_id", &request.incident_id)?;
+            self.engine.snapshot().incident(&request.incident_id)?;
         }
         if !request.team_id.is_empty() {
             validate::id("team_id", &request.team_id)?;
+            self.engine.snapshot().team(&request.team_id)?;
         }
         let since = convert::optional_timestamp_in("since", request.since.as_ref())?;
         let engine = self.engine.clone();
@@ -104,7 +109,7 @@ impl pb::audit_service_server::AuditService for AuditService {
         })
         .await
         .map_err(status::from_join)??;
-        let next_page_token = next.map(page_token::encode_sequence).unwrap_or_default();
+        let next_page_token = next.map(|last| page_token::encode_sequence(List::Events, last)).unwrap_or_default();
         Ok(Response::new(pb::ListEventsResponse { events, next_page_token }))
     }
 

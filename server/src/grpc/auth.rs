@@ -363,11 +363,35 @@ where
                 if let Some(caller) = caller {
                     request.extensions_mut().insert(caller);
                 }
-                Box::pin(self.inner.call(request))
+                let answer = self.inner.call(request);
+                Box::pin(async move { answer.await.map(client_faults) })
             }
             Err(status) => Box::pin(std::future::ready(Ok(status.into_http()))),
         }
     }
+}
+
+/// tonic answers a request it cannot decode with `INTERNAL`, and one over
+/// the message limit with `OUT_OF_RANGE`, following gRPC's conventions for
+/// libraries. Muster's contract (`api.md`, "Errors") calls both the
+/// client's `INVALID_ARGUMENT`: an `INTERNAL` must mean a fault of the
+/// server, worth waking an operator for, and garbage from a client is not.
+fn client_faults<R: Default>(response: http::Response<R>) -> http::Response<R> {
+    let Some(status) = response.extensions().get::<Status>() else {
+        return response;
+    };
+    let message = status.message();
+    let rewritten = match status.code() {
+        tonic::Code::Internal if message.starts_with("failed to decode Protobuf message") => {
+            Status::invalid_argument(format!("request: not a valid message: {message}"))
+        }
+        tonic::Code::OutOfRange if message.contains("message length too large") => Status::invalid_argument(format!(
+            "request: larger than the {} MiB message limit",
+            crate::domain::limits::MAX_MESSAGE_BYTES / (1024 * 1024)
+        )),
+        _ => return response,
+    };
+    rewritten.into_http()
 }
 
 /// The caller [`AccessLayer`] attached. A request without one did not pass

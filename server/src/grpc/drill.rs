@@ -13,6 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
+use super::convert::page_token::List;
 use super::convert::{self, page_token};
 use super::status;
 use crate::domain::{validate, DomainError};
@@ -187,13 +188,22 @@ impl pb::drill_service_server::DrillService for DrillService {
         request: Request<pb::RunDrillRequest>,
     ) -> Result<Response<BoxStream<pb::DrillProgress>>, Status> {
         let request = request.into_inner();
-        let too_big =
-            request.script.len() > MAX_SCRIPT_BYTES || request.files.values().any(|text| text.len() > MAX_SCRIPT_BYTES);
-        if too_big {
+        validate::text("name", &request.name, false)?;
+        validate::repeated("files", &request.files.iter().collect::<Vec<_>>())?;
+        if request.script.len() > MAX_SCRIPT_BYTES {
             return Err(status::from_domain(DomainError::invalid(
                 "script",
-                format!("a script or fixture is larger than {MAX_SCRIPT_BYTES} bytes"),
+                format!("is larger than {MAX_SCRIPT_BYTES} bytes"),
             )));
+        }
+        for (file, text) in &request.files {
+            validate::text("files", file, true)?;
+            if text.len() > MAX_SCRIPT_BYTES {
+                return Err(status::from_domain(DomainError::invalid(
+                    format!("files[{file}]"),
+                    format!("is larger than {MAX_SCRIPT_BYTES} bytes"),
+                )));
+            }
         }
         let name = if request.name.is_empty() { "script".to_owned() } else { request.name.clone() };
         let files: std::collections::BTreeMap<String, String> = request.files.into_iter().collect();
@@ -314,7 +324,7 @@ impl pb::drill_service_server::DrillService for DrillService {
     ) -> Result<Response<pb::ListDrillRunsResponse>, Status> {
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
-        let after = page_token::decode_sequence(&request.page_token)?;
+        let after = page_token::decode_sequence(List::DrillRuns, &request.page_token)?;
         let store = Arc::clone(&self.store);
         let (runs, more) = tokio::task::spawn_blocking(move || {
             let page = store.drill_runs(after, page_size + 1)?;
@@ -332,7 +342,7 @@ impl pb::drill_service_server::DrillService for DrillService {
         .await
         .map_err(status::from_join)??;
         let next_page_token = match (more, runs.last()) {
-            (true, Some(last)) => page_token::encode_sequence(last.number),
+            (true, Some(last)) => page_token::encode_sequence(List::DrillRuns, last.number),
             _ => String::new(),
         };
         let runs = runs

@@ -2,12 +2,15 @@
 //! dispatcher) assignments and zones.
 
 use std::ops::Bound;
+use std::sync::Arc;
 
 use muster_proto::v1 as pb;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
+use tonic_types::StatusExt;
 
 use super::auth;
+use super::convert::page_token::List;
 use super::convert::{self, page_token};
 use super::{status, submit_as, watch, DispatchReply};
 use crate::domain::event::Event;
@@ -20,12 +23,19 @@ use crate::engine::{Committed, EngineHandle};
 #[derive(Debug, Clone)]
 pub struct IncidentService {
     engine: EngineHandle,
+    watchers: watch::Watchers,
+    /// Dry-run dispatches planning at once (each plans the whole picture).
+    dry_runs: Arc<tokio::sync::Semaphore>,
 }
 
+/// Most dry-run dispatches planning at once; past it, `RESOURCE_EXHAUSTED`.
+pub const MAX_CONCURRENT_DRY_RUNS: usize = 2;
+
 impl IncidentService {
-    /// An incident service writing through `engine`.
-    pub fn new(engine: EngineHandle) -> Self {
-        IncidentService { engine }
+    /// An incident service writing through `engine`, its watch streams
+    /// counted in `watchers`.
+    pub fn new(engine: EngineHandle, watchers: watch::Watchers) -> Self {
+        IncidentService { engine, watchers, dry_runs: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_DRY_RUNS)) }
     }
 }
 
@@ -198,7 +208,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
     ) -> Result<Response<pb::ListIncidentsResponse>, Status> {
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
-        let after = page_token::decode(&request.page_token)?;
+        let after = page_token::decode(List::Incidents, &request.page_token)?;
         let wanted = convert::incident_status_in("status", request.status)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
@@ -206,9 +216,10 @@ impl pb::incident_service_server::IncidentService for IncidentService {
             .incidents
             .range((start, Bound::Unbounded))
             .filter(|(_, incident)| wanted.is_none_or(|status| incident.status == status));
-        let (incidents, next_page_token) = convert::page(matching, page_size, String::clone, |incident| {
-            IncidentView::of(&state, &incident.id).map(|view| convert::incident_out(&view)).unwrap_or_default()
-        });
+        let (incidents, next_page_token) =
+            convert::page(List::Incidents, matching, page_size, String::clone, |incident| {
+                IncidentView::of(&state, &incident.id).map(|view| convert::incident_out(&view)).unwrap_or_default()
+            });
         Ok(Response::new(pb::ListIncidentsResponse { incidents, next_page_token }))
     }
 
@@ -254,13 +265,16 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         &self,
         request: Request<pb::WatchIncidentsRequest>,
     ) -> Result<Response<BoxStream<pb::IncidentEvent>>, Status> {
+        let peer = request.remote_addr();
         let filter = request.into_inner().incident_id;
         if !filter.is_empty() {
             validate::id("incident_id", &filter)?;
             self.engine.snapshot().incident(&filter)?;
         }
+        let slot = self.watchers.admit(peer)?;
         let initial_filter = filter.clone();
         let stream = watch::spawn(
+            slot,
             &self.engine,
             move |state| {
                 state
@@ -287,6 +301,13 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let scope = (!request.incident_id.is_empty()).then(|| request.incident_id.clone());
         let divert = request.divert;
         if request.dry_run {
+            let _planning = self.dry_runs.try_acquire().map_err(|_| {
+                Status::with_error_details(
+                    tonic::Code::ResourceExhausted,
+                    format!("{MAX_CONCURRENT_DRY_RUNS} dry-run dispatches are planning already; retry shortly"),
+                    tonic_types::ErrorDetails::with_retry_info(Some(status::RETRY_FULL_QUEUE_AFTER)),
+                )
+            })?;
             let (plan, now, _) =
                 self.engine.plan_dispatch_on_published(scope, divert).await.map_err(status::from_engine)?;
             let plan = plan?;
@@ -335,7 +356,7 @@ impl pb::incident_service_server::IncidentService for IncidentService {
             state.team(&request.team_id)?;
         }
         let page_size = validate::page_size(request.page_size)?;
-        let after = page_token::decode_sequence(&request.page_token)?;
+        let after = page_token::decode_sequence(List::Assignments, &request.page_token)?;
         let matching = state.assignments.range((Bound::Excluded(after), Bound::Unbounded)).filter(|(_, assignment)| {
             (request.incident_id.is_empty() || assignment.incident_id == request.incident_id)
                 && (request.team_id.is_empty() || assignment.team_id() == Some(request.team_id.as_str()))
@@ -343,7 +364,9 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         });
         // Keys are assignment numbers; their text is what `decode_sequence` reads.
         let (assignments, next_page_token) =
-            convert::page(matching, page_size, u64::to_string, |assignment| convert::assignment_out(assignment));
+            convert::page(List::Assignments, matching, page_size, u64::to_string, |assignment| {
+                convert::assignment_out(assignment)
+            });
         Ok(Response::new(pb::ListAssignmentsResponse { assignments, next_page_token }))
     }
 
@@ -381,12 +404,15 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         request: Request<pb::WatchAssignmentsRequest>,
     ) -> Result<Response<BoxStream<pb::Assignment>>, Status> {
         let caller = auth::caller(&request)?;
+        let peer = request.remote_addr();
         let team_id = request.into_inner().team_id;
-        validate::id("team_id", &team_id)?;
         caller.reads_for(&team_id)?;
+        validate::id("team_id", &team_id)?;
         self.engine.snapshot().team(&team_id)?;
+        let slot = self.watchers.admit(peer)?;
         let initial_team = team_id.clone();
         let stream = watch::spawn(
+            slot,
             &self.engine,
             move |state| {
                 state
@@ -426,11 +452,16 @@ impl pb::incident_service_server::IncidentService for IncidentService {
     ) -> Result<Response<pb::ListZonesResponse>, Status> {
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
-        let after = page_token::decode(&request.page_token)?;
+        let after = page_token::decode(List::Zones, &request.page_token)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
-        let (zones, next_page_token) =
-            convert::page(state.zones.range((start, Bound::Unbounded)), page_size, String::clone, convert::zone_out);
+        let (zones, next_page_token) = convert::page(
+            List::Zones,
+            state.zones.range((start, Bound::Unbounded)),
+            page_size,
+            String::clone,
+            convert::zone_out,
+        );
         Ok(Response::new(pb::ListZonesResponse { zones, next_page_token }))
     }
 }

@@ -7,13 +7,14 @@ pub mod audit;
 pub mod auth;
 pub mod convert;
 pub mod drill;
+pub mod fuzzing;
 pub mod import;
 pub mod incident;
 pub mod plan;
 pub mod reserve;
 pub mod roster;
 pub mod status;
-mod watch;
+pub mod watch;
 
 use tonic::Status;
 

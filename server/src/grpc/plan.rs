@@ -6,6 +6,7 @@ use muster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::auth;
+use super::convert::page_token::List;
 use super::convert::{self, page_token};
 use super::submit_as;
 use crate::domain::{validate, Command};
@@ -49,7 +50,7 @@ impl pb::plan_service_server::PlanService for PlanService {
     ) -> Result<Response<pb::ListPlansResponse>, Status> {
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
-        let after = page_token::decode(&request.page_token)?;
+        let after = page_token::decode(List::Plans, &request.page_token)?;
         let hazard = convert::hazard_in("hazard", request.hazard)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
@@ -58,7 +59,8 @@ impl pb::plan_service_server::PlanService for PlanService {
             .range((start, Bound::Unbounded))
             .filter_map(|(id, history)| history.latest().map(|plan| (id, plan)))
             .filter(|(_, plan)| hazard.is_none_or(|hazard| plan.hazard == hazard));
-        let (plans, next_page_token) = convert::page(matching, page_size, String::clone, convert::plan_out);
+        let (plans, next_page_token) =
+            convert::page(List::Plans, matching, page_size, String::clone, convert::plan_out);
         Ok(Response::new(pb::ListPlansResponse { plans, next_page_token }))
     }
 }

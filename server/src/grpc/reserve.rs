@@ -6,6 +6,7 @@ use muster_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::auth;
+use super::convert::page_token::List;
 use super::convert::{self, page, page_token};
 use super::{submit_as, TransferReply};
 use crate::domain::reserve::stock_level;
@@ -183,7 +184,8 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         let request = request.into_inner();
         let state = self.engine.snapshot();
         check_filters(&state, &request.depot_id, &request.item_code)?;
-        let after = page_token::decode(&request.page_token)?.map(|text| stock_key_from_text(&text)).transpose()?;
+        let after =
+            page_token::decode(List::Stock, &request.page_token)?.map(|text| stock_key_from_text(&text)).transpose()?;
         let page_size = validate::page_size(request.page_size)?;
         let start = match after {
             Some(key) => Bound::Excluded(key),
@@ -202,7 +204,10 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
                 next_page_token = levels
                     .last()
                     .map(|last: &pb::StockLevel| {
-                        page_token::encode(&stock_key_text(&(last.depot_id.clone(), last.item_code.clone())))
+                        page_token::encode(
+                            List::Stock,
+                            &stock_key_text(&(last.depot_id.clone(), last.item_code.clone())),
+                        )
                     })
                     .unwrap_or_default();
                 break;
@@ -220,12 +225,12 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
         let state = self.engine.snapshot();
         check_filters(&state, &request.depot_id, &request.item_code)?;
         let page_size = validate::page_size(request.page_size)?;
-        let after = page_token::decode_sequence(&request.page_token)?;
+        let after = page_token::decode_sequence(List::Ledger, &request.page_token)?;
         let (page, more) = ledger_page(&state, &request.depot_id, &request.item_code, after, page_size);
         let mut next_page_token = String::new();
         if more {
             if let Some((_, _, last)) = page.last() {
-                next_page_token = page_token::encode_sequence(last.sequence);
+                next_page_token = page_token::encode_sequence(List::Ledger, last.sequence);
             }
         }
         let entries =
@@ -239,11 +244,16 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
     ) -> Result<Response<pb::ListItemsResponse>, Status> {
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
-        let after = page_token::decode(&request.page_token)?;
+        let after = page_token::decode(List::Items, &request.page_token)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
-        let (items, next_page_token) =
-            page(state.items.range((start, Bound::Unbounded)), page_size, String::clone, convert::item_out);
+        let (items, next_page_token) = page(
+            List::Items,
+            state.items.range((start, Bound::Unbounded)),
+            page_size,
+            String::clone,
+            convert::item_out,
+        );
         Ok(Response::new(pb::ListItemsResponse { items, next_page_token }))
     }
 
@@ -253,11 +263,16 @@ impl pb::reserve_service_server::ReserveService for ReserveService {
     ) -> Result<Response<pb::ListDepotsResponse>, Status> {
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
-        let after = page_token::decode(&request.page_token)?;
+        let after = page_token::decode(List::Depots, &request.page_token)?;
         let state = self.engine.snapshot();
         let start = after.map(Bound::Excluded).unwrap_or(Bound::Unbounded);
-        let (depots, next_page_token) =
-            page(state.depots.range((start, Bound::Unbounded)), page_size, String::clone, convert::depot_out);
+        let (depots, next_page_token) = page(
+            List::Depots,
+            state.depots.range((start, Bound::Unbounded)),
+            page_size,
+            String::clone,
+            convert::depot_out,
+        );
         Ok(Response::new(pb::ListDepotsResponse { depots, next_page_token }))
     }
 }

@@ -7,6 +7,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::auth;
+use super::convert::page_token::List;
 use super::convert::{self, page, page_token};
 use super::{submit_as, watch};
 use crate::domain::{validate, Command, DomainError, State};
@@ -16,12 +17,14 @@ use crate::engine::EngineHandle;
 #[derive(Debug, Clone)]
 pub struct RosterService {
     engine: EngineHandle,
+    watchers: watch::Watchers,
 }
 
 impl RosterService {
-    /// A roster service writing through `engine`.
-    pub fn new(engine: EngineHandle) -> Self {
-        RosterService { engine }
+    /// A roster service writing through `engine`, its watch streams
+    /// counted in `watchers`.
+    pub fn new(engine: EngineHandle, watchers: watch::Watchers) -> Self {
+        RosterService { engine, watchers }
     }
 }
 
@@ -71,7 +74,7 @@ impl pb::roster_service_server::RosterService for RosterService {
     ) -> Result<Response<pb::ListTeamsResponse>, Status> {
         let request = request.into_inner();
         let page_size = validate::page_size(request.page_size)?;
-        let after = page_token::decode(&request.page_token)?;
+        let after = page_token::decode(List::Teams, &request.page_token)?;
         if !request.capability.is_empty() {
             validate::code("capability", &request.capability)?;
         }
@@ -86,7 +89,7 @@ impl pb::roster_service_server::RosterService for RosterService {
                 && wanted_status.is_none_or(|status| team.status == status)
         });
         let (teams, next_page_token) =
-            page(matching, page_size, |id: &String| id.clone(), |team| convert::team_out(team));
+            page(List::Teams, matching, page_size, |id: &String| id.clone(), |team| convert::team_out(team));
         Ok(Response::new(pb::ListTeamsResponse { teams, next_page_token }))
     }
 
@@ -113,9 +116,11 @@ impl pb::roster_service_server::RosterService for RosterService {
 
     async fn watch_teams(
         &self,
-        _request: Request<pb::WatchTeamsRequest>,
+        request: Request<pb::WatchTeamsRequest>,
     ) -> Result<Response<BoxStream<pb::TeamEvent>>, Status> {
+        let slot = self.watchers.admit(request.remote_addr())?;
         let stream = watch::spawn(
+            slot,
             &self.engine,
             |state| team_events(state, state.teams.keys().cloned(), 0),
             |committed| {

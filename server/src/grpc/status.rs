@@ -30,9 +30,31 @@ impl From<crate::store::StoreError> for Status {
     }
 }
 
+/// Longest field name a refusal names, in characters: a field name can
+/// carry client text (a metric's or a file's name), and the status travels
+/// in a response header that must stay small.
+const MAX_FIELD_CHARS: usize = 160;
+/// Longest refusal message, in characters, for the same reason.
+const MAX_MESSAGE_CHARS: usize = 1_024;
+
+/// `text` cut to `limit` characters, marked when cut.
+fn bounded(text: &str, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 /// The status for a refused command.
 pub fn from_domain(error: DomainError) -> Status {
-    let message = error.to_string();
+    let error = match error {
+        DomainError::InvalidArgument { field, reason } => DomainError::InvalidArgument {
+            field: bounded(&field, MAX_FIELD_CHARS),
+            reason: bounded(&reason, MAX_MESSAGE_CHARS),
+        },
+        other => other,
+    };
+    let message = bounded(&error.to_string(), MAX_MESSAGE_CHARS);
     match error {
         DomainError::InvalidArgument { field, reason } => Status::with_error_details(
             Code::InvalidArgument,

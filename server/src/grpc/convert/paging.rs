@@ -2,39 +2,114 @@
 
 use crate::domain::limits::MAX_MESSAGE_BYTES;
 
-/// Opaque page tokens: the hex of the last key returned.
+/// Opaque page tokens: the list they belong to, the last key returned and
+/// a check, in hex. A token from another list, or one this server did not
+/// make (a typo, a truncation, junk), is refused as `page_token` rather
+/// than read as a position. (The check is a plain digest, not a secret: a
+/// token built on purpose is only a position the caller could ask for
+/// anyway.)
 pub mod page_token {
+    use sha2::Digest as _;
+
     use crate::domain::error::{DomainError, DomainResult};
 
-    /// The token that continues after `last_key`.
-    pub fn encode(last_key: &str) -> String {
-        hex::encode(last_key.as_bytes())
+    /// The lists that page, each with its own tokens.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u8)]
+    pub enum List {
+        /// `ListTeams`.
+        Teams = 1,
+        /// `ListStock`.
+        Stock,
+        /// `ListLedger`.
+        Ledger,
+        /// `ListItems`.
+        Items,
+        /// `ListDepots`.
+        Depots,
+        /// `ListPlans`.
+        Plans,
+        /// `ListIncidents`.
+        Incidents,
+        /// `ListAssignments`.
+        Assignments,
+        /// `ListZones`.
+        Zones,
+        /// `ListEvents`.
+        Events,
+        /// `ListDrillRuns`.
+        DrillRuns,
     }
 
-    /// The key to continue after, or `None` for the first page.
-    pub fn decode(token: &str) -> DomainResult<Option<String>> {
+    /// Bytes of the check at the end of a token.
+    const CHECK_BYTES: usize = 4;
+
+    fn check(list: List, key: &[u8]) -> [u8; CHECK_BYTES] {
+        let digest = sha2::Sha256::new().chain_update([list as u8]).chain_update(key).finalize();
+        let mut check = [0; CHECK_BYTES];
+        check.copy_from_slice(&digest[..CHECK_BYTES]);
+        check
+    }
+
+    /// The token of `list` that continues after `last_key`.
+    pub fn encode(list: List, last_key: &str) -> String {
+        let mut bytes = vec![list as u8];
+        bytes.extend_from_slice(last_key.as_bytes());
+        bytes.extend(check(list, last_key.as_bytes()));
+        hex::encode(bytes)
+    }
+
+    /// The key of `list` to continue after, or `None` for the first page.
+    pub fn decode(list: List, token: &str) -> DomainResult<Option<String>> {
         if token.is_empty() {
             return Ok(None);
         }
-        hex::decode(token)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .map(Some)
-            .ok_or_else(|| DomainError::invalid("page_token", "is not a token this server issued"))
+        let refused = || DomainError::invalid("page_token", "is not a token this server issued for this list");
+        let bytes = hex::decode(token).map_err(|_| refused())?;
+        let Some((&tag, rest)) = bytes.split_first() else { return Err(refused()) };
+        let Some((key, given)) = rest.split_at_checked(rest.len().saturating_sub(CHECK_BYTES)) else {
+            return Err(refused());
+        };
+        if tag != list as u8 || given.len() != CHECK_BYTES || given != check(list, key) {
+            return Err(refused());
+        }
+        String::from_utf8(key.to_vec()).map(Some).map_err(|_| refused())
     }
 
-    /// The token after a sequence number.
-    pub fn encode_sequence(last: u64) -> String {
-        encode(&last.to_string())
+    /// The token of `list` after a sequence number.
+    pub fn encode_sequence(list: List, last: u64) -> String {
+        encode(list, &last.to_string())
     }
 
-    /// The sequence to continue after (0 for the first page).
-    pub fn decode_sequence(token: &str) -> DomainResult<u64> {
-        match decode(token)? {
+    /// The sequence of `list` to continue after (0 for the first page).
+    pub fn decode_sequence(list: List, token: &str) -> DomainResult<u64> {
+        match decode(list, token)? {
             None => Ok(0),
-            Some(text) => {
-                text.parse().map_err(|_| DomainError::invalid("page_token", "is not a token this server issued"))
-            }
+            Some(text) => text
+                .parse()
+                .map_err(|_| DomainError::invalid("page_token", "is not a token this server issued for this list")),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #![allow(clippy::unwrap_used)]
+
+        use super::*;
+
+        #[test]
+        fn a_token_reads_back_only_in_its_own_list() {
+            let token = encode(List::Teams, "WR-01");
+            assert_eq!(decode(List::Teams, &token).unwrap().as_deref(), Some("WR-01"));
+            assert!(decode(List::Incidents, &token).is_err(), "another list's token");
+            assert!(decode(List::Teams, &hex::encode("WR-01")).is_err(), "a token this server did not make");
+            let mut altered = token.clone();
+            altered.replace_range(2..4, "58");
+            assert!(decode(List::Teams, &altered).is_err(), "one byte changed");
+            assert!(decode(List::Teams, "zz").is_err());
+            assert!(decode(List::Teams, "01").is_err());
+            assert_eq!(decode_sequence(List::Events, &encode_sequence(List::Events, 42)).unwrap(), 42);
+            assert_eq!(decode_sequence(List::Events, "").unwrap(), 0);
         }
     }
 }
@@ -69,6 +144,7 @@ impl PageBytes {
 /// [`PAGE_BYTES`]; returns them and the token for the next page (empty when
 /// there is none).
 pub fn page<'a, K, V, P, I>(
+    list: page_token::List,
     items: I,
     page_size: usize,
     key_text: impl Fn(&K) -> String,
@@ -98,7 +174,7 @@ where
         page.push(rendered);
     }
     let token = match (more, last_key) {
-        (true, Some(last)) => page_token::encode(&last),
+        (true, Some(last)) => page_token::encode(list, &last),
         _ => String::new(),
     };
     (page, token)
