@@ -8,6 +8,7 @@
 //! are the engine's and the gRPC layer's business.
 
 pub mod assignment;
+pub mod cautious;
 pub mod command;
 pub mod decide;
 pub mod describe;

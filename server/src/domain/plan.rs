@@ -268,6 +268,7 @@ fn validate_triggers(field: &str, triggers: &[Trigger], levels: &BTreeSet<Level>
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlanHistory {
     /// Versions 1, 2, ...
+    #[serde(deserialize_with = "super::cautious::vector")]
     pub versions: Vector<Plan>,
 }
 

@@ -159,6 +159,7 @@ pub struct Stock {
     /// because a persistent vector allocates whole chunks of 64 of what it
     /// holds: 64 pointers for a stock with one entry, not 64 entries (5 KiB
     /// for each of a city's 20,000 stock levels).
+    #[serde(deserialize_with = "super::cautious::vector")]
     pub ledger: Vector<std::sync::Arc<LedgerEntry>>,
 }
 

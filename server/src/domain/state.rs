@@ -30,27 +30,37 @@ pub struct State {
     /// The time of that record.
     pub last_time: Timestamp,
     /// The roster, by team id.
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     pub teams: OrdMap<String, Arc<Team>>,
     /// The item catalog, by code.
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     pub items: OrdMap<String, Item>,
     /// Depots, by id.
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     pub depots: OrdMap<String, Depot>,
     /// Stock, by (depot id, item code).
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     pub stock: OrdMap<(String, String), Arc<Stock>>,
     /// Plans, every version, by id.
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     pub plans: OrdMap<String, PlanHistory>,
     /// Incidents, by id.
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     pub incidents: OrdMap<String, Arc<Incident>>,
     /// Needs of every incident, by number.
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     pub needs: OrdMap<u64, Arc<Need>>,
     /// Assignments, by number.
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     pub assignments: OrdMap<u64, Arc<super::assignment::Assignment>>,
     /// Impassable zones (active or lifted), by id.
+    #[serde(deserialize_with = "super::cautious::ord_map")]
     pub zones: OrdMap<String, super::zone::Zone>,
     /// Counters for server-assigned ids.
     pub counters: Counters,
     /// Team assignments still `DISPATCHED`, by number (so oldest first):
     /// where the acknowledgement timer looks for its next deadline.
+    #[serde(deserialize_with = "super::cautious::ord_set")]
     pub awaiting_acknowledgement: imbl::OrdSet<u64>,
     /// Which records the command being applied has already given a new
     /// version. Bookkeeping of the fold, not state: never encoded, never
