@@ -12,6 +12,7 @@
 //!   publishes snapshots and changes.
 //! - [`drill`]: scripted exercises on a virtual clock, reports and replays.
 //! - [`grpc`]: thin tonic services translating between protobuf and the domain.
+//! - [`http`]: the HTTP side: the situation board, GeoJSON, metrics.
 //! - [`listen`]: accepting connections under limits.
 //! - [`server`]: wiring: configuration, health, reflection, shutdown.
 //!
@@ -23,6 +24,7 @@ pub mod drill;
 pub mod engine;
 pub mod fixture;
 pub mod grpc;
+pub mod http;
 mod layers;
 pub mod listen;
 pub mod server;

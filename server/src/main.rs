@@ -42,6 +42,10 @@ struct Args {
     /// baseline, not a setting for operations.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     max_batch: Option<u64>,
+    /// Address of the HTTP side (situation board, GeoJSON, /metrics;
+    /// loopback only), or `off` (default 127.0.0.1:8080).
+    #[arg(long)]
+    http: Option<String>,
     /// The server's TLS certificate chain (PEM); with --tls-key, serves
     /// TLS only. Overrides [tls] in the configuration file.
     #[arg(long, requires = "tls_key")]
@@ -157,12 +161,27 @@ fn main() -> anyhow::Result<()> {
                 (Some(cert), Some(key)) => Some(server::TlsConfig { cert, key, client_ca: args.tls_client_ca }),
                 _ => file.tls,
             };
+            let http =
+                match args.http.as_deref().or(file.http.as_deref()) {
+                    Some("off") => None,
+                    Some(address) => Some(address.parse::<std::net::SocketAddr>().with_context(|| {
+                        format!("--http: {address:?} is neither an address (127.0.0.1:8080) nor off")
+                    })?),
+                    None => Some(muster_server::http::DEFAULT_HTTP_LISTEN.parse().context("default HTTP address")?),
+                };
             let config = ServerConfig { data_dir, tokens: file.tokens, tls, engine };
             runtime.block_on(async move {
                 let shutdown = shutdown_signal()?;
                 let listener =
                     tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
-                server::serve(config, listener, Arc::new(SystemClock), shutdown).await
+                let http =
+                    match http {
+                        Some(address) => Some(tokio::net::TcpListener::bind(address).await.with_context(|| {
+                            format!("binding the HTTP side to {address} (--http off to go without)")
+                        })?),
+                        None => None,
+                    };
+                server::serve_with_http(config, listener, http, Arc::new(SystemClock), shutdown).await
             })
         }
     }

@@ -50,6 +50,8 @@ pub struct FileConfig {
     pub tokens: Vec<TokenConfig>,
     /// Transport security: `cert`, `key`, optional `client_ca` (PEM files).
     pub tls: Option<TlsConfig>,
+    /// The HTTP side's address (loopback), or `off`.
+    pub http: Option<String>,
     /// How the dispatcher estimates travel (`road_factor`, `convoy_speed_kmh`,
     /// `zone_detour_factor`).
     #[serde(default)]
@@ -210,13 +212,7 @@ pub async fn serve(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    access_tokens(&config, &listener)?;
-    let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
-        .await
-        .context("opening the store")?
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    serve_store(config, Arc::new(store), listener, clock, shutdown).await
+    serve_with_http(config, listener, None, clock, shutdown).await
 }
 
 /// The services of the API over `handle` (drill runs kept in
@@ -226,6 +222,7 @@ pub async fn serve(
 pub fn api_routes(
     handle: &crate::engine::EngineHandle,
     drill_store: Arc<dyn Store>,
+    watchers: &crate::grpc::watch::Watchers,
 ) -> anyhow::Result<tonic::service::RoutesBuilder> {
     // Every service: size limits both ways.
     macro_rules! service {
@@ -235,7 +232,6 @@ pub fn api_routes(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES)
         };
     }
-    let watchers = crate::grpc::watch::Watchers::default();
     let mut routes = tonic::service::Routes::builder();
     routes
         .add_service(service!(
@@ -247,7 +243,7 @@ pub fn api_routes(
         .add_service(service!(pb::plan_service_server::PlanServiceServer<_>, PlanService::new(handle.clone())))
         .add_service(service!(
             pb::incident_service_server::IncidentServiceServer<_>,
-            IncidentService::new(handle.clone(), watchers)
+            IncidentService::new(handle.clone(), watchers.clone())
         ))
         .add_service(service!(pb::audit_service_server::AuditServiceServer<_>, AuditService::new(handle.clone())))
         .add_service(service!(
@@ -255,6 +251,23 @@ pub fn api_routes(
             DrillService::new(handle.clone(), drill_store).context("reading the stored drill runs")?
         ));
     Ok(routes)
+}
+
+/// [`serve`], with the HTTP side on `http` when given.
+pub async fn serve_with_http(
+    config: ServerConfig,
+    listener: TcpListener,
+    http: Option<TcpListener>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    access_tokens(&config, &listener)?;
+    let data_dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
+        .await
+        .context("opening the store")?
+        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+    serve_all(config, Arc::new(store), listener, http, clock, shutdown).await
 }
 
 /// [`serve`] over a store the caller opened (tests use it to inject faults).
@@ -265,7 +278,29 @@ pub async fn serve_store(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_all(config, store, listener, None, clock, shutdown).await
+}
+
+/// [`serve_store`], with the HTTP side (board, GeoJSON, metrics) on
+/// `http` when given.
+pub async fn serve_all(
+    config: ServerConfig,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    http: Option<TcpListener>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let (tokens, address) = access_tokens(&config, &listener)?;
+    if let Some(http) = &http {
+        let http_address = http.local_addr().context("reading the HTTP listener's address")?;
+        if !http_address.ip().is_loopback() {
+            bail!(
+                "refusing to serve the HTTP side on {http_address}: it has no TLS of its own, so tokens would cross the network in clear; keep --http on loopback (behind a TLS proxy) or turn it off"
+            );
+        }
+    }
+    crate::http::metrics::install();
     config.engine.dispatch.validate().map_err(anyhow::Error::msg)?;
     let drill_store = Arc::clone(&store);
     let engine = tokio::task::spawn_blocking(move || Engine::start(store, clock, config.engine))
@@ -290,7 +325,18 @@ pub async fn serve_store(
         .build_v1alpha()
         .context("building reflection")?;
 
-    let mut routes = api_routes(&handle, drill_store)?;
+    let watchers = crate::grpc::watch::Watchers::default();
+    let mut routes = api_routes(&handle, drill_store, &watchers)?;
+    let http_task = http.map(|listener| {
+        let board = crate::http::router(handle.clone(), tokens.clone(), watchers.clone(), false);
+        if let Ok(address) = listener.local_addr() {
+            tracing::info!(%address, "serving the board, GeoJSON and metrics over HTTP");
+        }
+        let mut closing = handle.closing();
+        tokio::spawn(crate::http::serve(listener, board, async move {
+            let _ = closing.wait_for(|closing| *closing).await;
+        }))
+    });
     routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let closer = engine.closer();
@@ -313,7 +359,9 @@ pub async fn serve_store(
         .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
         .http2_max_header_list_size(MAX_HEADER_BYTES)
-        .layer(AccessLayer::new(tokens))
+        .layer(
+            tower::ServiceBuilder::new().layer(crate::http::metrics::GrpcMetricsLayer).layer(AccessLayer::new(tokens)),
+        )
         .add_routes(routes.routes())
         .serve_with_incoming_shutdown(crate::listen::incoming(listener), on_shutdown);
     // A graceful shutdown waits for every open stream to finish, and a client
@@ -336,6 +384,15 @@ pub async fn serve_store(
         }
     };
     engine.shutdown().await;
+    if let Some(task) = http_task {
+        // The board's streams end as the engine closes; past the grace
+        // period an open connection is dropped with the task.
+        match tokio::time::timeout(SHUTDOWN_GRACE, task).await {
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "the HTTP side stopped with an error"),
+            Ok(Err(error)) => tracing::warn!(%error, "the HTTP side failed"),
+            Ok(Ok(Ok(()))) | Err(_) => {}
+        }
+    }
     tracing::info!(last_sequence = handle.snapshot().last_sequence, "musterd stopped; the log is durable");
     served.context("serving gRPC")
 }

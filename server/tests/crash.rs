@@ -34,7 +34,17 @@ impl Musterd {
         let mut child = Command::new(env!("CARGO_BIN_EXE_musterd"))
             // Snapshots often, so that the kill may land while one is written
             // and the restart starts from one.
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--snapshot-every", "50", "--data-dir"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--http",
+                "off",
+                "--log-format",
+                "json",
+                "--snapshot-every",
+                "50",
+                "--data-dir",
+            ])
             .arg(data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -4,6 +4,7 @@
 
 mod access;
 mod audit;
+mod board;
 mod dispatch;
 mod drills;
 mod durability;

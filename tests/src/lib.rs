@@ -27,6 +27,8 @@ pub struct TestServer {
     pub data_dir: PathBuf,
     /// How the harness's clients connect over TLS, when the server serves it.
     pub client_tls: Option<muster_client::Tls>,
+    /// `http://127.0.0.1:PORT` of the HTTP side, when it serves one.
+    pub http_url: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _temp: Option<tempfile::TempDir>,
@@ -46,6 +48,8 @@ pub struct Options {
     pub tls: Option<server::TlsConfig>,
     /// How the harness's clients check a TLS server.
     pub client_tls: Option<muster_client::Tls>,
+    /// Serve the HTTP side (board, GeoJSON, metrics) too, on its own port.
+    pub http: bool,
 }
 
 impl TestServer {
@@ -68,6 +72,12 @@ impl TestServer {
     pub async fn start_in(data_dir: &Path, options: Options, clock: ManualClock) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let scheme = if options.tls.is_some() { "https" } else { "http" };
+        let http = if options.http {
+            Some(tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the HTTP side"))
+        } else {
+            None
+        };
+        let http_url = http.as_ref().map(|listener| format!("http://{}", listener.local_addr().expect("address")));
         let url = format!("{scheme}://{}", listener.local_addr().expect("address"));
         let config = ServerConfig {
             data_dir: data_dir.to_owned(),
@@ -84,12 +94,13 @@ impl TestServer {
             None => Arc::new(SledStore::open(data_dir).expect("open store")),
         };
         let engine_clock = Arc::new(clock.clone());
-        let task = tokio::spawn(server::serve_store(config, store, listener, engine_clock, shutdown));
+        let task = tokio::spawn(server::serve_all(config, store, listener, http, engine_clock, shutdown));
         let server = TestServer {
             url,
             clock,
             data_dir: data_dir.to_owned(),
             client_tls: options.client_tls,
+            http_url,
             stop: Some(stop),
             task: Some(task),
             _temp: None,

@@ -228,7 +228,7 @@ fn temporary_dir(name: &str) -> PathBuf {
 fn spawn_musterd(musterd: &Path, data_dir: &Path, extra: &[&str]) -> anyhow::Result<(Spawned, Duration)> {
     let started = Instant::now();
     let mut child = Command::new(musterd)
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
+        .args(["--listen", "127.0.0.1:0", "--http", "off", "--log-format", "json", "--data-dir"])
         .arg(data_dir)
         .args(extra)
         // The "serving" line is logged at info, whatever RUST_LOG says here.

@@ -301,7 +301,10 @@ impl EngineHandle {
         let settings = self.dispatch;
         tokio::task::spawn_blocking(move || {
             let scope = crate::domain::dispatching::Scope { incident_id: incident_id.as_deref(), divert };
-            (crate::dispatch::plan(&state, scope, &settings, now), now, state.dispatch_epoch())
+            let started = std::time::Instant::now();
+            let plan = crate::dispatch::plan(&state, scope, &settings, now);
+            metrics::histogram!("muster_dispatch_duration_seconds").record(started.elapsed().as_secs_f64());
+            (plan, now, state.dispatch_epoch())
         })
         .await
         .map_err(|error| EngineError::Internal(format!("planning a dispatch failed: {error}")))

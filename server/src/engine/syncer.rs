@@ -173,7 +173,10 @@ impl Stage {
         let wrote_nothing = group.records.is_empty() && group.requests.is_empty() && group.expired.is_empty();
         if !wrote_nothing {
             let append = Append { records: &group.records, requests: &group.requests, expired: &group.expired };
-            if let Err(error) = self.store.append(append) {
+            let started = std::time::Instant::now();
+            let appended = self.store.append(append);
+            metrics::histogram!("muster_sync_duration_seconds").record(started.elapsed().as_secs_f64());
+            if let Err(error) = appended {
                 // Nothing of this group was acknowledged; the writer goes
                 // back to the last durable state when it next looks.
                 tracing::error!(%error, "storage failed; the engine refuses further writes");

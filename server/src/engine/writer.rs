@@ -145,6 +145,10 @@ impl Writer {
                     next = queue.try_recv().ok();
                 }
             }
+            metrics::gauge!("muster_writer_queue_depth").set(queue.len() as f64);
+            if !submissions.is_empty() {
+                metrics::histogram!("muster_commands_per_group").record(submissions.len() as f64);
+            }
             if !submissions.is_empty() || matches!(control, Some(Message::Settle(_))) {
                 self.commit_group(submissions);
             }

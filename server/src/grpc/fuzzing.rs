@@ -174,7 +174,8 @@ impl Fresh {
         let config = EngineConfig { snapshot_every: 0, ..EngineConfig::default() };
         let engine =
             Engine::start(Arc::clone(&store) as Arc<dyn Store>, clock, config).map_err(|error| error.to_string())?;
-        let routes = crate::server::api_routes(&engine.handle(), Arc::clone(&store) as Arc<dyn Store>)
+        let watchers = super::watch::Watchers::default();
+        let routes = crate::server::api_routes(&engine.handle(), Arc::clone(&store) as Arc<dyn Store>, &watchers)
             .map_err(|error| error.to_string())?
             .routes();
         // No tokens: every call is the local commander, who may call anything.

@@ -58,6 +58,11 @@ impl Watchers {
         Watchers { counts: Arc::default(), per_connection, total }
     }
 
+    /// How many watch streams are open.
+    pub fn open(&self) -> usize {
+        self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner).total
+    }
+
     /// A place for one more stream from `peer` (a connection is known by
     /// its peer address while it is open), or `RESOURCE_EXHAUSTED`.
     pub fn admit(&self, peer: Option<SocketAddr>) -> Result<WatchSlot, Status> {

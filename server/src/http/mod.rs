@@ -1,0 +1,363 @@
+//! The HTTP side of `musterd` (`--http ADDR`, default `127.0.0.1:8080`,
+//! `--http off`): read-only, for people and for other systems.
+//!
+//! - `/`: the situation board, one page whose assets are all in the
+//!   binary (`assets/`): it works with the network unplugged.
+//! - `/situation.json`: the picture the board draws; `/events`: what changed
+//!   since, as server-sent events fed by the engine's own broadcast (the one
+//!   gRPC watchers use), at most a few a second, never a poll.
+//! - `/incidents/ID`: one incident, its needs, assignments, level history
+//!   and timeline, rendered on the server (`pages.rs`).
+//! - `/geo/situation.geojson` and one layer each (`teams`, `depots`,
+//!   `incidents`, `zones`, `assignments`), `?incident=ID` to narrow.
+//! - `/metrics`: Prometheus text exposition (`metrics.rs`).
+//!
+//! With tokens configured every path but `/signin` needs a token whose role
+//! may read (`Rule::Read`), as a bearer header (scrapers, scripts) or as the
+//! HttpOnly cookie `/signin` sets (people): never in a URL, which would end
+//! up in logs and browser history.
+
+pub mod metrics;
+pub mod pages;
+pub mod view;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State as Extract};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Form, Router};
+use serde::Deserialize;
+use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::engine::EngineHandle;
+use crate::grpc::auth::{Caller, Rule, Tokens};
+
+/// The default address of the HTTP side: loopback only.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
+/// The cookie that carries a signed-in person's token.
+pub const SESSION_COOKIE: &str = "muster_token";
+/// How long a sign-in lasts, in seconds (a long shift).
+pub const SESSION_SECONDS: u64 = 14 * 60 * 60;
+/// Most live streams (`/events`) open at once.
+pub const MAX_EVENT_STREAMS: usize = 256;
+/// The shortest time between two updates a board receives: changes in
+/// between are merged into one.
+pub const EVENT_EVERY: Duration = Duration::from_millis(250);
+
+const BOARD_HTML: &str = include_str!("assets/board.html");
+const BOARD_JS: &str = include_str!("assets/board.js");
+const BOARD_CSS: &str = include_str!("assets/board.css");
+const SIGNIN_HTML: &str = include_str!("assets/signin.html");
+
+/// What every handler shares.
+#[derive(Clone)]
+struct Shared {
+    engine: EngineHandle,
+    tokens: Tokens,
+    streams: Arc<Semaphore>,
+    watchers: crate::grpc::watch::Watchers,
+    secure_cookie: bool,
+}
+
+/// The HTTP side's routes over `engine`. `secure_cookie` marks the sign-in
+/// cookie `Secure` (set it when the board is reached over TLS).
+pub fn router(
+    engine: EngineHandle,
+    tokens: Tokens,
+    watchers: crate::grpc::watch::Watchers,
+    secure_cookie: bool,
+) -> Router {
+    let shared =
+        Shared { engine, tokens, streams: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)), watchers, secure_cookie };
+    Router::new()
+        .route("/", get(board))
+        .route("/board.js", get(|| async { asset("text/javascript; charset=utf-8", BOARD_JS) }))
+        .route("/board.css", get(|| async { asset("text/css; charset=utf-8", BOARD_CSS) }))
+        .route("/signin", get(signin_page).post(signin))
+        .route("/signout", get(signout))
+        .route("/situation.json", get(situation_json))
+        .route("/events", get(events))
+        .route("/incidents/{id}", get(incident_page))
+        .route("/geo/{file}", get(geo))
+        .route("/metrics", get(metrics_text))
+        .with_state(shared)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-cache")], body).into_response()
+}
+
+/// Why a request is not let in.
+enum Refusal {
+    /// No (known) token: people go to the sign-in page, programs get 401.
+    Unauthenticated,
+    /// A token whose role may not read (a drill token).
+    Forbidden(String),
+}
+
+impl Shared {
+    /// The caller of a request, from its bearer header or its cookie.
+    fn caller(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
+        if self.tokens.is_empty() {
+            return Ok(Caller { actor: "local".to_owned(), role: crate::grpc::auth::Role::Commander });
+        }
+        let caller = if headers.contains_key(header::AUTHORIZATION) {
+            self.tokens.authenticate(headers).map_err(|_| Refusal::Unauthenticated)?
+        } else {
+            let token = cookie(headers, SESSION_COOKIE).ok_or(Refusal::Unauthenticated)?;
+            self.tokens.authenticate_token(&token).map_err(|_| Refusal::Unauthenticated)?
+        };
+        if Rule::Read.admits(&caller.role) {
+            Ok(caller)
+        } else {
+            Err(Refusal::Forbidden(format!("{} ({}) may not read the board", caller.actor, caller.role)))
+        }
+    }
+
+    /// For a page people open: the sign-in page when not signed in.
+    fn page(&self, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
+        self.caller(headers).map_err(|refusal| {
+            Box::new(match refusal {
+                Refusal::Unauthenticated => Redirect::to("/signin").into_response(),
+                Refusal::Forbidden(why) => (StatusCode::FORBIDDEN, why).into_response(),
+            })
+        })
+    }
+
+    /// For what programs read: 401 or 403.
+    fn api(&self, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
+        self.caller(headers).map_err(|refusal| {
+            Box::new(match refusal {
+                Refusal::Unauthenticated => {
+                    (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a token is required\n")
+                        .into_response()
+                }
+                Refusal::Forbidden(why) => (StatusCode::FORBIDDEN, why).into_response(),
+            })
+        })
+    }
+
+    fn situation(&self) -> view::Situation {
+        let settings = self.engine.dispatch_settings();
+        view::situation(&self.engine.snapshot(), self.engine.now(), settings.stale_after_seconds)
+    }
+}
+
+/// The value of cookie `name`, if the request carries it.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|line| {
+        line.split(';').find_map(|pair| {
+            let (key, value) = pair.trim().split_once('=')?;
+            (key == name).then(|| value.to_owned())
+        })
+    })
+}
+
+async fn board(Extract(shared): Extract<Shared>, headers: HeaderMap) -> Response {
+    match shared.page(&headers) {
+        Ok(_) => ([(header::CACHE_CONTROL, "no-cache")], Html(BOARD_HTML)).into_response(),
+        Err(refused) => *refused,
+    }
+}
+
+async fn signin_page() -> Html<&'static str> {
+    Html(SIGNIN_HTML)
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    token: String,
+}
+
+async fn signin(Extract(shared): Extract<Shared>, Form(form): Form<SignIn>) -> Response {
+    let token = form.token.trim();
+    let caller = match shared.tokens.authenticate_token(token) {
+        Ok(caller) if Rule::Read.admits(&caller.role) => caller,
+        Ok(caller) => {
+            return (StatusCode::FORBIDDEN, format!("{} ({}) may not read the board", caller.actor, caller.role))
+                .into_response()
+        }
+        Err(_) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Html(SIGNIN_HTML.replace("<!--error-->", "<p class=\"error\">Unknown token.</p>")),
+            )
+                .into_response()
+        }
+    };
+    tracing::info!(actor = %caller.actor, "signed in to the board");
+    let secure = if shared.secure_cookie { "; Secure" } else { "" };
+    let cookie =
+        format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECONDS}{secure}");
+    match HeaderValue::from_str(&cookie) {
+        Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
+        Err(_) => (StatusCode::BAD_REQUEST, "the token is not valid header text").into_response(),
+    }
+}
+
+async fn signout() -> Response {
+    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    match HeaderValue::from_str(&cookie) {
+        Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/signin")).into_response(),
+        Err(_) => Redirect::to("/signin").into_response(),
+    }
+}
+
+async fn situation_json(Extract(shared): Extract<Shared>, headers: HeaderMap) -> Response {
+    if let Err(refused) = shared.api(&headers) {
+        return *refused;
+    }
+    ([(header::CACHE_CONTROL, "no-cache")], axum::Json(shared.situation())).into_response()
+}
+
+/// What one update of `/events` carries: the teams that changed, and
+/// whether anything else did (the board then fetches the picture again).
+#[derive(serde::Serialize)]
+struct Update {
+    sequence: u64,
+    teams: Vec<view::TeamView>,
+    refresh: bool,
+}
+
+async fn events(Extract(shared): Extract<Shared>, headers: HeaderMap) -> Response {
+    if let Err(refused) = shared.api(&headers) {
+        return *refused;
+    }
+    let Ok(slot) = Arc::clone(&shared.streams).try_acquire_owned() else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many live boards; retry shortly\n").into_response();
+    };
+    let mut changes = shared.engine.subscribe();
+    let mut closing = shared.engine.closing();
+    let (sender, receiver) = mpsc::channel::<Result<SseEvent, Infallible>>(16);
+    let engine = shared.engine.clone();
+    tokio::spawn(async move {
+        let _slot = slot;
+        let stale_after = engine.dispatch_settings().stale_after_seconds;
+        loop {
+            // Wait for a change, then take every other one already there.
+            let mut teams = std::collections::BTreeSet::new();
+            let mut refresh = false;
+            let received = tokio::select! {
+                () = sender.closed() => return,
+                _ = closing.wait_for(|closing| *closing) => return,
+                received = changes.recv() => received,
+            };
+            match received {
+                Ok(committed) => refresh |= take(&committed, &mut teams),
+                Err(broadcast::error::RecvError::Lagged(_)) => refresh = true,
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+            tokio::time::sleep(EVENT_EVERY).await;
+            loop {
+                match changes.try_recv() {
+                    Ok(committed) => refresh |= take(&committed, &mut teams),
+                    Err(broadcast::error::TryRecvError::Lagged(_)) => refresh = true,
+                    Err(_) => break,
+                }
+            }
+            let state = engine.snapshot();
+            let now = engine.now();
+            let update = Update {
+                sequence: state.last_sequence,
+                teams: teams
+                    .iter()
+                    .filter_map(|id| state.teams.get(id))
+                    .map(|team| view::team_view(team, now, stale_after))
+                    .collect(),
+                refresh,
+            };
+            let Ok(event) = SseEvent::default().event("update").json_data(&update) else { continue };
+            if sender.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Sse::new(ReceiverStream::new(receiver))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+async fn incident_page(Extract(shared): Extract<Shared>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    if let Err(refused) = shared.page(&headers) {
+        return *refused;
+    }
+    let engine = shared.engine.clone();
+    let rendered = tokio::task::spawn_blocking(move || pages::incident_page(&engine, &id)).await;
+    match rendered {
+        Ok(Ok(html)) => ([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response(),
+        Ok(Err(pages::PageError::NotFound(what))) => {
+            (StatusCode::NOT_FOUND, Html(pages::not_found(&what))).into_response()
+        }
+        Ok(Err(pages::PageError::Store(error))) => {
+            tracing::error!(%error, "reading the log for an incident page failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "the log could not be read\n").into_response()
+        }
+        Err(error) => {
+            tracing::error!(%error, "rendering an incident page failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct GeoQuery {
+    incident: Option<String>,
+}
+
+async fn geo(
+    Extract(shared): Extract<Shared>,
+    headers: HeaderMap,
+    Path(file): Path<String>,
+    Query(query): Query<GeoQuery>,
+) -> Response {
+    if let Err(refused) = shared.api(&headers) {
+        return *refused;
+    }
+    let Some(layer) = file.strip_suffix(".geojson").and_then(view::Layer::parse) else {
+        return (StatusCode::NOT_FOUND, "layers: situation, teams, depots, incidents, zones, assignments (.geojson)\n")
+            .into_response();
+    };
+    let situation = shared.situation();
+    if let Some(incident) = &query.incident {
+        if !situation.incidents.iter().any(|view| &view.id == incident) {
+            return (StatusCode::NOT_FOUND, format!("no open incident {incident:?}\n")).into_response();
+        }
+    }
+    let collection = view::geojson(&situation, layer, query.incident.as_deref());
+    ([(header::CONTENT_TYPE, "application/geo+json")], collection.to_string()).into_response()
+}
+
+async fn metrics_text(Extract(shared): Extract<Shared>, headers: HeaderMap) -> Response {
+    if let Err(refused) = shared.api(&headers) {
+        return *refused;
+    }
+    let text = metrics::render(&shared.engine.snapshot(), shared.watchers.open());
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+/// Adds the teams `committed` changed to `teams`; true when it changed
+/// anything else (incidents, needs, assignments, stock, zones, plans).
+fn take(committed: &crate::engine::Committed, teams: &mut std::collections::BTreeSet<String>) -> bool {
+    let mut other = false;
+    for record in &committed.records {
+        let touched = record.event.touched();
+        other |= touched.team_ids.is_empty() || !touched.incident_ids.is_empty();
+        teams.extend(touched.team_ids);
+    }
+    other
+}
+
+/// Serves `router` on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,537 @@
+//! Pages rendered on the server: one incident (`/incidents/ID`), and the
+//! after-action report of an incident, one self-contained HTML file (its
+//! map as inline SVG, the timeline of every event with actor and time, per
+//! need the time to fill and to arrive as an SVG chart, shortfalls and
+//! reserve overrides). The board and these pages share the map drawing in
+//! `map_svg`, so what an operator saw and what the report shows agree.
+
+use std::fmt::Write as _;
+
+use crate::domain::assignment::{AssignedResource, AssignmentStatus};
+use crate::domain::event::{Event, LogRecord};
+use crate::domain::incident::{Incident, LevelCause};
+use crate::domain::{State, Timestamp};
+use crate::engine::EngineHandle;
+use crate::store::StoreError;
+
+use super::view;
+
+/// Most log records one page reads for an incident's timeline.
+pub const MAX_TIMELINE_SCAN: u64 = 200_000;
+
+/// Why a page cannot be shown.
+#[derive(Debug)]
+pub enum PageError {
+    /// No such incident.
+    NotFound(String),
+    /// The log could not be read.
+    Store(StoreError),
+}
+
+impl From<StoreError> for PageError {
+    fn from(error: StoreError) -> Self {
+        PageError::Store(error)
+    }
+}
+
+/// Escapes text for HTML.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A page saying what was not found.
+pub fn not_found(what: &str) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Not found</title><body><p>{}</p><p><a href=\"/\">Back to the board</a></p></body></html>",
+        escape(what)
+    )
+}
+
+/// The log records about `incident`, in order: found by time from its
+/// declaration (a binary search over the log), read forward, at most
+/// [`MAX_TIMELINE_SCAN`] records. The second value is true when the scan
+/// stopped at that bound.
+pub fn timeline(engine: &EngineHandle, incident: &Incident) -> Result<(Vec<LogRecord>, bool), StoreError> {
+    let last = engine.snapshot().last_sequence;
+    // The first record at or after the declaration.
+    let (mut low, mut high) = (1u64, last.max(1));
+    while low < high {
+        let middle = low + (high - low) / 2;
+        match engine.read_log(middle, 1)?.first() {
+            Some(record) if record.time < incident.declared_at => low = middle + 1,
+            _ => high = middle,
+        }
+    }
+    let mut records = Vec::new();
+    let mut next = low;
+    let mut scanned = 0;
+    while next <= last {
+        let chunk = engine.read_log(next, 1_024)?;
+        if chunk.is_empty() {
+            break;
+        }
+        for record in chunk {
+            next = record.sequence + 1;
+            scanned += 1;
+            if record.event.touched().incident_ids.iter().any(|id| id == &incident.id) {
+                records.push(record);
+            }
+            if scanned >= MAX_TIMELINE_SCAN {
+                return Ok((records, next <= last));
+            }
+        }
+    }
+    Ok((records, false))
+}
+
+/// Minutes from `from` to `to`.
+fn minutes(from: Timestamp, to: Timestamp) -> f64 {
+    to.minutes_since(from)
+}
+
+/// Per need: when it was raised, when it was first filled whole, and when
+/// the first assigned resource arrived (went `ON_SCENE`).
+struct NeedTimes {
+    id: String,
+    what: String,
+    raised: Timestamp,
+    filled: Option<Timestamp>,
+    arrived: Option<Timestamp>,
+}
+
+fn need_times(state: &State, incident: &Incident, records: &[LogRecord]) -> Vec<NeedTimes> {
+    let mut times: Vec<NeedTimes> = state
+        .needs
+        .values()
+        .filter(|need| need.incident_id == incident.id)
+        .map(|need| NeedTimes {
+            id: need.id(),
+            what: view::need_words(need).0,
+            raised: need.raised_at,
+            filled: None,
+            arrived: None,
+        })
+        .collect();
+    // Replay what the records say about fill and arrival.
+    let mut filled: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for record in records {
+        match &record.event {
+            Event::AssignmentCreated { assignment } => {
+                let need = crate::domain::incident::need_id(assignment.need_number);
+                let amount = match &assignment.resource {
+                    AssignedResource::Team { .. } => 1,
+                    AssignedResource::Supply { quantity, .. } => *quantity,
+                };
+                let total = filled.entry(need.clone()).or_default();
+                *total += amount;
+                if let (Some(entry), Some(wanted)) = (
+                    times.iter_mut().find(|times| times.id == need),
+                    state.needs.get(&assignment.need_number).map(|need| need.amount),
+                ) {
+                    if entry.filled.is_none() && *total >= wanted {
+                        entry.filled = Some(record.time);
+                    }
+                }
+            }
+            Event::AssignmentStatusChanged { to: AssignmentStatus::OnScene, assignment_number, .. } => {
+                let need = state.assignments.get(assignment_number).map(|assignment| assignment.need_number);
+                let need = need.map(crate::domain::incident::need_id);
+                if let Some(entry) = times.iter_mut().find(|times| Some(&times.id) == need.as_ref()) {
+                    entry.arrived.get_or_insert(record.time);
+                }
+            }
+            _ => {}
+        }
+    }
+    times
+}
+
+/// The map of `situation`, limited to `incident` when given, as inline SVG.
+pub fn map_svg(situation: &view::Situation, incident: Option<&str>, width: u32, height: u32) -> String {
+    let in_scope = |id: &str| incident.is_none_or(|wanted| wanted == id);
+    let assignments: Vec<&view::AssignmentView> =
+        situation.assignments.iter().filter(|assignment| in_scope(&assignment.incident_id)).collect();
+    let mut points: Vec<[f64; 2]> = Vec::new();
+    for view in situation.incidents.iter().filter(|view| in_scope(&view.id)) {
+        points.push([view.lat, view.lng]);
+        points.extend(view.area.iter().copied());
+    }
+    for assignment in &assignments {
+        points.push(assignment.from);
+    }
+    if incident.is_none() {
+        points.extend(situation.teams.iter().map(|team| [team.lat, team.lng]));
+        points.extend(situation.depots.iter().map(|depot| [depot.lat, depot.lng]));
+    }
+    if points.is_empty() {
+        return format!("<svg class=\"map\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"map\"><text x=\"20\" y=\"40\">Nothing to draw yet.</text></svg>");
+    }
+    let (mut south, mut north, mut west, mut east) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for [lat, lng] in &points {
+        south = south.min(*lat);
+        north = north.max(*lat);
+        west = west.min(*lng);
+        east = east.max(*lng);
+    }
+    // A margin, and at least ~1 km across, so one point is not a singularity.
+    let pad_lat = ((north - south) * 0.08).max(0.005);
+    let pad_lng = ((east - west) * 0.08).max(0.005);
+    let (south, north, west, east) = (south - pad_lat, north + pad_lat, west - pad_lng, east + pad_lng);
+    // Equirectangular, with longitude shrunk by cos(latitude): true to shape at city scale.
+    let squeeze = ((south + north) / 2.0).to_radians().cos().max(0.1);
+    let span_x = (east - west) * squeeze;
+    let span_y = north - south;
+    let scale = (f64::from(width) / span_x).min(f64::from(height) / span_y);
+    let x = |lng: f64| (lng - west) * squeeze * scale;
+    let y = |lat: f64| (north - lat) * scale;
+    let mut svg = String::new();
+    let _ =
+        write!(svg, "<svg class=\"map\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"situation map\">");
+    svg.push_str("<rect class=\"sea\" x=\"0\" y=\"0\" width=\"100%\" height=\"100%\"/>");
+    if incident.is_none() {
+        for zone in &situation.zones {
+            let path: Vec<String> =
+                zone.polygon.iter().map(|[lat, lng]| format!("{:.1},{:.1}", x(*lng), y(*lat))).collect();
+            let _ = write!(
+                svg,
+                "<polygon class=\"zone\" points=\"{}\"><title>zone {}: {}</title></polygon>",
+                path.join(" "),
+                escape(&zone.id),
+                escape(&zone.note)
+            );
+        }
+    }
+    for view in situation.incidents.iter().filter(|view| in_scope(&view.id)) {
+        if view.area.len() >= 3 {
+            let path: Vec<String> =
+                view.area.iter().map(|[lat, lng]| format!("{:.1},{:.1}", x(*lng), y(*lat))).collect();
+            let _ = write!(svg, "<polygon class=\"area level-{}\" points=\"{}\"/>", view.level, path.join(" "));
+        }
+    }
+    for assignment in &assignments {
+        let _ = write!(
+            svg,
+            "<line class=\"assignment {}\" x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\"><title>{} {}</title></line>",
+            assignment.status,
+            x(assignment.from[1]),
+            y(assignment.from[0]),
+            x(assignment.to[1]),
+            y(assignment.to[0]),
+            escape(&assignment.id),
+            assignment.status
+        );
+    }
+    if incident.is_none() {
+        for depot in &situation.depots {
+            let low = if depot.low.is_empty() { "" } else { " low" };
+            let _ = write!(svg, "<rect class=\"depot{low}\" x=\"{:.1}\" y=\"{:.1}\" width=\"9\" height=\"9\"><title>depot {}</title></rect>", x(depot.lng) - 4.5, y(depot.lat) - 4.5, escape(&depot.name));
+        }
+        for team in &situation.teams {
+            let stale = if team.stale { " stale" } else { "" };
+            let _ = write!(
+                svg,
+                "<circle class=\"team {}{stale}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"4\"><title>{} {}</title></circle>",
+                team.status,
+                x(team.lng),
+                y(team.lat),
+                escape(&team.id),
+                team.status
+            );
+        }
+    } else {
+        for assignment in &assignments {
+            let _ = write!(
+                svg,
+                "<circle class=\"team {}\" cx=\"{:.1}\" cy=\"{:.1}\" r=\"5\"><title>{}</title></circle>",
+                assignment.status,
+                x(assignment.from[1]),
+                y(assignment.from[0]),
+                escape(assignment.team_id.as_deref().or(assignment.depot_id.as_deref()).unwrap_or(""))
+            );
+        }
+    }
+    for view in situation.incidents.iter().filter(|view| in_scope(&view.id)) {
+        let _ = write!(svg, "<g class=\"incident level-{}\"><circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"9\"/><text x=\"{:.1}\" y=\"{:.1}\">{} ({})</text><title>{}</title></g>", view.level, x(view.lng), y(view.lat), x(view.lng) + 12.0, y(view.lat) + 4.0, escape(&view.id), view.level, escape(&view.title));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// The styles the server-rendered pages use (the board has its own file).
+const PAGE_CSS: &str = include_str!("assets/page.css");
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{}</title><style>{PAGE_CSS}</style></head><body>{body}</body></html>\n",
+        escape(title)
+    )
+}
+
+fn cause(cause: &LevelCause) -> String {
+    match cause {
+        LevelCause::Operator => "by an operator".to_owned(),
+        LevelCause::Trigger { metric, value, threshold } => format!("trigger: {metric} = {value} >= {threshold}"),
+    }
+}
+
+/// The body shared by the incident page and its after-action report.
+fn incident_body(engine: &EngineHandle, id: &str, report: bool) -> Result<(String, String), PageError> {
+    let state = engine.snapshot();
+    let incident =
+        state.incidents.get(id).cloned().ok_or_else(|| PageError::NotFound(format!("no incident {id:?}")))?;
+    let (records, truncated) = timeline(engine, &incident)?;
+    let now = engine.now();
+    let settings = engine.dispatch_settings();
+    let situation = view::situation(&state, now, settings.stale_after_seconds);
+    let mut body = String::new();
+    let title = format!("{}: {}", incident.id, incident.title);
+    let _ = write!(
+        body,
+        "<header><h1>{}</h1><p class=\"facts\"><span class=\"level level-{}\">level {}</span> {} · {} · declared {}{}</p>{}</header>",
+        escape(&title),
+        incident.level.as_str(),
+        incident.level.as_str(),
+        incident.hazard.as_str(),
+        incident.status.as_str(),
+        incident.declared_at,
+        incident.closed_at.map(|at| format!(" · closed {at}")).unwrap_or_default(),
+        if report { format!("<p class=\"facts\">After-action report, written {now}.</p>") } else { "<p><a href=\"/\">Back to the board</a></p>".to_owned() }
+    );
+    // The map: this incident, its area and every assignment it had.
+    let mut scoped = situation.clone();
+    scoped.incidents = vec![view::IncidentView {
+        id: incident.id.clone(),
+        title: incident.title.clone(),
+        hazard: incident.hazard.as_str(),
+        level: incident.level.as_str(),
+        status: incident.status.as_str(),
+        lat: incident.position.lat,
+        lng: incident.position.lng,
+        area: incident.area.iter().map(|vertex| [vertex.lat, vertex.lng]).collect(),
+    }];
+    scoped.assignments = state
+        .assignments
+        .values()
+        .filter(|assignment| assignment.incident_id == incident.id && (report || assignment.status.is_active()))
+        .map(|assignment| view::assignment_view(&state, assignment))
+        .collect();
+    let _ = write!(body, "<section><h2>Map</h2>{}</section>", map_svg(&scoped, Some(&incident.id), 900, 420));
+
+    body.push_str("<section><h2>Needs</h2><table><thead><tr><th>need</th><th>what</th><th>wanted</th><th>filled</th><th>status</th></tr></thead><tbody>");
+    for need in state.needs.values().filter(|need| need.incident_id == incident.id) {
+        let (what, _) = view::need_words(need);
+        let _ = write!(
+            body,
+            "<tr class=\"need\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&need.id()),
+            escape(&what),
+            need.amount,
+            need.filled,
+            view::need_status(need)
+        );
+    }
+    body.push_str("</tbody></table></section>");
+
+    body.push_str("<section><h2>Assignments</h2><table><thead><tr><th>assignment</th><th>resource</th><th>need</th><th>status</th><th>ETA</th><th>distance</th><th>reason</th></tr></thead><tbody>");
+    let mut overrides = Vec::new();
+    for assignment in state.assignments.values().filter(|assignment| assignment.incident_id == incident.id) {
+        let resource = match &assignment.resource {
+            AssignedResource::Team { team_id } => format!("team {team_id}"),
+            AssignedResource::Supply { depot_id, item_code, quantity } => {
+                format!("{quantity} {item_code} from {depot_id}")
+            }
+        };
+        if assignment.reserve_override {
+            overrides.push(format!(
+                "{}: {} ({} below the floor)",
+                assignment.id(),
+                resource,
+                assignment.override_quantity
+            ));
+        }
+        let _ = write!(
+            body,
+            "<tr class=\"assignment\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.0} min</td><td>{:.1} km</td><td>{}</td></tr>",
+            escape(&assignment.id()),
+            escape(&resource),
+            escape(&crate::domain::incident::need_id(assignment.need_number)),
+            assignment.status.as_str(),
+            assignment.eta_minutes,
+            assignment.distance_km,
+            escape(&assignment.reason)
+        );
+    }
+    body.push_str("</tbody></table></section>");
+
+    body.push_str("<section><h2>Level history</h2><ul class=\"levels\">");
+    let _ = write!(
+        body,
+        "<li>{}: declared at level {}</li>",
+        incident.declared_at,
+        records
+            .iter()
+            .find_map(|record| match &record.event {
+                Event::IncidentDeclared { incident } => Some(incident.level.as_str()),
+                _ => None,
+            })
+            .unwrap_or(incident.level.as_str())
+    );
+    for record in &records {
+        if let Event::IncidentLevelChanged { from, to, cause: why, .. } = &record.event {
+            let _ = write!(
+                body,
+                "<li>{}: {} → {} ({}), {}</li>",
+                record.time,
+                from.as_str(),
+                to.as_str(),
+                escape(&cause(why)),
+                escape(&record.actor)
+            );
+        }
+    }
+    body.push_str("</ul>");
+    if let Some(plan) = incident.plan.as_ref().and_then(|plan| state.plan(&plan.id, plan.version).ok()) {
+        let _ = write!(body, "<p>Plan {} v{}; triggers:</p><ul>", escape(&plan.id), plan.version);
+        for trigger in &plan.triggers {
+            let _ = write!(
+                body,
+                "<li>{} >= {} → level {}</li>",
+                escape(&trigger.metric),
+                trigger.threshold,
+                trigger.level.as_str()
+            );
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str("</section>");
+
+    if report {
+        let times = need_times(&state, &incident, &records);
+        body.push_str("<section><h2>Time to fill and to arrive</h2>");
+        body.push_str(&need_chart(&times));
+        body.push_str("</section>");
+        let shortfalls: Vec<String> = records
+            .iter()
+            .filter_map(|record| match &record.event {
+                Event::DispatchCompleted { shortfalls, .. } => Some(
+                    shortfalls
+                        .iter()
+                        .filter(|shortfall| shortfall.incident_id == incident.id)
+                        .map(|shortfall| {
+                            format!(
+                                "{}: {} short for {} ({})",
+                                record.time,
+                                shortfall.missing,
+                                escape(&crate::domain::incident::need_id(shortfall.need_number)),
+                                escape(&shortfall.reason)
+                            )
+                        })
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        body.push_str("<section><h2>Shortfalls</h2>");
+        if shortfalls.is_empty() {
+            body.push_str("<p>None recorded.</p>");
+        } else {
+            let _ = write!(body, "<ul><li>{}</li></ul>", shortfalls.join("</li><li>"));
+        }
+        body.push_str("<h2>Reserve overrides</h2>");
+        if overrides.is_empty() {
+            body.push_str("<p>None.</p>");
+        } else {
+            let _ = write!(
+                body,
+                "<ul><li>{}</li></ul>",
+                overrides.iter().map(|line| escape(line)).collect::<Vec<_>>().join("</li><li>")
+            );
+        }
+        body.push_str("</section>");
+    }
+
+    body.push_str("<section><h2>Timeline</h2><table class=\"timeline\"><thead><tr><th>time</th><th>actor</th><th>event</th><th>what</th></tr></thead><tbody>");
+    for record in &records {
+        let _ = write!(
+            body,
+            "<tr class=\"event\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            record.time,
+            escape(&record.actor),
+            record.event.kind(),
+            escape(&record.event.summary())
+        );
+    }
+    body.push_str("</tbody></table>");
+    if truncated {
+        let _ = write!(body, "<p class=\"note\">The timeline stops after {MAX_TIMELINE_SCAN} log records; `muster audit --incident {}` lists them all.</p>", escape(&incident.id));
+    }
+    body.push_str("</section>");
+    Ok((title, body))
+}
+
+/// Horizontal bars per need: raised → filled (dark) and → arrived (light), in minutes.
+fn need_chart(times: &[NeedTimes]) -> String {
+    if times.is_empty() {
+        return "<p>No needs.</p>".to_owned();
+    }
+    let longest = times
+        .iter()
+        .flat_map(|need| [need.filled, need.arrived].into_iter().flatten().map(|at| minutes(need.raised, at)))
+        .fold(1.0_f64, f64::max);
+    let row = 26.0;
+    let height = row * times.len() as f64 + 30.0;
+    let (left, width) = (260.0, 560.0);
+    let mut svg = format!(
+        "<svg class=\"chart\" viewBox=\"0 0 {} {height}\" role=\"img\" aria-label=\"time to fill and to arrive\">",
+        left + width + 80.0
+    );
+    for (index, need) in times.iter().enumerate() {
+        let y = 10.0 + row * index as f64;
+        let _ = write!(svg, "<text x=\"0\" y=\"{:.1}\">{} {}</text>", y + 14.0, escape(&need.id), escape(&need.what));
+        if let Some(arrived) = need.arrived {
+            let length = minutes(need.raised, arrived) / longest * width;
+            let _ = write!(svg, "<rect class=\"arrive\" x=\"{left}\" y=\"{y:.1}\" width=\"{length:.1}\" height=\"18\"><title>arrived after {:.0} min</title></rect>", minutes(need.raised, arrived));
+        }
+        match need.filled {
+            Some(filled) => {
+                let length = minutes(need.raised, filled) / longest * width;
+                let _ = write!(svg, "<rect class=\"fill\" x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"10\"><title>filled after {:.0} min</title></rect><text x=\"{:.1}\" y=\"{:.1}\">{:.0} min</text>", y + 4.0, length.max(1.0), minutes(need.raised, filled), left + length.max(1.0) + 6.0, y + 14.0, minutes(need.raised, filled));
+            }
+            None => {
+                let _ = write!(svg, "<text class=\"unfilled\" x=\"{left}\" y=\"{:.1}\">never filled</text>", y + 14.0);
+            }
+        }
+    }
+    let _ = write!(
+        svg,
+        "<text x=\"{left}\" y=\"{:.1}\">0</text><text x=\"{:.1}\" y=\"{:.1}\">{longest:.0} min</text></svg>",
+        height - 4.0,
+        left + width - 40.0,
+        height - 4.0
+    );
+    svg
+}
+
+/// `/incidents/ID`.
+pub fn incident_page(engine: &EngineHandle, id: &str) -> Result<String, PageError> {
+    let (title, body) = incident_body(engine, id, false)?;
+    Ok(page(&title, &body))
+}
+
+/// The after-action report of incident `id`: one self-contained HTML file.
+pub fn incident_report(engine: &EngineHandle, id: &str) -> Result<String, PageError> {
+    let (title, body) = incident_body(engine, id, true)?;
+    Ok(page(&format!("After-action report {title}"), &body))
+}
