@@ -98,7 +98,7 @@ fn exposition(text: &str) -> BTreeMap<String, f64> {
     samples
 }
 
-async fn city(server: &TestServer) -> pb::DispatchResponse {
+pub(crate) async fn city(server: &TestServer) -> pb::DispatchResponse {
     let client = server.client().await;
     client
         .imports()

@@ -5,6 +5,7 @@
 mod access;
 mod audit;
 mod board;
+mod browser;
 mod dispatch;
 mod drills;
 mod durability;

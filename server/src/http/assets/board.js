@@ -68,7 +68,7 @@ function teamDot(team) {
   const dot = el("circle", {
     id: `team-${team.id}`,
     class: `team ${team.status}${team.stale ? " stale" : ""}`,
-    cx: view.x(team.lng).toFixed(1), cy: view.y(team.lat).toFixed(1), r: 4.5,
+    cx: view.x(team.lng).toFixed(1), cy: view.y(team.lat).toFixed(1), r: 6,
     "data-status": team.status,
   });
   const age = team.report_age_seconds == null ? "never reported" : `reported ${Math.round(team.report_age_seconds / 60)} min ago`;
@@ -77,7 +77,8 @@ function teamDot(team) {
 
 function drawMap() {
   const map = document.getElementById("map");
-  map.replaceChildren(el("rect", { class: "sea", x: 0, y: 0, width: WIDTH, height: HEIGHT }));
+  // The background reaches past the drawing, which the map pane letterboxes.
+  map.replaceChildren(el("rect", { class: "sea", x: -WIDTH, y: -HEIGHT, width: 3 * WIDTH, height: 3 * HEIGHT }));
   const s = situation;
   for (const z of s.zones) map.append(title(el("polygon", { class: "zone", points: points(z.polygon) }), `zone ${z.id}: ${z.note}`));
   for (const i of s.incidents) if (i.area.length >= 3) map.append(el("polygon", { class: `area level-${i.level}`, points: points(i.area) }));
