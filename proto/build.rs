@@ -16,6 +16,7 @@ const PROTO_FILES: &[&str] = &[
     "muster/v1/audit.proto",
     "muster/v1/drill.proto",
     "muster/v1/import.proto",
+    "muster/v1/export.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -212,6 +212,11 @@ impl Client {
         pb::drill_service_client::DrillServiceClient::new(self.authed())
     }
 
+    /// `muster.v1.ExportService`.
+    pub fn exports(&self) -> pb::export_service_client::ExportServiceClient<AuthChannel> {
+        pb::export_service_client::ExportServiceClient::new(self.authed())
+    }
+
     /// `grpc.health.v1.Health`.
     pub fn health(&self) -> tonic_health::pb::health_client::HealthClient<AuthChannel> {
         tonic_health::pb::health_client::HealthClient::new(self.authed())

@@ -81,6 +81,12 @@ enum Command {
     /// Drills: run a script on the server's drill engine, replay, report, list, export, compare.
     #[command(subcommand)]
     Drill(cli::drill::DrillCommand),
+    /// Reports rendered by the server: `report incident ID --html FILE`.
+    #[command(subcommand)]
+    Report(cli::export::ReportCommand),
+    /// Exports for other tools: `export geojson [--incident ID] [--out FILE]`.
+    #[command(subcommand)]
+    Export(cli::export::ExportCommand),
     /// Loads a fixture file (items, depots, stock, teams, plans) into the server, all or nothing.
     Import {
         /// The TOML file.
@@ -137,6 +143,8 @@ async fn run(args: Args, output: Output) -> anyhow::Result<()> {
         Command::Assignment(command) => cli::assignment::run(&client, command, output).await,
         Command::Zone(command) => cli::assignment::zone(&client, command, output).await,
         Command::Drill(command) => cli::drill::run(&client, command, output).await,
+        Command::Report(command) => cli::export::report(&client, command).await,
+        Command::Export(command) => cli::export::export(&client, command).await,
         Command::Bench(_) | Command::BenchEcho(_) => Ok(()),
     }
 }

@@ -247,6 +247,10 @@ pub fn api_routes(
         ))
         .add_service(service!(pb::audit_service_server::AuditServiceServer<_>, AuditService::new(handle.clone())))
         .add_service(service!(
+            pb::export_service_server::ExportServiceServer<_>,
+            crate::grpc::export::ExportService::new(handle.clone())
+        ))
+        .add_service(service!(
             pb::drill_service_server::DrillServiceServer<_>,
             DrillService::new(handle.clone(), drill_store).context("reading the stored drill runs")?
         ));

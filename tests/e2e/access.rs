@@ -212,6 +212,8 @@ async fn every_method_with_every_role_is_allowed_or_refused_as_the_access_table_
         ("/muster.v1.IncidentService/ListZones", unary, vec![], "cotx"),
         ("/muster.v1.AuditService/ListEvents", unary, vec![], "cotx"),
         ("/muster.v1.AuditService/GetDigest", unary, vec![], "cotx"),
+        ("/muster.v1.ExportService/IncidentReport", unary, vec![], "cotx"),
+        ("/muster.v1.ExportService/SituationGeoJson", unary, vec![], "cotx"),
         ("/muster.v1.DrillService/RunDrill", stream, vec![], "cd"),
         ("/muster.v1.DrillService/GetDrillReport", unary, vec![], "cd"),
         ("/muster.v1.DrillService/ReplayDrill", unary, vec![], "cd"),

@@ -358,3 +358,50 @@ async fn with_tokens_the_board_wants_a_sign_in_and_keeps_the_token_out_of_urls()
         request(&http, "GET", "/metrics", &[("Authorization", "Bearer wall-secret-token-0123456789")], "").await;
     assert_eq!(scrape.status, 200, "scrapers use a bearer token");
 }
+
+#[tokio::test]
+async fn the_after_action_report_and_the_geojson_export_come_through_the_api() {
+    let server = TestServer::start_with(Options { http: true, ..Options::default() }).await;
+    let http = server.http_url.clone().unwrap();
+    let dispatched = city(&server).await;
+    let mut exports = server.client().await.exports();
+    let report = exports
+        .incident_report(pb::IncidentReportRequest { incident_id: "FLOOD-1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(report.content_type, "text/html; charset=utf-8");
+    let html = report.body;
+    assert!(html.starts_with("<!doctype html>") && html.contains("<style>"), "one self-contained file");
+    assert!(!html.contains("src=") && !html.contains("<link"), "it loads nothing");
+    assert!(html.contains("After-action report"));
+    assert!(html.contains("<svg class=\"map\"") && html.contains("<svg class=\"chart\""), "its map and its chart");
+    for assignment in &dispatched.assignments {
+        assert!(html.contains(&assignment.id), "{} is in the report", assignment.id);
+    }
+    assert!(html.contains("short for"), "the firefighting shortfall is listed");
+    assert!(html.contains("<td>local</td>"), "the timeline names the actor");
+
+    let missing = exports.incident_report(pb::IncidentReportRequest { incident_id: "NOPE".into() }).await;
+    assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
+
+    let exported = exports
+        .situation_geo_json(pb::SituationGeoJsonRequest { incident_id: String::new() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(exported.content_type, "application/geo+json");
+    let through_grpc: geojson::FeatureCollection =
+        exported.body.parse::<geojson::GeoJson>().unwrap().try_into().unwrap();
+    let through_http: geojson::FeatureCollection =
+        get(&http, "/geo/situation.geojson").await.body.parse::<geojson::GeoJson>().unwrap().try_into().unwrap();
+    assert_eq!(through_grpc.features.len(), through_http.features.len(), "one renderer");
+    let scoped = exports
+        .situation_geo_json(pb::SituationGeoJsonRequest { incident_id: "FLOOD-1".into() })
+        .await
+        .unwrap()
+        .into_inner();
+    let scoped: geojson::FeatureCollection = scoped.body.parse::<geojson::GeoJson>().unwrap().try_into().unwrap();
+    assert!(scoped.features.len() < through_grpc.features.len());
+    assert!(scoped.features.len() > dispatched.assignments.len(), "the incident and its assignments");
+}

@@ -809,6 +809,8 @@ const METHODS: &[(&str, Shape, Option<u32>)] = &[
     ("/muster.v1.IncidentService/ListZones", Shape::Unary, Some(2)),
     ("/muster.v1.AuditService/ListEvents", Shape::Unary, Some(2)),
     ("/muster.v1.AuditService/GetDigest", Shape::Unary, None),
+    ("/muster.v1.ExportService/IncidentReport", Shape::Unary, Some(1)),
+    ("/muster.v1.ExportService/SituationGeoJson", Shape::Unary, Some(1)),
     ("/muster.v1.DrillService/RunDrill", Shape::ServerStream, Some(1)),
     ("/muster.v1.DrillService/GetDrillReport", Shape::Unary, Some(1)),
     ("/muster.v1.DrillService/ReplayDrill", Shape::Unary, Some(1)),
@@ -2388,6 +2390,32 @@ async fn plans_audit_and_drills_refuse_hostile_input_with_the_right_code() {
             format!("GetDigest {what}"),
             field("sequence"),
             call!(audit, get_digest, pb::GetDigestRequest { sequence }),
+        );
+    }
+
+    // ExportService.
+    let exports = world.client.exports();
+    for (what, incident_id, want) in [
+        ("of no incident", String::new(), field("incident_id")),
+        ("of an over-long id", long_id(), field("incident_id")),
+        ("of an id with a control character", "A\u{7}".to_owned(), field("incident_id")),
+        ("of an incident that does not exist", "NO-SUCH".to_owned(), NOT_FOUND),
+    ] {
+        table.add(
+            format!("IncidentReport {what}"),
+            want,
+            call!(exports, incident_report, pb::IncidentReportRequest { incident_id: incident_id.clone() }),
+        );
+    }
+    for (what, incident_id, want) in [
+        ("of an over-long id", long_id(), field("incident_id")),
+        ("of an incident that does not exist", "NO-SUCH".to_owned(), NOT_FOUND),
+        ("of a closed incident", "C".to_owned(), NOT_FOUND),
+    ] {
+        table.add(
+            format!("SituationGeoJson {what}"),
+            want,
+            call!(exports, situation_geo_json, pb::SituationGeoJsonRequest { incident_id }),
         );
     }
 

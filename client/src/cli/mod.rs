@@ -4,6 +4,7 @@ pub mod assignment;
 pub mod audit;
 pub mod bench;
 pub mod drill;
+pub mod export;
 pub mod incident;
 pub mod output;
 pub mod parse;

@@ -161,6 +161,8 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/muster.v1.IncidentService/ListZones", Rule::Read),
     ("/muster.v1.AuditService/ListEvents", Rule::Read),
     ("/muster.v1.AuditService/GetDigest", Rule::Read),
+    ("/muster.v1.ExportService/IncidentReport", Rule::Read),
+    ("/muster.v1.ExportService/SituationGeoJson", Rule::Read),
     ("/muster.v1.DrillService/RunDrill", Rule::Drill),
     ("/muster.v1.DrillService/GetDrillReport", Rule::Drill),
     ("/muster.v1.DrillService/ReplayDrill", Rule::Drill),

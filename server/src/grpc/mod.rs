@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod convert;
 pub mod drill;
+pub mod export;
 pub mod fuzzing;
 pub mod import;
 pub mod incident;
