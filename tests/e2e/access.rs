@@ -219,6 +219,7 @@ async fn every_method_with_every_role_is_allowed_or_refused_as_the_access_table_
         ("/muster.v1.DrillService/ReplayDrill", unary, vec![], "cd"),
         ("/muster.v1.DrillService/ListDrillRuns", unary, vec![], "cd"),
         ("/muster.v1.DrillService/ExportIncidentAsDrill", unary, vec![], "cd"),
+        ("/muster.v1.DrillService/RenderDrillReport", unary, vec![], "cd"),
     ];
 
     // The rows name every method served, no more.

@@ -292,3 +292,38 @@ async fn an_exported_incident_runs_to_the_same_decisions_and_answers_what_if() {
     let (other, _) = muster_server::drill::run_and_report(&script, &options, &|_| {}).await.unwrap();
     assert_eq!(other.state.assignments.len(), run.state.assignments.len() + 1, "one more team is sent");
 }
+
+#[tokio::test]
+async fn a_drill_report_and_two_runs_side_by_side_render_as_one_html_file() {
+    let server = TestServer::start().await;
+    let client = server.client().await;
+    let first = run(&client, flood_request()).await.unwrap();
+    let second = run(&client, pb::RunDrillRequest { seed: 7, ..flood_request() }).await.unwrap();
+    let mut drills = client.drills();
+    let html = drills
+        .render_drill_report(pb::RenderDrillReportRequest { run_id: first.run_id.clone(), compare_with: String::new() })
+        .await
+        .unwrap()
+        .into_inner()
+        .body;
+    assert!(html.starts_with("<!doctype html>") && !html.contains("src=") && !html.contains("<link"));
+    assert!(html.contains(&first.run_id) && html.contains("Expectations"));
+    assert!(html.contains("<svg class=\"map\"") && html.contains("<svg class=\"chart\""));
+    assert!(html.contains(&format!("seed {}", first.seed)));
+    let side_by_side = drills
+        .render_drill_report(pb::RenderDrillReportRequest {
+            run_id: first.run_id.clone(),
+            compare_with: second.run_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .body;
+    assert!(side_by_side.contains("side-by-side"));
+    assert!(side_by_side.contains(&first.run_id) && side_by_side.contains(&second.run_id));
+    assert_eq!(side_by_side.matches("<svg class=\"map\"").count(), 2);
+    let missing = drills
+        .render_drill_report(pb::RenderDrillReportRequest { run_id: "R999".into(), compare_with: String::new() })
+        .await;
+    assert_eq!(missing.unwrap_err().code(), tonic::Code::NotFound);
+}

@@ -816,6 +816,7 @@ const METHODS: &[(&str, Shape, Option<u32>)] = &[
     ("/muster.v1.DrillService/ReplayDrill", Shape::Unary, Some(1)),
     ("/muster.v1.DrillService/ListDrillRuns", Shape::Unary, Some(2)),
     ("/muster.v1.DrillService/ExportIncidentAsDrill", Shape::Unary, Some(1)),
+    ("/muster.v1.DrillService/RenderDrillReport", Shape::Unary, Some(1)),
 ];
 
 // ---------------------------------------------------------------------------

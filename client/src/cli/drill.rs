@@ -31,10 +31,13 @@ pub enum DrillCommand {
         /// Run id (R<number>).
         run: String,
     },
-    /// Prints a stored run's report.
+    /// Prints a stored run's report (or writes it as one HTML file).
     Report {
         /// Run id (R<number>).
         run: String,
+        /// Write the report as one self-contained HTML file here instead.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
     /// Lists the stored runs.
     List,
@@ -52,6 +55,9 @@ pub enum DrillCommand {
         first: String,
         /// Second run id.
         second: String,
+        /// Write both reports side by side as one HTML file here instead.
+        #[arg(long)]
+        html: Option<PathBuf>,
     },
 }
 
@@ -149,7 +155,21 @@ pub async fn run(client: &Client, command: DrillCommand, output: Output) -> anyh
                 anyhow::bail!("replay of {run} differs: {}", report.divergence)
             }
         }
-        DrillCommand::Report { run } => {
+        DrillCommand::Report { run, html: Some(path) } => {
+            let request = pb::RenderDrillReportRequest { run_id: run, compare_with: String::new() };
+            let document = drills.render_drill_report(request).await?.into_inner();
+            std::fs::write(&path, &document.body).with_context(|| format!("writing {}", path.display()))?;
+            out!("wrote {}", path.display());
+            Ok(())
+        }
+        DrillCommand::Compare { first, second, html: Some(path) } => {
+            let request = pb::RenderDrillReportRequest { run_id: first, compare_with: second };
+            let document = drills.render_drill_report(request).await?.into_inner();
+            std::fs::write(&path, &document.body).with_context(|| format!("writing {}", path.display()))?;
+            out!("wrote {}", path.display());
+            Ok(())
+        }
+        DrillCommand::Report { run, html: None } => {
             let report = drills.get_drill_report(pb::GetDrillReportRequest { run_id: run }).await?.into_inner();
             print_report(&report, output)
         }
@@ -196,7 +216,7 @@ pub async fn run(client: &Client, command: DrillCommand, output: Output) -> anyh
             }
             Ok(())
         }
-        DrillCommand::Compare { first, second } => {
+        DrillCommand::Compare { first, second, html: None } => {
             let left = drills.get_drill_report(pb::GetDrillReportRequest { run_id: first.clone() }).await?.into_inner();
             let right =
                 drills.get_drill_report(pb::GetDrillReportRequest { run_id: second.clone() }).await?.into_inner();

@@ -168,6 +168,7 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/muster.v1.DrillService/ReplayDrill", Rule::Drill),
     ("/muster.v1.DrillService/ListDrillRuns", Rule::Drill),
     ("/muster.v1.DrillService/ExportIncidentAsDrill", Rule::Drill),
+    ("/muster.v1.DrillService/RenderDrillReport", Rule::Drill),
 ];
 
 /// Every method the server serves, as gRPC paths, read from the compiled

@@ -285,6 +285,22 @@ impl pb::drill_service_server::DrillService for DrillService {
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 
+    async fn render_drill_report(
+        &self,
+        request: Request<pb::RenderDrillReportRequest>,
+    ) -> Result<Response<pb::Document>, Status> {
+        let request = request.into_inner();
+        let run = self.load(&request.run_id).await?;
+        let beside = if request.compare_with.is_empty() { None } else { Some(self.load(&request.compare_with).await?) };
+        let html = tokio::task::spawn_blocking(move || crate::http::pages::drill_report(&run, beside.as_ref()))
+            .await
+            .map_err(status::from_join)?;
+        if html.len() > crate::domain::limits::MAX_MESSAGE_BYTES - 16 * 1024 {
+            return Err(Status::failed_precondition("the report would pass the 4 MiB message limit"));
+        }
+        Ok(Response::new(pb::Document { content_type: "text/html; charset=utf-8".to_owned(), body: html }))
+    }
+
     async fn get_drill_report(
         &self,
         request: Request<pb::GetDrillReportRequest>,

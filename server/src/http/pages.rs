@@ -193,8 +193,11 @@ pub fn map_svg(situation: &view::Situation, incident: Option<&str>, width: u32, 
     let span_x = (east - west) * squeeze;
     let span_y = north - south;
     let scale = (f64::from(width) / span_x).min(f64::from(height) / span_y);
-    let x = |lng: f64| (lng - west) * squeeze * scale;
-    let y = |lat: f64| (north - lat) * scale;
+    // Centred in the frame.
+    let offset_x = (f64::from(width) - span_x * scale) / 2.0;
+    let offset_y = (f64::from(height) - span_y * scale) / 2.0;
+    let x = |lng: f64| offset_x + (lng - west) * squeeze * scale;
+    let y = |lat: f64| offset_y + (north - lat) * scale;
     let mut svg = String::new();
     let _ =
         write!(svg, "<svg class=\"map\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"situation map\">");
@@ -310,16 +313,7 @@ fn incident_body(engine: &EngineHandle, id: &str, report: bool) -> Result<(Strin
     );
     // The map: this incident, its area and every assignment it had.
     let mut scoped = situation.clone();
-    scoped.incidents = vec![view::IncidentView {
-        id: incident.id.clone(),
-        title: incident.title.clone(),
-        hazard: incident.hazard.as_str(),
-        level: incident.level.as_str(),
-        status: incident.status.as_str(),
-        lat: incident.position.lat,
-        lng: incident.position.lng,
-        area: incident.area.iter().map(|vertex| [vertex.lat, vertex.lng]).collect(),
-    }];
+    scoped.incidents = vec![view::incident_view(&incident)];
     scoped.assignments = state
         .assignments
         .values()
@@ -419,7 +413,7 @@ fn incident_body(engine: &EngineHandle, id: &str, report: bool) -> Result<(Strin
     if report {
         let times = need_times(&state, &incident, &records);
         body.push_str("<section><h2>Time to fill and to arrive</h2>");
-        body.push_str(&need_chart(&times));
+        body.push_str(&need_chart(&chart_rows(&times)));
         body.push_str("</section>");
         let shortfalls: Vec<String> = records
             .iter()
@@ -481,33 +475,57 @@ fn incident_body(engine: &EngineHandle, id: &str, report: bool) -> Result<(Strin
     Ok((title, body))
 }
 
+/// One bar of the chart: a need, minutes to fill it and to arrive.
+pub struct ChartRow {
+    /// The need, in words.
+    pub label: String,
+    /// Minutes from raised to filled whole, if it was.
+    pub fill: Option<f64>,
+    /// Minutes from raised to the first arrival, if any.
+    pub arrive: Option<f64>,
+}
+
+fn chart_rows(times: &[NeedTimes]) -> Vec<ChartRow> {
+    times
+        .iter()
+        .map(|need| ChartRow {
+            label: format!("{} {}", need.id, need.what),
+            fill: need.filled.map(|at| minutes(need.raised, at)),
+            arrive: need.arrived.map(|at| minutes(need.raised, at)),
+        })
+        .collect()
+}
+
 /// Horizontal bars per need: raised → filled (dark) and → arrived (light), in minutes.
-fn need_chart(times: &[NeedTimes]) -> String {
-    if times.is_empty() {
+pub fn need_chart(rows: &[ChartRow]) -> String {
+    if rows.is_empty() {
         return "<p>No needs.</p>".to_owned();
     }
-    let longest = times
-        .iter()
-        .flat_map(|need| [need.filled, need.arrived].into_iter().flatten().map(|at| minutes(need.raised, at)))
-        .fold(1.0_f64, f64::max);
+    let longest = rows.iter().flat_map(|row| [row.fill, row.arrive].into_iter().flatten()).fold(1.0_f64, f64::max);
     let row = 26.0;
-    let height = row * times.len() as f64 + 30.0;
+    let height = row * rows.len() as f64 + 30.0;
     let (left, width) = (260.0, 560.0);
     let mut svg = format!(
         "<svg class=\"chart\" viewBox=\"0 0 {} {height}\" role=\"img\" aria-label=\"time to fill and to arrive\">",
         left + width + 80.0
     );
-    for (index, need) in times.iter().enumerate() {
+    for (index, need) in rows.iter().enumerate() {
         let y = 10.0 + row * index as f64;
-        let _ = write!(svg, "<text x=\"0\" y=\"{:.1}\">{} {}</text>", y + 14.0, escape(&need.id), escape(&need.what));
-        if let Some(arrived) = need.arrived {
-            let length = minutes(need.raised, arrived) / longest * width;
-            let _ = write!(svg, "<rect class=\"arrive\" x=\"{left}\" y=\"{y:.1}\" width=\"{length:.1}\" height=\"18\"><title>arrived after {:.0} min</title></rect>", minutes(need.raised, arrived));
+        let label: String = need.label.chars().take(40).collect();
+        let _ = write!(svg, "<text x=\"0\" y=\"{:.1}\">{}</text>", y + 14.0, escape(&label));
+        if let Some(arrived) = need.arrive {
+            let length = arrived / longest * width;
+            let _ = write!(svg, "<rect class=\"arrive\" x=\"{left}\" y=\"{y:.1}\" width=\"{length:.1}\" height=\"18\"><title>arrived after {arrived:.0} min</title></rect>");
         }
-        match need.filled {
+        match need.fill {
             Some(filled) => {
-                let length = minutes(need.raised, filled) / longest * width;
-                let _ = write!(svg, "<rect class=\"fill\" x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"10\"><title>filled after {:.0} min</title></rect><text x=\"{:.1}\" y=\"{:.1}\">{:.0} min</text>", y + 4.0, length.max(1.0), minutes(need.raised, filled), left + length.max(1.0) + 6.0, y + 14.0, minutes(need.raised, filled));
+                let length = filled / longest * width;
+                let reach = need.arrive.map_or(0.0, |arrived| arrived / longest * width);
+                let words = match need.arrive {
+                    Some(arrived) => format!("filled {filled:.0} min · arrived {arrived:.0} min"),
+                    None => format!("filled {filled:.0} min · no arrival yet"),
+                };
+                let _ = write!(svg, "<rect class=\"fill\" x=\"{left}\" y=\"{:.1}\" width=\"{:.1}\" height=\"10\"><title>filled after {filled:.0} min</title></rect><text x=\"{:.1}\" y=\"{:.1}\">{words}</text>", y + 4.0, length.max(1.0), left + length.max(reach).max(1.0) + 6.0, y + 14.0);
             }
             None => {
                 let _ = write!(svg, "<text class=\"unfilled\" x=\"{left}\" y=\"{:.1}\">never filled</text>", y + 14.0);
@@ -534,4 +552,125 @@ pub fn incident_page(engine: &EngineHandle, id: &str) -> Result<String, PageErro
 pub fn incident_report(engine: &EngineHandle, id: &str) -> Result<String, PageError> {
     let (title, body) = incident_body(engine, id, true)?;
     Ok(page(&format!("After-action report {title}"), &body))
+}
+
+/// The drill run's world at its end: its log folded.
+fn drill_world(run: &crate::drill::StoredRun) -> State {
+    let mut state = State::default();
+    for record in &run.records {
+        state.apply(record);
+    }
+    state
+}
+
+/// One drill run's report body.
+fn drill_body(run: &crate::drill::StoredRun) -> String {
+    let report = &run.report;
+    let state = drill_world(run);
+    let mut situation = view::situation(&state, state.last_time, run.dispatch.stale_after_seconds);
+    // Every incident of the drill, closed ones too: the report is of the whole exercise.
+    situation.incidents = state.incidents.values().map(|incident| view::incident_view(incident)).collect();
+    situation.assignments =
+        state.assignments.values().map(|assignment| view::assignment_view(&state, assignment)).collect();
+    let passed = report.expectations.iter().filter(|verdict| verdict.passed).count();
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<h2>{} · {}</h2><p class=\"facts\">seed {} · {} → {} · {} events · {:.1} km travelled · digest {}</p>",
+        escape(&report.run_id),
+        escape(&report.name),
+        report.seed,
+        escape(&report.start),
+        escape(&report.end),
+        report.events,
+        report.total_distance_km,
+        escape(&report.digest.chars().take(16).collect::<String>())
+    );
+    if !report.description.is_empty() {
+        let _ = write!(body, "<p>{}</p>", escape(&report.description));
+    }
+    let _ = write!(body, "<h3>Expectations: {passed} of {} passed</h3><table><tbody>", report.expectations.len());
+    for verdict in &report.expectations {
+        let _ = write!(
+            body,
+            "<tr class=\"verdict {}\"><td>{}</td><td>{}</td><td>{}</td></tr>",
+            if verdict.passed { "passed" } else { "failed" },
+            if verdict.passed { "passed" } else { "FAILED" },
+            escape(&verdict.description),
+            escape(&verdict.detail)
+        );
+    }
+    body.push_str("</tbody></table>");
+    let _ = write!(body, "<h3>Map at the end</h3>{}", map_svg(&situation, None, 900, 520));
+    let rows: Vec<ChartRow> = report
+        .needs
+        .iter()
+        .map(|need| ChartRow {
+            label: format!("{} {} ({})", need.incident_id, need.what, need.level),
+            fill: need.fill_minutes,
+            arrive: need.reach_minutes,
+        })
+        .collect();
+    let _ = write!(body, "<h3>Time to fill and to arrive</h3>{}", need_chart(&rows));
+    body.push_str("<h3>Unmet needs</h3>");
+    if report.unmet.is_empty() {
+        body.push_str("<p>None.</p>");
+    } else {
+        body.push_str("<ul>");
+        for unmet in &report.unmet {
+            let _ = write!(
+                body,
+                "<li>{} {}: {} missing ({})</li>",
+                escape(&unmet.incident_id),
+                escape(&unmet.need_id),
+                unmet.missing,
+                escape(&unmet.reason)
+            );
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str("<h3>Reserve overrides</h3>");
+    if report.reserve_overrides.is_empty() {
+        body.push_str("<p>None.</p>");
+    } else {
+        body.push_str("<ul>");
+        for over in &report.reserve_overrides {
+            let _ = write!(
+                body,
+                "<li>{}: {} {} from {}</li>",
+                escape(&over.assignment_id),
+                over.quantity,
+                escape(&over.item_code),
+                escape(&over.depot_id)
+            );
+        }
+        body.push_str("</ul>");
+    }
+    body.push_str("<h3>Decisions</h3><table class=\"timeline\"><tbody>");
+    for decision in &report.decisions {
+        let _ = write!(
+            body,
+            "<tr class=\"event\"><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&decision.at),
+            escape(&decision.actor),
+            escape(&decision.summary)
+        );
+    }
+    body.push_str("</tbody></table>");
+    body
+}
+
+/// A drill run's report, or two side by side, as one self-contained HTML file.
+pub fn drill_report(run: &crate::drill::StoredRun, beside: Option<&crate::drill::StoredRun>) -> String {
+    match beside {
+        None => page(&format!("Drill report {}", run.report.run_id), &format!("<header><h1>Drill report</h1></header>{}", drill_body(run))),
+        Some(other) => page(
+            &format!("Drills {} and {}", run.report.run_id, other.report.run_id),
+            &format!(
+                "<header><h1>Two drill runs side by side</h1></header><div class=\"side-by-side\"><section>{}</section><section>{}</section></div>",
+                drill_body(run),
+                drill_body(other)
+            ),
+        ),
+    }
 }

@@ -184,7 +184,8 @@ pub fn team_view(team: &Team, now: Timestamp, stale_after_seconds: u64) -> TeamV
     }
 }
 
-fn incident_view(incident: &Incident) -> IncidentView {
+/// The incident as the board shows it.
+pub fn incident_view(incident: &Incident) -> IncidentView {
     IncidentView {
         id: incident.id.clone(),
         title: incident.title.clone(),
