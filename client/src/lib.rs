@@ -44,6 +44,14 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// Plain HTTP/2 where it would be unsafe.
+    #[error("refusing {url}: {why}")]
+    Insecure {
+        /// The URL given.
+        url: String,
+        /// Why it is refused.
+        why: &'static str,
+    },
     /// The connection failed.
     #[error("cannot connect to {url}: {source}")]
     Connect {
@@ -124,6 +132,20 @@ impl Tls {
     }
 }
 
+/// True when `url`'s host is a loopback address (or `localhost`).
+fn is_loopback(url: &str) -> bool {
+    let Ok(uri) = url.parse::<tonic::codegen::http::Uri>() else { return false };
+    match uri.host() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
+    }
+}
+
 /// A connection to a Muster server.
 #[derive(Clone, Debug)]
 pub struct Client {
@@ -147,8 +169,21 @@ impl Client {
             .http2_keep_alive_interval(Duration::from_secs(30))
             .keep_alive_while_idle(true)
             .tcp_nodelay(true);
+        let secure = url.starts_with("https://");
+        if !secure && tls.is_some() {
+            return Err(ClientError::Insecure {
+                url: url.to_owned(),
+                why: "TLS settings were given: use an https:// address",
+            });
+        }
+        if !secure && token.is_some() && !is_loopback(url) {
+            return Err(ClientError::Insecure {
+                url: url.to_owned(),
+                why: "a token would cross the network in clear: use an https:// address",
+            });
+        }
         let default_tls = Tls::default();
-        let tls = tls.or(url.starts_with("https://").then_some(&default_tls));
+        let tls = tls.or(secure.then_some(&default_tls));
         if let Some(tls) = tls {
             endpoint = endpoint
                 .tls_config(tls.settings())
@@ -332,6 +367,19 @@ macro_rules! retry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_token_or_tls_settings_never_go_out_over_plain_http_off_loopback() {
+        let refused = Client::connect_with("http://10.1.2.3:50051", Some("secret-token-0123456789"), None).await;
+        assert!(matches!(refused, Err(ClientError::Insecure { .. })), "{refused:?}");
+        let tls = Tls::default();
+        let refused = Client::connect_with("http://127.0.0.1:50051", None, Some(&tls)).await;
+        assert!(matches!(refused, Err(ClientError::Insecure { .. })), "TLS settings want https://");
+        assert!(
+            is_loopback("http://127.0.0.1:50051") && is_loopback("http://[::1]:1") && is_loopback("http://localhost:2")
+        );
+        assert!(!is_loopback("http://10.1.2.3:50051") && !is_loopback("http://muster.city.example:50051"));
+    }
 
     #[test]
     fn request_ids_are_unique_and_valid() {

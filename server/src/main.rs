@@ -158,7 +158,11 @@ fn main() -> anyhow::Result<()> {
                 None => engine,
             };
             let tls = match (args.tls_cert, args.tls_key) {
-                (Some(cert), Some(key)) => Some(server::TlsConfig { cert, key, client_ca: args.tls_client_ca }),
+                (Some(cert), Some(key)) => {
+                    // A new certificate on the command line keeps the file's client authority.
+                    let client_ca = args.tls_client_ca.or(file.tls.as_ref().and_then(|tls| tls.client_ca.clone()));
+                    Some(server::TlsConfig { cert, key, client_ca })
+                }
                 _ => file.tls,
             };
             let http =

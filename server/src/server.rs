@@ -94,7 +94,13 @@ impl FileConfig {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> anyhow::Result<FileConfig> {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+        // toml's own message quotes the offending line, which may hold a
+        // token: name the place and the reason only.
+        toml::from_str(&text).map_err(|error| {
+            let line = error.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+            let place = line.map(|line| format!(":{line}")).unwrap_or_default();
+            anyhow::anyhow!("parsing {}{place}: {}", path.display(), error.message())
+        })
     }
 }
 
@@ -139,8 +145,14 @@ pub fn tokens(config: &[TokenConfig]) -> anyhow::Result<Tokens> {
         if token.token.len() < MIN_TOKEN_CHARS {
             bail!("token[{index}].token: must be at least {MIN_TOKEN_CHARS} characters");
         }
-        if !token.token.bytes().all(|byte| byte.is_ascii_graphic()) {
-            bail!("token[{index}].token: must be printable ASCII without spaces (it travels in a header)");
+        // Letters, digits and `-._~+/=` (base64 and base64url): it travels
+        // in a header and in the board's cookie, where `;`, `,`, `"` and `\`
+        // would cut it.
+        if !token.token.bytes().all(|byte| byte.is_ascii_alphanumeric() || b"-._~+/=".contains(&byte)) {
+            bail!("token[{index}].token: use letters, digits and -._~+/= only (openssl rand -base64 32 gives one)");
+        }
+        if token.token.starts_with("REPLACE") {
+            bail!("token[{index}].token: still the example's placeholder; generate a secret");
         }
         if !secrets.insert(token.token.clone()) {
             bail!("token[{index}].token: the same token is configured twice");
@@ -390,11 +402,13 @@ pub async fn serve_all(
     engine.shutdown().await;
     if let Some(task) = http_task {
         // The board's streams end as the engine closes; past the grace
-        // period an open connection is dropped with the task.
+        // period the HTTP side is aborted, its connections with it.
+        let abort = task.abort_handle();
         match tokio::time::timeout(SHUTDOWN_GRACE, task).await {
             Ok(Ok(Err(error))) => tracing::warn!(%error, "the HTTP side stopped with an error"),
             Ok(Err(error)) => tracing::warn!(%error, "the HTTP side failed"),
-            Ok(Ok(Ok(()))) | Err(_) => {}
+            Ok(Ok(Ok(()))) => {}
+            Err(_) => abort.abort(),
         }
     }
     tracing::info!(last_sequence = handle.snapshot().last_sequence, "musterd stopped; the log is durable");
@@ -426,7 +440,8 @@ mod tests {
         assert!(refusal(&[token("system", "commander", "duty-token-0123456789")]).contains("reserved"));
         assert!(refusal(&[token("", "commander", "duty-token-0123456789")]).contains("token[0].name"));
         assert!(refusal(&[token("duty", "commander", "short")]).contains("at least"));
-        assert!(refusal(&[token("duty", "commander", "a token with spaces in it")]).contains("printable"));
+        assert!(refusal(&[token("duty", "commander", "a token with spaces in it")]).contains("letters, digits"));
+        assert!(refusal(&[token("duty", "commander", "semicolon;cuts-the-cookie")]).contains("letters, digits"));
         assert!(refusal(&[token("duty", "root", "duty-token-0123456789")]).contains("token[0].role"));
     }
 
@@ -443,8 +458,14 @@ mod tests {
 
     #[test]
     fn the_example_configuration_is_valid() {
-        let example: FileConfig = toml::from_str(include_str!("../../examples/musterd.toml")).unwrap();
-        assert_eq!(super::tokens(&example.tokens).unwrap().len(), 5);
+        let text = include_str!("../../examples/musterd.toml");
+        let example: FileConfig = toml::from_str(text).unwrap();
+        assert!(
+            super::tokens(&example.tokens).unwrap_err().to_string().contains("placeholder"),
+            "placeholders refused"
+        );
+        let filled: FileConfig = toml::from_str(&text.replace("REPLACE-with", "generated")).unwrap();
+        assert_eq!(super::tokens(&filled.tokens).unwrap().len(), 5);
         assert!(example.tls.is_some_and(|tls| tls.client_ca.is_some()));
         example.dispatch.validate().unwrap();
     }

@@ -30,10 +30,10 @@ impl Answer {
 pub async fn request(base: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
     let address = base.trim_start_matches("http://");
     let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect to the HTTP side");
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: {address}\r\n"));
+    }
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
@@ -229,6 +229,14 @@ async fn the_board_its_picture_an_incident_page_and_the_geojson_show_the_city() 
         .count();
     assert_eq!(teams.features.len(), team_features, "only the incident's teams");
     assert_eq!(get(&http, "/geo/nothing.geojson").await.status, 404);
+    // RFC 7946: exterior rings run counter-clockwise.
+    if let Some(geojson::Value::Polygon(rings)) = area.geometry.as_ref().map(|geometry| &geometry.value) {
+        let twice_area: f64 = rings[0].windows(2).map(|pair| pair[0][0] * pair[1][1] - pair[1][0] * pair[0][1]).sum();
+        assert!(twice_area > 0.0, "counter-clockwise");
+    }
+    // With no tokens the board answers only requests addressed to loopback.
+    let rebound = request(&http, "GET", "/situation.json", &[("Host", "attacker.example")], "").await;
+    assert_eq!(rebound.status, 403);
     assert_eq!(get(&http, "/geo/teams.geojson?incident=NOPE").await.status, 404);
 }
 
@@ -326,7 +334,12 @@ fn token(name: &str, role: &str) -> TokenConfig {
 
 #[tokio::test]
 async fn with_tokens_the_board_wants_a_sign_in_and_keeps_the_token_out_of_urls() {
-    let tokens = vec![token("duty", "commander"), token("wall", "observer"), token("exercise", "drill")];
+    let tokens = vec![
+        token("duty", "commander"),
+        token("wall", "observer"),
+        token("exercise", "drill"),
+        token("phone", "team:VOL-01"),
+    ];
     let server = TestServer::start_with(Options { tokens, http: true, ..Options::default() }).await;
     let http = server.http_url.clone().unwrap();
 
@@ -353,6 +366,12 @@ async fn with_tokens_the_board_wants_a_sign_in_and_keeps_the_token_out_of_urls()
     assert!(wrong.header("set-cookie").is_none());
     let drill = request(&http, "POST", "/signin", &form_type, "token=exercise-secret-token-0123456789").await;
     assert_eq!(drill.status, 403, "a drill token does not read the live board");
+    let team = request(&http, "POST", "/signin", &form_type, "token=phone-secret-token-0123456789").await;
+    assert_eq!(team.status, 403, "the board shows every team's assignments: not for a team token");
+    let elsewhere = [("Content-Type", "application/x-www-form-urlencoded"), ("Origin", "http://evil.example")];
+    let forged = request(&http, "POST", "/signin", &elsewhere, form).await;
+    assert_eq!(forged.status, 403, "a sign-in posted from another site");
+    assert!(forged.header("set-cookie").is_none());
 
     let scrape =
         request(&http, "GET", "/metrics", &[("Authorization", "Bearer wall-secret-token-0123456789")], "").await;

@@ -115,6 +115,17 @@ pub fn polygon(field: &str, ring: &[LatLng]) -> DomainResult<()> {
     for (index, vertex) in ring.iter().enumerate() {
         position(&format!("{field}[{index}]"), vertex)?;
     }
+    // Edges are straight in longitude and latitude: one that spans more
+    // than half the globe is a shape that crosses the antimeridian, which
+    // would be read as a belt around the world.
+    for (index, pair) in ring.windows(2).enumerate() {
+        if (pair[1].lng - pair[0].lng).abs() > 180.0 {
+            return Err(DomainError::invalid(
+                format!("{field}[{}]", index + 1),
+                "crosses the antimeridian: split the area at longitude 180",
+            ));
+        }
+    }
     // An area a dispatcher can reason about: three distinct corners, some
     // area, and a boundary that does not cross itself (a bow tie has no
     // inside that means anything). geo's validation checks the ring.
@@ -161,7 +172,21 @@ pub fn page_size(requested: i32) -> DomainResult<usize> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    #[test]
+    fn a_polygon_across_the_antimeridian_is_refused_and_real_shapes_pass() {
+        let ring = |points: &[(f64, f64)]| points.iter().map(|&(lat, lng)| LatLng { lat, lng }).collect::<Vec<_>>();
+        let across = ring(&[(10.0, 179.9), (10.0, -179.9), (10.1, -179.9), (10.1, 179.9)]);
+        let refused = polygon("zone.polygon", &across).unwrap_err().to_string();
+        assert!(refused.contains("antimeridian"), "{refused}");
+        let clockwise = ring(&[(28.19, 112.97), (28.20, 112.97), (28.20, 112.98), (28.19, 112.98)]);
+        assert!(polygon("zone.polygon", &clockwise).is_ok());
+        let closed = ring(&[(28.19, 112.97), (28.19, 112.98), (28.20, 112.98), (28.19, 112.97)]);
+        assert!(polygon("zone.polygon", &closed).is_ok(), "a ring given closed is the same ring");
+    }
 
     #[test]
     fn ids_accept_the_documented_alphabet_only() {

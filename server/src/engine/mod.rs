@@ -385,6 +385,13 @@ impl EngineHandle {
         self.closing.clone()
     }
 
+    /// A place for one expensive read (a report that scans the log), shared
+    /// with reads of the past (at most `MAX_PAST_READS` at once), or
+    /// `PastReadsBusy`. Hold it while reading.
+    pub fn heavy_read(&self) -> Result<tokio::sync::OwnedSemaphorePermit, EngineError> {
+        Arc::clone(&self.past_reads).try_acquire_owned().map_err(|_| EngineError::PastReadsBusy)
+    }
+
     /// Committed log records from `from`, at most `limit`. Blocking: call it
     /// from a blocking task.
     pub fn read_log(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {

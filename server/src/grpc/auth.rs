@@ -82,6 +82,10 @@ pub enum Rule {
     AnyToken,
     /// Reads and watches: commander, observer, team.
     Read,
+    /// Reads that show every team's assignments (the incident stream, the
+    /// audit log, exports, dry-run proposals, the board): commander and
+    /// observer. A team token sees only its own assignments.
+    ReadAll,
     /// Changes: commander only.
     Command,
     /// The drill service: drill, commander.
@@ -95,8 +99,8 @@ pub enum Rule {
     /// A change to an assignment (`UpdateAssignment`): commander, or the
     /// team that holds it, checked by [`Caller::acts_for`] on its team.
     OwnAssignment,
-    /// `Dispatch`: a dry run is a read, a real one a command, checked by
-    /// [`Caller::commands`].
+    /// `Dispatch`: a dry run is a read of every team's proposals (commander,
+    /// observer), a real one a command, checked by [`Caller::commands`].
     ReadIfDryRun,
 }
 
@@ -106,9 +110,8 @@ impl Rule {
     pub fn admits(self, role: &Role) -> bool {
         match self {
             Rule::Open | Rule::AnyToken => true,
-            Rule::Read | Rule::OwnTeamRead | Rule::ReadIfDryRun => {
-                matches!(role, Role::Commander | Role::Observer | Role::Team(_))
-            }
+            Rule::Read | Rule::OwnTeamRead => matches!(role, Role::Commander | Role::Observer | Role::Team(_)),
+            Rule::ReadAll | Rule::ReadIfDryRun => matches!(role, Role::Commander | Role::Observer),
             Rule::Command => matches!(role, Role::Commander),
             Rule::Drill => matches!(role, Role::Commander | Role::Drill),
             Rule::OwnTeam | Rule::OwnAssignment => matches!(role, Role::Commander | Role::Team(_)),
@@ -154,15 +157,15 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/muster.v1.IncidentService/AssignResource", Rule::Command),
     ("/muster.v1.IncidentService/ListAssignments", Rule::OwnTeamRead),
     ("/muster.v1.IncidentService/UpdateAssignment", Rule::OwnAssignment),
-    ("/muster.v1.IncidentService/WatchIncidents", Rule::Read),
+    ("/muster.v1.IncidentService/WatchIncidents", Rule::ReadAll),
     ("/muster.v1.IncidentService/WatchAssignments", Rule::OwnTeamRead),
     ("/muster.v1.IncidentService/SetZone", Rule::Command),
     ("/muster.v1.IncidentService/ClearZone", Rule::Command),
     ("/muster.v1.IncidentService/ListZones", Rule::Read),
-    ("/muster.v1.AuditService/ListEvents", Rule::Read),
+    ("/muster.v1.AuditService/ListEvents", Rule::ReadAll),
     ("/muster.v1.AuditService/GetDigest", Rule::Read),
-    ("/muster.v1.ExportService/IncidentReport", Rule::Read),
-    ("/muster.v1.ExportService/SituationGeoJson", Rule::Read),
+    ("/muster.v1.ExportService/IncidentReport", Rule::ReadAll),
+    ("/muster.v1.ExportService/SituationGeoJson", Rule::ReadAll),
     ("/muster.v1.DrillService/RunDrill", Rule::Drill),
     ("/muster.v1.DrillService/GetDrillReport", Rule::Drill),
     ("/muster.v1.DrillService/ReplayDrill", Rule::Drill),

@@ -292,9 +292,13 @@ impl pb::drill_service_server::DrillService for DrillService {
         let request = request.into_inner();
         let run = self.load(&request.run_id).await?;
         let beside = if request.compare_with.is_empty() { None } else { Some(self.load(&request.compare_with).await?) };
-        let html = tokio::task::spawn_blocking(move || crate::http::pages::drill_report(&run, beside.as_ref()))
-            .await
-            .map_err(status::from_join)?;
+        let permit = self.engine.heavy_read().map_err(status::from_engine)?;
+        let html = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            crate::http::pages::drill_report(&run, beside.as_ref())
+        })
+        .await
+        .map_err(status::from_join)?;
         if html.len() > crate::domain::limits::MAX_MESSAGE_BYTES - 16 * 1024 {
             return Err(Status::failed_precondition("the report would pass the 4 MiB message limit"));
         }

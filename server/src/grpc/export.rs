@@ -47,9 +47,13 @@ impl pb::export_service_server::ExportService for ExportService {
         validate::id("incident_id", &id)?;
         let engine = self.engine.clone();
         let report_id = id.clone();
-        let rendered = tokio::task::spawn_blocking(move || pages::incident_report(&engine, &report_id))
-            .await
-            .map_err(status::from_join)?;
+        let permit = self.engine.heavy_read().map_err(status::from_engine)?;
+        let rendered = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            pages::incident_report(&engine, &report_id)
+        })
+        .await
+        .map_err(status::from_join)?;
         match rendered {
             Ok(html) => document("text/html; charset=utf-8", html, "the report"),
             Err(pages::PageError::NotFound(_)) => Err(DomainError::not_found("incident", &id).into()),

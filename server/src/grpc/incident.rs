@@ -379,9 +379,19 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         if caller.commands().is_err() {
             // A team may change only its own assignments (a supply
             // assignment has no team: only a commander changes it).
+            // A team learns nothing of assignments it does not hold, not
+            // even whether they exist.
             let state = self.engine.snapshot();
-            validate::id("assignment_id", &request.assignment_id)?;
-            let team_id = state.assignment(&request.assignment_id)?.team_id().map(str::to_owned);
+            let held = validate::id("assignment_id", &request.assignment_id)
+                .ok()
+                .and_then(|()| state.assignment(&request.assignment_id).ok())
+                .map(|assignment| assignment.team_id().map(str::to_owned));
+            let Some(team_id) = held else {
+                return Err(Status::permission_denied(format!(
+                    "{} ({}) may change only its own team's assignments",
+                    caller.actor, caller.role
+                )));
+            };
             match team_id {
                 Some(team_id) => caller.acts_for(&team_id)?,
                 None => caller.commands()?,

@@ -30,31 +30,36 @@ impl From<crate::store::StoreError> for Status {
     }
 }
 
-/// Longest field name a refusal names, in characters: a field name can
-/// carry client text (a metric's or a file's name), and the status travels
-/// in a response header that must stay small.
-const MAX_FIELD_CHARS: usize = 160;
-/// Longest refusal message, in characters, for the same reason.
-const MAX_MESSAGE_CHARS: usize = 1_024;
+/// Longest field name a refusal names, in bytes: a field name can carry
+/// client text (a metric's or a file's name), and the status travels in a
+/// response header that must stay small (it is sent twice: as the message
+/// and inside the rich details).
+const MAX_FIELD_BYTES: usize = 160;
+/// Longest refusal message, in bytes, for the same reason.
+const MAX_MESSAGE_BYTES: usize = 1_024;
 
-/// `text` cut to `limit` characters, marked when cut.
+/// `text` cut to at most `limit` bytes on a character boundary, marked when cut.
 fn bounded(text: &str, limit: usize) -> String {
-    match text.char_indices().nth(limit) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
+    if text.len() <= limit {
+        return text.to_owned();
     }
+    let mut end = limit.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
 }
 
 /// The status for a refused command.
 pub fn from_domain(error: DomainError) -> Status {
     let error = match error {
         DomainError::InvalidArgument { field, reason } => DomainError::InvalidArgument {
-            field: bounded(&field, MAX_FIELD_CHARS),
-            reason: bounded(&reason, MAX_MESSAGE_CHARS),
+            field: bounded(&field, MAX_FIELD_BYTES),
+            reason: bounded(&reason, MAX_MESSAGE_BYTES),
         },
         other => other,
     };
-    let message = bounded(&error.to_string(), MAX_MESSAGE_CHARS);
+    let message = bounded(&error.to_string(), MAX_MESSAGE_BYTES);
     match error {
         DomainError::InvalidArgument { field, reason } => Status::with_error_details(
             Code::InvalidArgument,
@@ -116,4 +121,19 @@ pub fn from_join(error: tokio::task::JoinError) -> Status {
 /// `INVALID_ARGUMENT` naming `field`, with a `BadRequest` detail.
 pub fn invalid(field: &str, reason: &str) -> Status {
     from_domain(DomainError::invalid(field, reason))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_echoing_client_text_stays_small_in_bytes() {
+        let wide = "😀".repeat(2_000);
+        let status = from_domain(DomainError::invalid(format!("metrics[{wide}]"), format!("{wide} is not a code")));
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES, "{} bytes", status.message().len());
+        assert!(status.message().ends_with('…'));
+        assert_eq!(bounded("short", 10), "short");
+        assert_eq!(bounded("ééééé", 5), "é…", "cut on a character boundary");
+    }
 }

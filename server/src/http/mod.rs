@@ -12,8 +12,10 @@
 //!   `incidents`, `zones`, `assignments`), `?incident=ID` to narrow.
 //! - `/metrics`: Prometheus text exposition (`metrics.rs`).
 //!
-//! With tokens configured every path but `/signin` needs a token whose role
-//! may read (`Rule::Read`), as a bearer header (scrapers, scripts) or as the
+//! With tokens configured every page and data path (not the sign-in page
+//! and the board's own script and styles) needs an observer or
+//! commander token (`Rule::ReadAll`: the board shows every team's
+//! assignments), as a bearer header (scrapers, scripts) or as the
 //! HttpOnly cookie `/signin` sets (people): never in a URL, which would end
 //! up in logs and browser history.
 
@@ -80,7 +82,7 @@ pub fn router(
         .route("/board.js", get(|| async { asset("text/javascript; charset=utf-8", BOARD_JS) }))
         .route("/board.css", get(|| async { asset("text/css; charset=utf-8", BOARD_CSS) }))
         .route("/signin", get(signin_page).post(signin))
-        .route("/signout", get(signout))
+        .route("/signout", axum::routing::post(signout))
         .route("/situation.json", get(situation_json))
         .route("/events", get(events))
         .route("/incidents/{id}", get(incident_page))
@@ -105,6 +107,14 @@ impl Shared {
     /// The caller of a request, from its bearer header or its cookie.
     fn caller(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
         if self.tokens.is_empty() {
+            // Open on loopback: only to requests addressed to loopback, so a
+            // web page that rebinds its own name to 127.0.0.1 cannot read it.
+            if !loopback_host(headers) {
+                return Err(Refusal::Forbidden(
+                    "with no tokens configured the board answers only requests to localhost or a loopback address"
+                        .to_owned(),
+                ));
+            }
             return Ok(Caller { actor: "local".to_owned(), role: crate::grpc::auth::Role::Commander });
         }
         let caller = if headers.contains_key(header::AUTHORIZATION) {
@@ -113,7 +123,7 @@ impl Shared {
             let token = cookie(headers, SESSION_COOKIE).ok_or(Refusal::Unauthenticated)?;
             self.tokens.authenticate_token(&token).map_err(|_| Refusal::Unauthenticated)?
         };
-        if Rule::Read.admits(&caller.role) {
+        if Rule::ReadAll.admits(&caller.role) {
             Ok(caller)
         } else {
             Err(Refusal::Forbidden(format!("{} ({}) may not read the board", caller.actor, caller.role)))
@@ -149,6 +159,28 @@ impl Shared {
     }
 }
 
+/// True when the request's `Host` names loopback (`localhost`, 127.0.0.1, [::1]).
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|value| value.to_str().ok()) else { return false };
+    let name = match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|byte| byte.is_ascii_digit()) && !name.ends_with(':') => name,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// True when a form post comes from this board's own pages: its `Origin`
+/// (browsers send it on every POST) names the host the request went to.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|value| value.to_str().ok());
+    match (headers.get(header::ORIGIN).and_then(|value| value.to_str().ok()), host) {
+        (None, _) => true,
+        (Some(origin), Some(host)) => origin.split_once("://").is_some_and(|(_, rest)| rest == host),
+        (Some(_), None) => false,
+    }
+}
+
 /// The value of cookie `name`, if the request carries it.
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get_all(header::COOKIE).iter().filter_map(|value| value.to_str().ok()).find_map(|line| {
@@ -175,10 +207,13 @@ struct SignIn {
     token: String,
 }
 
-async fn signin(Extract(shared): Extract<Shared>, Form(form): Form<SignIn>) -> Response {
+async fn signin(Extract(shared): Extract<Shared>, headers: HeaderMap, Form(form): Form<SignIn>) -> Response {
+    if !same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "sign in from the board's own page\n").into_response();
+    }
     let token = form.token.trim();
     let caller = match shared.tokens.authenticate_token(token) {
-        Ok(caller) if Rule::Read.admits(&caller.role) => caller,
+        Ok(caller) if Rule::ReadAll.admits(&caller.role) => caller,
         Ok(caller) => {
             return (StatusCode::FORBIDDEN, format!("{} ({}) may not read the board", caller.actor, caller.role))
                 .into_response()
@@ -273,8 +308,9 @@ async fn events(Extract(shared): Extract<Shared>, headers: HeaderMap) -> Respons
                 refresh,
             };
             let Ok(event) = SseEvent::default().event("update").json_data(&update) else { continue };
-            if sender.send(Ok(event)).await.is_err() {
-                return;
+            tokio::select! {
+                _ = closing.wait_for(|closing| *closing) => return,
+                sent = sender.send(Ok(event)) => if sent.is_err() { return },
             }
         }
     });
@@ -288,7 +324,19 @@ async fn incident_page(Extract(shared): Extract<Shared>, headers: HeaderMap, Pat
         return *refused;
     }
     let engine = shared.engine.clone();
-    let rendered = tokio::task::spawn_blocking(move || pages::incident_page(&engine, &id)).await;
+    let Ok(permit) = shared.engine.heavy_read() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            "too many reports at once; retry shortly\n",
+        )
+            .into_response();
+    };
+    let rendered = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        pages::incident_page(&engine, &id)
+    })
+    .await;
     match rendered {
         Ok(Ok(html)) => ([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response(),
         Ok(Err(pages::PageError::NotFound(what))) => {

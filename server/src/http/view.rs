@@ -372,6 +372,11 @@ fn position([lat, lng]: [f64; 2]) -> Vec<f64> {
 
 fn ring(vertices: &[[f64; 2]]) -> Vec<Vec<f64>> {
     let mut ring: Vec<Vec<f64>> = vertices.iter().copied().map(position).collect();
+    // RFC 7946: an exterior ring runs counter-clockwise (shoelace sign).
+    let twice_area: f64 = ring.iter().zip(ring.iter().cycle().skip(1)).map(|(a, b)| a[0] * b[1] - b[0] * a[1]).sum();
+    if twice_area < 0.0 {
+        ring.reverse();
+    }
     // A GeoJSON ring closes on its first position.
     if let (Some(first), Some(last)) = (ring.first().cloned(), ring.last()) {
         if &first != last {

@@ -191,7 +191,14 @@ function updateTeams(teams) {
 function follow() {
   const live = document.getElementById("live");
   const source = new EventSource("/events");
-  source.addEventListener("open", () => { live.textContent = "live"; live.className = "live"; });
+  // On every (re)connection, fetch the picture again: what changed while
+  // the stream was not open is in it.
+  let opened = false;
+  source.addEventListener("open", () => {
+    live.textContent = "live"; live.className = "live";
+    if (opened) load();
+    opened = true;
+  });
   source.addEventListener("error", () => { live.textContent = "reconnecting…"; live.className = "live off"; });
   source.addEventListener("update", (message) => {
     const update = JSON.parse(message.data);
@@ -199,4 +206,6 @@ function follow() {
   });
 }
 
-load().then(follow);
+// Open the stream first, then fetch: nothing between the two is missed.
+follow();
+load();
