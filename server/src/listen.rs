@@ -1,8 +1,9 @@
 //! Accepting connections under limits: at most [`MAX_CONNECTIONS`] open at
 //! once (past that the server stops accepting until one closes, and the
 //! kernel's backlog holds the rest), and a connection that sends nothing
-//! within [`FIRST_BYTES_WITHIN`] is closed, so idle sockets opened by a
-//! slowloris-style client cannot pile up. Once a connection speaks, HTTP/2
+//! within [`FIRST_BYTES_WITHIN`] is closed (it must send its whole opening,
+//! the HTTP/2 preface or a TLS ClientHello, by then), so idle sockets opened
+//! by a slowloris-style client cannot pile up. Once a connection speaks, HTTP/2
 //! keepalive pings (`server.rs`) drop it when its peer goes silent, and the
 //! TLS handshake, when there is one, has its own deadline.
 //!
@@ -81,22 +82,45 @@ pub fn incoming_with(
                 if let Err(error) = configure(&stream) {
                     tracing::debug!(%error, "setting socket options failed");
                 }
-                let mut first = [0u8; 1];
-                match tokio::time::timeout(first_bytes_within, stream.peek(&mut first)).await {
-                    Ok(Ok(read)) if read > 0 => {
-                        let _ = sender.send(Ok(Connection { stream, _slot: slot })).await;
-                    }
-                    Ok(_) => {}
-                    Err(_) => tracing::debug!(
+                if opened(&stream, first_bytes_within).await {
+                    let _ = sender.send(Ok(Connection { stream, _slot: slot })).await;
+                } else {
+                    tracing::debug!(
                         peer = ?stream.peer_addr().ok(),
-                        "closed a connection that sent nothing within {} s",
+                        "closed a connection that did not open within {} s",
                         first_bytes_within.as_secs()
-                    ),
+                    );
                 }
             });
         }
     });
     ReceiverStream::new(receiver)
+}
+
+/// Bytes a client sends at once when it opens: the HTTP/2 preface is 24,
+/// and a TLS ClientHello is longer.
+const OPENING_BYTES: usize = 24;
+/// How long to wait before looking again at an opening that came in parts.
+const LOOK_AGAIN_AFTER: Duration = Duration::from_millis(5);
+
+/// True once the client has sent its opening ([`OPENING_BYTES`]) within
+/// `within`; false when it went silent, closed or failed. Nothing is
+/// consumed: the server reads the bytes again.
+async fn opened(stream: &TcpStream, within: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut first = [0u8; OPENING_BYTES];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.peek(&mut first)).await {
+            Ok(Ok(read)) if read >= OPENING_BYTES => return true,
+            Ok(Ok(0) | Err(_)) | Err(_) => return false,
+            // Part of it so far: a slow link, or a client that stalls after
+            // a byte to hold the slot. Look again until the deadline.
+            // (The deadline is checked here: a timeout polls a ready peek
+            // before it looks at the clock.)
+            Ok(Ok(_)) if tokio::time::Instant::now() >= deadline => return false,
+            Ok(Ok(_)) => tokio::time::sleep(LOOK_AGAIN_AFTER).await,
+        }
+    }
 }
 
 fn configure(stream: &TcpStream) -> io::Result<()> {
@@ -170,12 +194,27 @@ mod tests {
             .expect("the server closes a silent connection");
         assert_eq!(read.unwrap(), 0, "closed, not answered");
 
-        // One that speaks is handed over; a second waits for its slot.
+        // One that sends a byte and stalls is closed too.
+        let mut stalling = TcpStream::connect(address).await.unwrap();
+        stalling.write_all(b"P").await.unwrap();
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), tokio::io::AsyncReadExt::read(&mut stalling, &mut buf))
+                .await
+                .expect("the server closes a connection that stalls in its opening");
+        // Closed with its byte unread: the kernel answers with a reset.
+        assert!(
+            matches!(&read, Ok(0))
+                || matches!(&read, Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset),
+            "{read:?}"
+        );
+
+        // One that opens is handed over; a second waits for its slot.
+        let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
         let mut first = TcpStream::connect(address).await.unwrap();
-        first.write_all(b"PRI").await.unwrap();
+        first.write_all(preface).await.unwrap();
         let _held = accepted.next().await.unwrap().unwrap();
         let mut second = TcpStream::connect(address).await.unwrap();
-        second.write_all(b"PRI").await.unwrap();
+        second.write_all(preface).await.unwrap();
         let waiting = tokio::time::timeout(Duration::from_millis(300), accepted.next()).await;
         assert!(waiting.is_err(), "over the limit, a connection waits");
         drop(_held);

@@ -357,9 +357,13 @@ async fn with_tokens_the_board_wants_a_sign_in_and_keeps_the_token_out_of_urls()
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
     assert!(!signed_in.header("location").unwrap().contains("secret"), "never the token in a URL");
     let session = cookie.split(';').next().unwrap().to_owned();
+    assert!(!cookie.contains("wall-secret"), "the cookie holds a session id, not the token: {cookie}");
     let board = request(&http, "GET", "/", &[("Cookie", &session)], "").await;
     assert_eq!(board.status, 200);
     assert_eq!(request(&http, "GET", "/situation.json", &[("Cookie", &session)], "").await.status, 200);
+    // Signing out ends the session on the server: the same cookie no longer works.
+    assert_eq!(request(&http, "POST", "/signout", &[("Cookie", &session)], "").await.status, 303);
+    assert_eq!(request(&http, "GET", "/situation.json", &[("Cookie", &session)], "").await.status, 401);
 
     let wrong = request(&http, "POST", "/signin", &form_type, "token=not-a-token-anyone-has").await;
     assert_eq!(wrong.status, 401);

@@ -15,9 +15,10 @@
 //! With tokens configured every page and data path (not the sign-in page
 //! and the board's own script and styles) needs an observer or
 //! commander token (`Rule::ReadAll`: the board shows every team's
-//! assignments), as a bearer header (scrapers, scripts) or as the
-//! HttpOnly cookie `/signin` sets (people): never in a URL, which would end
-//! up in logs and browser history.
+//! assignments), as a bearer header (scrapers, scripts), or signed in
+//! (people): `/signin` checks the token once and sets an HttpOnly cookie
+//! holding a random session id, never the token and never in a URL (which
+//! would end up in logs and browser history); `/signout` ends the session.
 
 pub mod metrics;
 pub mod pages;
@@ -42,8 +43,8 @@ use crate::grpc::auth::{Caller, Rule, Tokens};
 
 /// The default address of the HTTP side: loopback only.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
-/// The cookie that carries a signed-in person's token.
-pub const SESSION_COOKIE: &str = "muster_token";
+/// The cookie that carries a signed-in person's session id.
+pub const SESSION_COOKIE: &str = "muster_session";
 /// How long a sign-in lasts, in seconds (a long shift).
 pub const SESSION_SECONDS: u64 = 14 * 60 * 60;
 /// Most live streams (`/events`) open at once.
@@ -57,11 +58,72 @@ const BOARD_JS: &str = include_str!("assets/board.js");
 const BOARD_CSS: &str = include_str!("assets/board.css");
 const SIGNIN_HTML: &str = include_str!("assets/signin.html");
 
+/// Most people signed in at once.
+pub const MAX_SESSIONS: usize = 10_000;
+
+type SessionMap = std::collections::HashMap<[u8; 32], (Caller, std::time::Instant)>;
+
+/// Signed-in people: a random session id (in the cookie) for each, never
+/// the token itself, so signing out ends the session on the server and a
+/// copied cookie dies with it. Kept in memory: a restart signs everyone out.
+#[derive(Default)]
+struct Sessions {
+    /// By the SHA-256 of the session id.
+    by_digest: std::sync::Mutex<SessionMap>,
+}
+
+impl Sessions {
+    fn digest(id: &str) -> [u8; 32] {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(id.as_bytes()).into()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, SessionMap> {
+        self.by_digest.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A new session for `caller`: its id, or `None` when full or when the
+    /// system has no randomness to give.
+    fn open(&self, caller: Caller) -> Option<String> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).ok()?;
+        let id = hex::encode(bytes);
+        let now = std::time::Instant::now();
+        let mut sessions = self.lock();
+        if sessions.len() >= MAX_SESSIONS {
+            sessions.retain(|_, (_, expires)| *expires > now);
+        }
+        if sessions.len() >= MAX_SESSIONS {
+            return None;
+        }
+        sessions.insert(Self::digest(&id), (caller, now + Duration::from_secs(SESSION_SECONDS)));
+        Some(id)
+    }
+
+    fn caller(&self, id: &str) -> Option<Caller> {
+        let mut sessions = self.lock();
+        let digest = Self::digest(id);
+        match sessions.get(&digest) {
+            Some((caller, expires)) if *expires > std::time::Instant::now() => Some(caller.clone()),
+            Some(_) => {
+                sessions.remove(&digest);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn close(&self, id: &str) {
+        self.lock().remove(&Self::digest(id));
+    }
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 struct Shared {
     engine: EngineHandle,
     tokens: Tokens,
+    sessions: Arc<Sessions>,
     streams: Arc<Semaphore>,
     watchers: crate::grpc::watch::Watchers,
     secure_cookie: bool,
@@ -75,8 +137,14 @@ pub fn router(
     watchers: crate::grpc::watch::Watchers,
     secure_cookie: bool,
 ) -> Router {
-    let shared =
-        Shared { engine, tokens, streams: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)), watchers, secure_cookie };
+    let shared = Shared {
+        engine,
+        tokens,
+        sessions: Arc::default(),
+        streams: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)),
+        watchers,
+        secure_cookie,
+    };
     Router::new()
         .route("/", get(board))
         .route("/board.js", get(|| async { asset("text/javascript; charset=utf-8", BOARD_JS) }))
@@ -120,8 +188,8 @@ impl Shared {
         let caller = if headers.contains_key(header::AUTHORIZATION) {
             self.tokens.authenticate(headers).map_err(|_| Refusal::Unauthenticated)?
         } else {
-            let token = cookie(headers, SESSION_COOKIE).ok_or(Refusal::Unauthenticated)?;
-            self.tokens.authenticate_token(&token).map_err(|_| Refusal::Unauthenticated)?
+            let session = cookie(headers, SESSION_COOKIE).ok_or(Refusal::Unauthenticated)?;
+            self.sessions.caller(&session).ok_or(Refusal::Unauthenticated)?
         };
         if Rule::ReadAll.admits(&caller.role) {
             Ok(caller)
@@ -226,17 +294,24 @@ async fn signin(Extract(shared): Extract<Shared>, headers: HeaderMap, Form(form)
                 .into_response()
         }
     };
-    tracing::info!(actor = %caller.actor, "signed in to the board");
+    let actor = caller.actor.clone();
+    let Some(session) = shared.sessions.open(caller) else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "too many people are signed in; retry later\n").into_response();
+    };
+    tracing::info!(%actor, "signed in to the board");
     let secure = if shared.secure_cookie { "; Secure" } else { "" };
     let cookie =
-        format!("{SESSION_COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECONDS}{secure}");
+        format!("{SESSION_COOKIE}={session}; HttpOnly; SameSite=Strict; Path=/; Max-Age={SESSION_SECONDS}{secure}");
     match HeaderValue::from_str(&cookie) {
         Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
         Err(_) => (StatusCode::BAD_REQUEST, "the token is not valid header text").into_response(),
     }
 }
 
-async fn signout() -> Response {
+async fn signout(Extract(shared): Extract<Shared>, headers: HeaderMap) -> Response {
+    if let Some(session) = cookie(&headers, SESSION_COOKIE) {
+        shared.sessions.close(&session);
+    }
     let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
     match HeaderValue::from_str(&cookie) {
         Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/signin")).into_response(),
