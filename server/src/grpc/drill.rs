@@ -299,10 +299,7 @@ impl pb::drill_service_server::DrillService for DrillService {
         })
         .await
         .map_err(status::from_join)?;
-        if html.len() > crate::domain::limits::MAX_MESSAGE_BYTES - 16 * 1024 {
-            return Err(Status::failed_precondition("the report would pass the 4 MiB message limit"));
-        }
-        Ok(Response::new(pb::Document { content_type: "text/html; charset=utf-8".to_owned(), body: html }))
+        super::export::document("text/html; charset=utf-8", html, "the drill report", "")
     }
 
     async fn get_drill_report(

@@ -24,13 +24,21 @@ impl ExportService {
     }
 }
 
-/// Room for a document in a reply: the message limit less framing.
+/// Room for a document in a reply: the message limit less framing (every
+/// rendered document goes out through [`document`], the drill reports too).
 const MAX_DOCUMENT_BYTES: usize = MAX_MESSAGE_BYTES - 16 * 1024;
 
-fn document(content_type: &str, body: String, what: &str) -> Result<Response<pb::Document>, Status> {
+/// `body` as a reply, or `FAILED_PRECONDITION` past the message limit,
+/// saying what it was and (`elsewhere`) where to read it whole instead.
+pub(crate) fn document(
+    content_type: &str,
+    body: String,
+    what: &str,
+    elsewhere: &str,
+) -> Result<Response<pb::Document>, Status> {
     if body.len() > MAX_DOCUMENT_BYTES {
         return Err(Status::failed_precondition(format!(
-            "{what} is {} bytes, past the {MAX_MESSAGE_BYTES}-byte message limit; the HTTP side serves it whole",
+            "{what} is {} bytes, past the {MAX_MESSAGE_BYTES}-byte message limit{elsewhere}",
             body.len()
         )));
     }
@@ -55,7 +63,12 @@ impl pb::export_service_server::ExportService for ExportService {
         .await
         .map_err(status::from_join)?;
         match rendered {
-            Ok(html) => document("text/html; charset=utf-8", html, "the report"),
+            Ok(html) => document(
+                "text/html; charset=utf-8",
+                html,
+                "the report",
+                "; the HTTP side's /incidents/ID shows the incident",
+            ),
             Err(pages::PageError::NotFound(_)) => Err(DomainError::not_found("incident", &id).into()),
             Err(pages::PageError::Store(error)) => Err(error.into()),
         }
@@ -78,6 +91,6 @@ impl pb::export_service_server::ExportService for ExportService {
             Some(incident.as_str())
         };
         let collection = view::geojson(&situation, view::Layer::All, scope);
-        document("application/geo+json", collection.to_string(), "the GeoJSON")
+        document("application/geo+json", collection.to_string(), "the GeoJSON", "; the HTTP side serves it whole")
     }
 }

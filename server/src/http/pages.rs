@@ -295,8 +295,6 @@ fn incident_body(engine: &EngineHandle, id: &str, report: bool) -> Result<(Strin
         state.incidents.get(id).cloned().ok_or_else(|| PageError::NotFound(format!("no incident {id:?}")))?;
     let (records, truncated) = timeline(engine, &incident)?;
     let now = engine.now();
-    let settings = engine.dispatch_settings();
-    let situation = view::situation(&state, now, settings.stale_after_seconds);
     let mut body = String::new();
     let title = format!("{}: {}", incident.id, incident.title);
     let _ = write!(
@@ -312,14 +310,23 @@ fn incident_body(engine: &EngineHandle, id: &str, report: bool) -> Result<(Strin
         if report { format!("<p class=\"facts\">After-action report, written {now}.</p>") } else { "<p><a href=\"/\">Back to the board</a></p>".to_owned() }
     );
     // The map: this incident, its area and every assignment it had.
-    let mut scoped = situation.clone();
-    scoped.incidents = vec![view::incident_view(&incident)];
-    scoped.assignments = state
-        .assignments
-        .values()
-        .filter(|assignment| assignment.incident_id == incident.id && (report || assignment.status.is_active()))
-        .map(|assignment| view::assignment_view(&state, assignment))
-        .collect();
+    // Drawn scoped to the incident, the map needs only the incident and its
+    // assignments: no view of the whole roster is built for it.
+    let scoped = view::Situation {
+        sequence: state.last_sequence,
+        now: now.to_string(),
+        teams: Vec::new(),
+        incidents: vec![view::incident_view(&incident)],
+        open_needs: Vec::new(),
+        depots: Vec::new(),
+        zones: Vec::new(),
+        assignments: state
+            .assignments
+            .values()
+            .filter(|assignment| assignment.incident_id == incident.id && (report || assignment.status.is_active()))
+            .map(|assignment| view::assignment_view(&state, assignment))
+            .collect(),
+    };
     let _ = write!(body, "<section><h2>Map</h2>{}</section>", map_svg(&scoped, Some(&incident.id), 900, 420));
 
     body.push_str("<section><h2>Needs</h2><table><thead><tr><th>need</th><th>what</th><th>wanted</th><th>filled</th><th>status</th></tr></thead><tbody>");
