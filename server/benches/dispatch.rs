@@ -22,6 +22,11 @@ use muster_server::domain::{
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use sha2::Digest;
+
+// The allocator musterd runs with, so the figures are the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const NOW: i64 = 1_782_885_600;
 const CAPABILITIES: [&str; 8] =
@@ -174,6 +179,10 @@ fn compare(shape: &Shape, state: &State) {
         shape.items
     );
     println!("  {}", describe("dispatcher", &optimal));
+    // Every decision and every reason, fingerprinted: a change meant only
+    // to be faster must leave this line as it was.
+    let fingerprint = sha2::Sha256::digest(format!("{:?}", optimal).as_bytes());
+    println!("  dispatcher plan fingerprint: {}", hex::encode(&fingerprint[..8]));
     println!("  {}", describe("closest-first", &baseline));
     println!(
         "  greedy / dispatcher travel: teams {:.3}, supplies {:.3} (fill per level: dispatcher {:?} vs greedy {:?})",
@@ -226,6 +235,9 @@ fn bench(c: &mut Criterion) {
             println!("  {}: first round {rows} rows x {} teams, {edges} candidate edges", shape.name, shape.teams);
             group.bench_function(format!("{}-solver-alone", shape.name), |bencher| {
                 bencher.iter(|| black_box(&round).solve())
+            });
+            group.bench_function(format!("{}-matrix", shape.name), |bencher| {
+                bencher.iter(|| first_round(black_box(&state), &settings, now))
             });
         }
         group.finish();

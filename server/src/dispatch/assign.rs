@@ -16,13 +16,17 @@ use std::collections::BinaryHeap;
 
 use super::cost::Lex;
 
-/// One eligible pairing: row may take `column` at `cost`.
-#[derive(Clone, Copy, Debug)]
-pub struct Edge<const N: usize> {
+/// One eligible pairing: the row may take `column` at `cost`. Every edge of
+/// a row costs in one component of the cost vector, the row's (a team's
+/// travel at its need's level), so an edge holds that component's value
+/// alone: 16 bytes rather than the whole vector, for matrices of a million
+/// edges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Edge {
     /// The column (team index).
     pub column: usize,
-    /// The cost of serving the row with it.
-    pub cost: Lex<N>,
+    /// The cost of serving the row with it, in the row's component.
+    pub cost: i64,
 }
 
 /// A sparse assignment problem.
@@ -31,7 +35,9 @@ pub struct Problem<'a, const N: usize> {
     /// Real columns.
     pub columns: usize,
     /// Per row, its eligible columns (sorted by column).
-    pub edges: Vec<&'a [Edge<N>]>,
+    pub edges: Vec<&'a [Edge]>,
+    /// Per row, the component of the cost vector its edges' costs are in.
+    pub component: Vec<usize>,
     /// Per row, the cost of leaving it unfilled.
     pub unfilled: Vec<Lex<N>>,
 }
@@ -103,6 +109,7 @@ pub fn solve<const N: usize>(problem: &Problem<'_, N>) -> Vec<Option<usize>> {
         if row > 0 {
             let previous = row - 1;
             let identical = std::ptr::eq(problem.edges[row], problem.edges[previous])
+                && problem.component[row] == problem.component[previous]
                 && problem.unfilled[row] == problem.unfilled[previous];
             if identical && taken[previous] == Some(problem.columns + previous) {
                 row_potential[row] = row_potential[previous];
@@ -116,9 +123,17 @@ pub fn solve<const N: usize>(problem: &Problem<'_, N>) -> Vec<Option<usize>> {
         let expand = |search: &mut Search<N>, from_row: usize, base: Lex<N>| {
             // distance = base + (cost - row potential - column potential)
             let offset = base - row_potential[from_row];
+            // All ones in the row's component, zero elsewhere: the edge's
+            // cost goes in through a mask rather than a store at a computed
+            // index, which keeps the sum in vector registers.
+            let mask: [i64; N] = std::array::from_fn(|index| -i64::from(index == problem.component[from_row]));
             for edge in problem.edges[from_row] {
                 if search.finalized[edge.column] != search.current {
-                    search.offer(edge.column, offset + edge.cost - column_potential[edge.column], from_row);
+                    let potential = &column_potential[edge.column].0;
+                    let candidate = Lex(std::array::from_fn(|index| {
+                        offset.0[index] - potential[index] + (mask[index] & edge.cost)
+                    }));
+                    search.offer(edge.column, candidate, from_row);
                 }
             }
             let dummy = problem.columns + from_row;
@@ -186,8 +201,13 @@ mod tests {
     use super::*;
     use crate::dispatch::cost::Lex;
 
-    fn edge(column: usize, cost: i64) -> Edge<2> {
-        Edge { column, cost: Lex([0, cost]) }
+    fn edge(column: usize, cost: i64) -> Edge {
+        Edge { column, cost }
+    }
+
+    /// Every test row costs its travel in component 1.
+    fn problem<'a>(columns: usize, rows: &'a [Vec<Edge>], unfilled: Vec<Lex<2>>) -> Problem<'a, 2> {
+        Problem { columns, edges: rows.iter().map(Vec::as_slice).collect(), component: vec![1; rows.len()], unfilled }
     }
 
     fn brute_force(problem: &Problem<'_, 2>) -> Lex<2> {
@@ -199,7 +219,7 @@ mod tests {
             for edge in problem.edges[row] {
                 if !used[edge.column] {
                     used[edge.column] = true;
-                    let candidate = edge.cost + go(problem, row + 1, used);
+                    let candidate = Lex::unit(problem.component[row], edge.cost) + go(problem, row + 1, used);
                     used[edge.column] = false;
                     best = best.min(candidate);
                 }
@@ -220,7 +240,7 @@ mod tests {
                     used[*column] = true;
                     let edge =
                         problem.edges[row].iter().find(|edge| edge.column == *column).expect("an eligible column");
-                    total = total + edge.cost;
+                    total = total + Lex::unit(problem.component[row], edge.cost);
                 }
             }
         }
@@ -232,9 +252,8 @@ mod tests {
         // Team 0 is nearest to both rows; closest-first gives it to row 0
         // (cost 1) and leaves row 1 with team 1 (cost 10): 11. The optimum
         // sends team 0 to row 1 (2) and team 1 to row 0 (3): 5.
-        let rows: Vec<Vec<Edge<2>>> = vec![vec![edge(0, 1), edge(1, 3)], vec![edge(0, 2), edge(1, 10)]];
-        let problem =
-            Problem { columns: 2, edges: rows.iter().map(Vec::as_slice).collect(), unfilled: vec![Lex([1, 0]); 2] };
+        let rows: Vec<Vec<Edge>> = vec![vec![edge(0, 1), edge(1, 3)], vec![edge(0, 2), edge(1, 10)]];
+        let problem = problem(2, &rows, vec![Lex([1, 0]); 2]);
         let solution = solve(&problem);
         assert_eq!(solution, vec![Some(1), Some(0)]);
         assert_eq!(value(&problem, &solution), Lex([0, 5]));
@@ -242,9 +261,8 @@ mod tests {
 
     #[test]
     fn a_row_stays_unfilled_only_when_nothing_is_left() {
-        let rows: Vec<Vec<Edge<2>>> = vec![vec![edge(0, 5)], vec![edge(0, 1)], vec![]];
-        let problem =
-            Problem { columns: 1, edges: rows.iter().map(Vec::as_slice).collect(), unfilled: vec![Lex([1, 0]); 3] };
+        let rows: Vec<Vec<Edge>> = vec![vec![edge(0, 5)], vec![edge(0, 1)], vec![]];
+        let problem = problem(1, &rows, vec![Lex([1, 0]); 3]);
         let solution = solve(&problem);
         assert_eq!(solution.iter().filter(|column| column.is_some()).count(), 1);
         assert_eq!(solution[1], Some(0), "the cheaper row keeps the only column");
@@ -256,12 +274,12 @@ mod tests {
             costs in proptest::collection::vec(proptest::collection::vec(proptest::option::of(0i64..50), 4), 1..5),
             penalty in proptest::collection::vec(0i64..2, 4),
         ) {
-            let rows: Vec<Vec<Edge<2>>> = costs
+            let rows: Vec<Vec<Edge>> = costs
                 .iter()
                 .map(|row| row.iter().enumerate().filter_map(|(column, cost)| cost.map(|cost| edge(column, cost))).collect())
                 .collect();
             let unfilled: Vec<Lex<2>> = (0..rows.len()).map(|row| if penalty[row % 4] == 0 { Lex([1, 0]) } else { Lex([0, 60]) }).collect();
-            let problem = Problem { columns: 4, edges: rows.iter().map(Vec::as_slice).collect(), unfilled };
+            let problem = problem(4, &rows, unfilled);
             let solution = solve(&problem);
             proptest::prop_assert_eq!(value(&problem, &solution), brute_force(&problem));
         }

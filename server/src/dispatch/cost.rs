@@ -73,7 +73,12 @@ pub fn team_unfilled(level: Level) -> TeamCost {
 
 /// Team cost: one row of `level` served with `travel_ms` of travel.
 pub fn team_travel(level: Level, travel_ms: i64) -> TeamCost {
-    Lex::unit(level.index() * 2 + 1, travel_ms)
+    Lex::unit(team_travel_component(level), travel_ms)
+}
+
+/// The component of a team cost that holds travel at `level`.
+pub fn team_travel_component(level: Level) -> usize {
+    level.index() * 2 + 1
 }
 
 /// Supply cost per unit: filled at `level` (a reward, so negative).

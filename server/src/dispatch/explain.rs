@@ -3,11 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use super::{depot_stock, DepotStock, OpenNeed, Unavailable};
+use super::assign::Edge;
+use super::{DepotStock, OpenNeed, Unavailable};
 use crate::domain::incident::need_id;
 use crate::domain::plan::NeedKey;
 use crate::domain::team::Team;
-use crate::domain::travel::{Leg, Zones};
+use crate::domain::travel::Leg;
 use crate::domain::{Level, State};
 
 fn capability_of(open: &OpenNeed<'_>) -> (String, u32) {
@@ -22,9 +23,11 @@ fn capability_of(open: &OpenNeed<'_>) -> (String, u32) {
 pub(super) struct TeamExplainer<'r, 'a> {
     pub teams: &'r [&'a Team],
     pub needs: &'r [&'r OpenNeed<'a>],
-    /// Per need, its candidates (team index and leg), in team order.
-    pub candidates: &'r [Vec<(usize, Leg)>],
+    /// Per need, its candidates (team index and travel in ms), in team order.
+    pub candidates: &'r [Vec<Edge>],
     pub served_by: &'r BTreeMap<usize, usize>,
+    /// The leg from a team to a need's incident: (need index, team index).
+    pub leg: &'r dyn Fn(usize, usize) -> Leg,
 }
 
 impl TeamExplainer<'_, '_> {
@@ -33,13 +36,27 @@ impl TeamExplainer<'_, '_> {
         let (capability, min_tier) = capability_of(self.needs[need_index]);
         let team = self.teams[column];
         let tier = team.tier(&capability).unwrap_or(0);
-        // Candidates nearer than this team, nearest first (ties to the lower
-        // team index): found by one scan rather than by sorting every
-        // need's candidates, most of which no reason ever looks at.
-        let eligible = &self.candidates[need_index];
+        // One scan of the need's candidates: how many are nearer than this
+        // team (ties to the lower team index), and the nearest of those that
+        // serves another need, rather than sorting every need's candidates,
+        // most of which no reason ever looks at.
         let chosen = (leg.millis(), column);
-        let nearer = || eligible.iter().filter(move |(index, other)| (other.millis(), *index) < chosen);
-        let rank = if eligible.iter().any(|(index, _)| *index == column) { nearer().count() } else { 0 };
+        let (mut listed, mut rank) = (false, 0usize);
+        let mut nearer_elsewhere: Option<(&Edge, usize)> = None;
+        for edge in &self.candidates[need_index] {
+            listed |= edge.column == column;
+            if (edge.cost, edge.column) >= chosen {
+                continue;
+            }
+            rank += 1;
+            let Some(&other) = self.served_by.get(&edge.column).filter(|other| **other != need_index) else { continue };
+            if nearer_elsewhere.is_none_or(|(best, _)| (edge.cost, edge.column) < (best.cost, best.column)) {
+                nearer_elsewhere = Some((edge, other));
+            }
+        }
+        if !listed {
+            rank = 0;
+        }
         let detour = if leg.crosses_zone { ", detouring around an impassable zone" } else { "" };
         let head = format!(
             "{} ({capability} tier {tier}, tier {min_tier} or better needed) is {:.1} km, {:.0} min away{detour}",
@@ -48,16 +65,9 @@ impl TeamExplainer<'_, '_> {
         if rank == 0 {
             return format!("{head}: the nearest available qualifying team");
         }
-        let nearer_elsewhere = nearer()
-            .filter_map(|(index, nearer_leg)| {
-                self.served_by
-                    .get(index)
-                    .filter(|other| **other != need_index)
-                    .map(|other| (*index, nearer_leg, *other))
-            })
-            .min_by_key(|(index, nearer_leg, _)| (nearer_leg.millis(), *index));
         match nearer_elsewhere {
-            Some((index, nearer_leg, other)) => {
+            Some((edge, other)) => {
+                let (index, nearer_leg) = (edge.column, (self.leg)(need_index, edge.column));
                 let other = self.needs[other];
                 format!(
                     "{head}: the nearer {} ({:.0} min) serves need {} of {} (level {}), which makes total travel lower",
@@ -146,7 +156,7 @@ pub(super) fn supply_reason(
     above: i64,
     below: i64,
     legs: &[Leg],
-    depots: &[DepotStock<'_>],
+    depots: &[&DepotStock<'_>],
 ) -> String {
     let nearer = legs.iter().zip(depots).filter(|(other, _)| other.seconds() < leg.seconds()).count();
     let mut text = format!(
@@ -170,9 +180,8 @@ pub(super) fn supply_reason(
     text
 }
 
-/// What an item's need still lacks, and why.
-pub(super) fn supply_shortfall(state: &State, item_code: &str, level: Level, zones: &Zones) -> String {
-    let depots = depot_stock(state, item_code, zones);
+/// What an item's need still lacks, and why, given every depot holding it.
+pub(super) fn supply_shortfall(depots: &[DepotStock<'_>], item_code: &str, level: Level) -> String {
     if depots.iter().all(|depot| depot.above_floor + depot.below_floor == 0) {
         return format!("no depot has {item_code} available");
     }

@@ -86,12 +86,13 @@ impl<const N: usize> Network<N> {
                 if node == sink {
                     break;
                 }
+                let base = dist + potential[node];
                 for &arc in &self.outgoing[node] {
                     let Arc { to, capacity, cost } = self.arcs[arc];
                     if capacity <= 0 || done[to] {
                         continue;
                     }
-                    let candidate = dist + cost + potential[node] - potential[to];
+                    let candidate = base + cost - potential[to];
                     if !reached[to] || candidate < distance[to] {
                         reached[to] = true;
                         distance[to] = candidate;

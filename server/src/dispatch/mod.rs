@@ -19,7 +19,7 @@ pub mod greedy;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::domain::assignment::{AssignedResource, Assignment, AssignmentStatus};
 use crate::domain::dispatching::{team_availability, team_fit, Planner, Unavailable};
@@ -28,7 +28,7 @@ use crate::domain::event::Shortfall;
 use crate::domain::incident::{Incident, IncidentStatus, Need};
 use crate::domain::plan::NeedKey;
 use crate::domain::team::Team;
-use crate::domain::travel::{self, Leg, Settings, Zones};
+use crate::domain::travel::{self, Leg, Settings, Site, Zones};
 use crate::domain::{validate, DomainError, DomainResult, Level, State, Timestamp};
 use cost::{Lex, SupplyCost};
 
@@ -106,10 +106,12 @@ pub fn plan<'a>(
     let order: BTreeMap<u64, usize> = open.iter().enumerate().map(|(index, open)| (open.need.number, index)).collect();
     plan.proposals.sort_by(|left, right| {
         let rank = |proposal: &Proposal| order.get(&proposal.need_number).copied().unwrap_or(usize::MAX);
-        let resource = |proposal: &Proposal| match &proposal.resource {
-            AssignedResource::Team { team_id } => team_id.clone(),
-            AssignedResource::Supply { depot_id, .. } => depot_id.clone(),
-        };
+        fn resource(proposal: &Proposal) -> &str {
+            match &proposal.resource {
+                AssignedResource::Team { team_id } => team_id,
+                AssignedResource::Supply { depot_id, .. } => depot_id,
+            }
+        }
         (rank(left), resource(left)).cmp(&(rank(right), resource(right)))
     });
     plan.shortfalls.sort_by_key(|shortfall| order.get(&shortfall.need_number).copied().unwrap_or(usize::MAX));
@@ -129,60 +131,30 @@ impl Planner for Dispatcher {
     }
 }
 
-/// Travel legs from teams to incidents, computed once per pair: one lazily
-/// filled row per incident, indexed by team.
-struct LegCache<'a> {
-    settings: &'a Settings,
-    zones: &'a Zones,
-    rows: Vec<Option<Vec<Option<Leg>>>>,
-    teams: usize,
-}
-
-impl LegCache<'_> {
-    fn team_leg(&mut self, incident_index: usize, incident: &Incident, team_index: usize, team: &Team) -> Leg {
-        if incident_index >= self.rows.len() {
-            self.rows.resize(incident_index + 1, None);
-        }
-        let row = self.rows[incident_index].get_or_insert_with(|| vec![None; self.teams]);
-        *row[team_index].get_or_insert_with(|| {
-            travel::leg(self.settings, self.zones, team.position, incident.position, team.profile.speed_kmh)
-        })
-    }
-}
-
-/// The assignment problem of one round, owned: per need its edges, and the
-/// rows (one per team a need is missing, no more than it has candidates).
+/// The assignment problem of one round, owned: per need its candidate
+/// edges (team index and travel in ms, in team order), and the rows (one
+/// per team a need is missing, no more than it has candidates).
 pub struct Round {
     columns: usize,
-    edges: Vec<Vec<assign::Edge<8>>>,
+    edges: Candidates,
+    /// Per need, the cost component its travel is counted in (its level's).
+    component: Vec<usize>,
     row_need: Vec<usize>,
     unfilled: Vec<cost::TeamCost>,
 }
 
 impl Round {
-    fn new(team_needs: &[&OpenNeed<'_>], missing: &[i64], candidates: &[Vec<(usize, Leg)>], columns: usize) -> Self {
-        let edges: Vec<Vec<assign::Edge<8>>> = team_needs
-            .iter()
-            .zip(candidates)
-            .map(|(open, eligible)| {
-                eligible
-                    .iter()
-                    .map(|(index, leg)| assign::Edge {
-                        column: *index,
-                        cost: cost::team_travel(open.level(), leg.millis()),
-                    })
-                    .collect()
-            })
-            .collect();
+    fn new(team_needs: &[&OpenNeed<'_>], missing: &[i64], edges: Candidates, columns: usize) -> Self {
+        let component = team_needs.iter().map(|open| cost::team_travel_component(open.level())).collect();
         let mut row_need = Vec::new();
         for (need_index, wanted) in missing.iter().enumerate() {
-            let rows = (*wanted).min(i64::try_from(candidates[need_index].len()).unwrap_or(i64::MAX));
+            let rows = (*wanted).min(i64::try_from(edges[need_index].len()).unwrap_or(i64::MAX));
             for _ in 0..rows {
                 row_need.push(need_index);
             }
         }
         let unfilled = row_need.iter().map(|need_index| cost::team_unfilled(team_needs[*need_index].level())).collect();
-        Round { columns, edges, row_need, unfilled }
+        Round { columns, edges, component, row_need, unfilled }
     }
 
     /// The exact assignment: per row, its column (team), if any.
@@ -193,9 +165,20 @@ impl Round {
         let problem = assign::Problem {
             columns: self.columns,
             edges: self.row_need.iter().map(|need_index| self.edges[*need_index].as_slice()).collect(),
+            component: self.row_need.iter().map(|need_index| self.component[*need_index]).collect(),
             unfilled: self.unfilled.clone(),
         };
         assign::solve(&problem)
+    }
+
+    /// Solves the round: (need index, team index) per team taken.
+    fn taken(&self) -> Vec<(usize, usize)> {
+        let solution = self.solve();
+        solution
+            .iter()
+            .enumerate()
+            .filter_map(|(row, column)| column.map(|column| (self.row_need[row], column)))
+            .collect()
     }
 
     /// Rows and candidate edges (each need's edges count once per row).
@@ -214,43 +197,34 @@ pub fn first_round(state: &State, settings: &Settings, now: Timestamp) -> Option
     let mut problem = TeamProblem::new(state, &open, settings, &zones, now)?;
     let candidates = problem.free_candidates();
     let missing: Vec<i64> = problem.needs.iter().map(|open| open.missing).collect();
-    Some(Round::new(&problem.needs, &missing, &candidates, problem.teams.len()))
-}
-
-/// One exact assignment of teams to needs: `missing[i]` rows for need `i`,
-/// each able to take any of `candidates[i]`. Returns (row's need, team, leg).
-fn solve_round(
-    team_needs: &[&OpenNeed<'_>],
-    missing: &[i64],
-    candidates: &[Vec<(usize, Leg)>],
-    columns: usize,
-) -> Vec<(usize, usize, Leg)> {
-    let round = Round::new(team_needs, missing, candidates, columns);
-    let solution = round.solve();
-    let mut taken = Vec::new();
-    for (row, column) in solution.iter().enumerate() {
-        let Some(column) = *column else { continue };
-        let need_index = round.row_need[row];
-        if let Some((_, leg)) = candidates[need_index].iter().find(|(index, _)| *index == column) {
-            taken.push((need_index, column, *leg));
-        }
-    }
-    taken
+    Some(Round::new(&problem.needs, &missing, candidates, problem.teams.len()))
 }
 
 /// The team side of a dispatch: every team and whether it is free, the
-/// team needs in scope, and the travel legs between them (computed once).
+/// team needs in scope, and the travel times between them (each computed
+/// once).
 struct TeamProblem<'a, 'o> {
     state: &'a State,
     teams: Vec<&'a Team>,
+    /// Per team, where it is and its speed, side by side: the travel times
+    /// read nothing else of the team.
+    team_sites: Vec<(Site, f64)>,
     availability: Vec<Result<(), Unavailable>>,
     needs: Vec<&'o OpenNeed<'a>>,
-    /// Per need, its incident's row in the leg cache (incidents by first appearance).
+    /// Per need, its incident's index (incidents by first appearance).
     incident_of: Vec<usize>,
-    legs: LegCache<'o>,
+    /// Per incident, where it is.
+    incident_sites: Vec<Site>,
+    /// Per incident, per team: the travel in ms, filled when first asked
+    /// (`UNKNOWN` until then), since most pairs are never candidates.
+    millis: Vec<Vec<i64>>,
+    settings: &'o Settings,
     zones: &'o Zones,
     now: Timestamp,
 }
+
+/// A travel time not computed yet (real ones are never negative).
+const UNKNOWN: i64 = -1;
 
 /// Who the rounds so far have sent where: team index -> need index, and how
 /// many teams each need got.
@@ -266,8 +240,8 @@ impl Served {
     }
 }
 
-/// Per need, the teams that could serve it and their legs, in team order.
-type Candidates = Vec<Vec<(usize, Leg)>>;
+/// Per need, the teams that could serve it and their travel, in team order.
+type Candidates = Vec<Vec<assign::Edge>>;
 
 impl<'a, 'o> TeamProblem<'a, 'o> {
     /// `None` when no team need is in scope.
@@ -284,23 +258,56 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
             return None;
         }
         let teams: Vec<&Team> = state.teams.values().map(|team| &**team).collect();
+        let team_sites = teams.iter().map(|team| (Site::new(team.position), team.profile.speed_kmh)).collect();
         let availability = teams.iter().map(|team| team_availability(team, zones, now)).collect();
-        // Incidents by first appearance, for the leg cache.
         let mut incident_index: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut incident_sites = Vec::new();
         let incident_of = needs
             .iter()
             .map(|open| {
-                let next = incident_index.len();
-                *incident_index.entry(open.incident.id.as_str()).or_insert(next)
+                *incident_index.entry(open.incident.id.as_str()).or_insert_with(|| {
+                    incident_sites.push(Site::new(open.incident.position));
+                    incident_sites.len() - 1
+                })
             })
             .collect();
-        let legs = LegCache { settings, zones, rows: Vec::new(), teams: teams.len() };
-        Some(TeamProblem { state, teams, availability, needs, incident_of, legs, zones, now })
+        let millis = vec![Vec::new(); incident_sites.len()];
+        Some(TeamProblem {
+            state,
+            teams,
+            team_sites,
+            availability,
+            needs,
+            incident_of,
+            incident_sites,
+            millis,
+            settings,
+            zones,
+            now,
+        })
     }
 
-    fn leg(&mut self, need_index: usize, team_index: usize) -> Leg {
-        let open = self.needs[need_index];
-        self.legs.team_leg(self.incident_of[need_index], open.incident, team_index, self.teams[team_index])
+    /// The leg from a team to a need's incident.
+    fn leg(&self, need_index: usize, team_index: usize) -> Leg {
+        let (site, speed_kmh) = &self.team_sites[team_index];
+        let incident = &self.incident_sites[self.incident_of[need_index]];
+        travel::site_leg(self.settings, self.zones, site, incident, *speed_kmh)
+    }
+
+    /// The travel in ms from a team to a need's incident, computed once per
+    /// incident and team.
+    fn millis(&mut self, need_index: usize, team_index: usize) -> i64 {
+        let incident = self.incident_of[need_index];
+        if self.millis[incident].is_empty() {
+            self.millis[incident] = vec![UNKNOWN; self.teams.len()];
+        }
+        let known = self.millis[incident][team_index];
+        if known != UNKNOWN {
+            return known;
+        }
+        let millis = self.leg(need_index, team_index).millis();
+        self.millis[incident][team_index] = millis;
+        millis
     }
 
     /// The free teams that qualify for each need (and did not decline it).
@@ -318,10 +325,11 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
         for need_index in 0..self.needs.len() {
             let open = self.needs[need_index];
             let NeedKey::Team { capability, min_tier } = &open.need.key else { continue };
-            let mut eligible = Vec::new();
-            for &(index, tier) in by_capability.get(capability.as_str()).map(Vec::as_slice).unwrap_or_default() {
+            let holders = by_capability.get(capability.as_str()).map(Vec::as_slice).unwrap_or_default();
+            let mut eligible = Vec::with_capacity(holders.len());
+            for &(index, tier) in holders {
                 if tier <= *min_tier && !open.need.declined_by.contains(&self.teams[index].id) {
-                    eligible.push((index, self.leg(need_index, index)));
+                    eligible.push(assign::Edge { column: index, cost: self.millis(need_index, index) });
                 }
             }
             candidates.push(eligible);
@@ -345,7 +353,7 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
                         && team_fit(team, self.zones, self.now).is_ok()
                         && diversion_source(self.state, team, open.level()).is_some()
                     {
-                        eligible.push((index, self.leg(need_index, index)));
+                        eligible.push(assign::Edge { column: index, cost: self.millis(need_index, index) });
                     }
                 }
             }
@@ -397,25 +405,29 @@ fn plan_teams<'a>(
     plan: &mut DispatchPlan,
 ) {
     let Some(mut problem) = TeamProblem::new(state, open, settings, zones, now) else { return };
-    let candidates = problem.free_candidates();
     let missing: Vec<i64> = problem.needs.iter().map(|open| open.missing).collect();
-    let taken = solve_round(&problem.needs, &missing, &candidates, problem.teams.len());
+    let candidates = problem.free_candidates();
+    let round = Round::new(&problem.needs, &missing, candidates, problem.teams.len());
+    let taken = round.taken();
     let mut served = Served { by_team: BTreeMap::new(), filled: vec![0; problem.needs.len()] };
-    for (need_index, column, _) in &taken {
+    for (need_index, column) in &taken {
         served.take(*need_index, *column);
     }
+    let leg = |need_index: usize, team_index: usize| problem.leg(need_index, team_index);
     let explainer = explain::TeamExplainer {
         teams: &problem.teams,
         needs: &problem.needs,
-        candidates: &candidates,
+        candidates: &round.edges,
         served_by: &served.by_team,
+        leg: &leg,
     };
-    for (need_index, column, leg) in &taken {
-        let reason = explainer.reason(*need_index, *column, leg);
+    for (need_index, column) in &taken {
+        let leg = problem.leg(*need_index, *column);
+        let reason = explainer.reason(*need_index, *column, &leg);
         plan.proposals.push(team_proposal(
             problem.needs[*need_index],
             problem.teams[*column],
-            leg,
+            &leg,
             reason,
             None,
             settings,
@@ -428,12 +440,12 @@ fn plan_teams<'a>(
         let still_missing = problem.missing_at_severe_levels(&served);
         if still_missing.iter().any(|missing| *missing > 0) {
             let divertible = problem.divertible_candidates(&still_missing);
-            for (need_index, column, leg) in
-                solve_round(&problem.needs, &still_missing, &divertible, problem.teams.len())
-            {
+            let round = Round::new(&problem.needs, &still_missing, divertible, problem.teams.len());
+            for (need_index, column) in round.taken() {
                 let (open, team) = (problem.needs[need_index], problem.teams[column]);
                 let Some(source) = diversion_source(state, team, open.level()) else { continue };
                 served.take(need_index, column);
+                let leg = problem.leg(need_index, column);
                 let reason = explain::diversion_reason(state, team, open, source, &leg);
                 plan.proposals.push(team_proposal(open, team, &leg, reason, Some(source.number), settings, now));
             }
@@ -485,22 +497,32 @@ pub(crate) struct DepotStock<'a> {
 
 /// Every depot holding `item_code`, by depot id.
 pub(crate) fn depot_stock<'a>(state: &'a State, item_code: &str, zones: &Zones) -> Vec<DepotStock<'a>> {
-    state
-        .stock
-        .iter()
-        .filter(|(key, _)| key.1 == item_code)
-        .filter_map(|(key, stock)| {
-            let depot = state.depots.get(&key.0)?;
-            Some(DepotStock {
-                depot_id: &depot.id,
-                position: depot.position,
-                above_floor: stock.above_floor(),
-                below_floor: stock.available() - stock.above_floor(),
-                min_reserve: stock.min_reserve,
-                zone: zones.containing(depot.position).map(str::to_owned),
-            })
-        })
-        .collect()
+    stock_by_item(state, &[item_code].into(), zones).remove(item_code).unwrap_or_default()
+}
+
+/// Per item among `items`, every depot holding it, by depot id: one pass
+/// over the stock, however many items are asked for.
+fn stock_by_item<'a>(
+    state: &'a State,
+    items: &BTreeSet<&str>,
+    zones: &Zones,
+) -> BTreeMap<&'a str, Vec<DepotStock<'a>>> {
+    let mut by_item: BTreeMap<&'a str, Vec<DepotStock<'a>>> = BTreeMap::new();
+    for ((depot_id, item_code), stock) in state.stock.iter() {
+        if !items.contains(item_code.as_str()) {
+            continue;
+        }
+        let Some(depot) = state.depots.get(depot_id) else { continue };
+        by_item.entry(item_code.as_str()).or_default().push(DepotStock {
+            depot_id: &depot.id,
+            position: depot.position,
+            above_floor: stock.above_floor(),
+            below_floor: stock.available() - stock.above_floor(),
+            min_reserve: stock.min_reserve,
+            zone: zones.containing(depot.position).map(str::to_owned),
+        });
+    }
+    by_item
 }
 
 fn plan_supplies(state: &State, open: &[OpenNeed<'_>], settings: &Settings, zones: &Zones, plan: &mut DispatchPlan) {
@@ -510,6 +532,7 @@ fn plan_supplies(state: &State, open: &[OpenNeed<'_>], settings: &Settings, zone
             by_item.entry(item_code.as_str()).or_default().push(need);
         }
     }
+    let mut stock = stock_by_item(state, &by_item.keys().copied().collect(), zones);
     for (item_code, needs) in by_item {
         if !state.items.contains_key(item_code) {
             for open in needs {
@@ -521,9 +544,8 @@ fn plan_supplies(state: &State, open: &[OpenNeed<'_>], settings: &Settings, zone
             }
             continue;
         }
-        let depots: Vec<DepotStock<'_>> =
-            depot_stock(state, item_code, zones).into_iter().filter(|depot| depot.zone.is_none()).collect();
-        plan_item(state, item_code, &needs, &depots, settings, zones, plan);
+        let all = stock.remove(item_code).unwrap_or_default();
+        plan_item(item_code, &needs, &all, settings, zones, plan);
     }
 }
 
@@ -551,7 +573,7 @@ impl SupplyNetwork {
     /// Builds the network: every need may draw above the floors; level-I
     /// needs may also draw below them, at a cost that uses the floors only
     /// for what the stock above them cannot cover.
-    fn build(needs: &[&OpenNeed<'_>], depots: &[DepotStock<'_>], settings: &Settings, zones: &Zones) -> SupplyNetwork {
+    fn build(needs: &[&OpenNeed<'_>], depots: &[&DepotStock<'_>], settings: &Settings, zones: &Zones) -> SupplyNetwork {
         let need_node = |index: usize| 2 + index;
         let above_node = |index: usize| 2 + needs.len() + index;
         let below_node = |index: usize| 2 + needs.len() + depots.len() + index;
@@ -613,15 +635,16 @@ impl SupplyNetwork {
 /// One item: build its network, solve, read the proposals, explain what
 /// stays short.
 fn plan_item(
-    state: &State,
     item_code: &str,
     needs: &[&OpenNeed<'_>],
-    depots: &[DepotStock<'_>],
+    all: &[DepotStock<'_>],
     settings: &Settings,
     zones: &Zones,
     plan: &mut DispatchPlan,
 ) {
-    let (taken, legs) = SupplyNetwork::build(needs, depots, settings, zones).solve();
+    // Depots inside an impassable zone send nothing (the shortfall says so).
+    let depots: Vec<&DepotStock<'_>> = all.iter().filter(|depot| depot.zone.is_none()).collect();
+    let (taken, legs) = SupplyNetwork::build(needs, &depots, settings, zones).solve();
     let mut filled = vec![0i64; needs.len()];
     for ((need_index, depot_index), (above, below)) in &taken {
         let open = needs[*need_index];
@@ -638,7 +661,7 @@ fn plan_item(
             },
             distance_km: leg.distance_km,
             eta_minutes: leg.minutes,
-            reason: explain::supply_reason(item_code, depot, &leg, *above, *below, &legs[*need_index], depots),
+            reason: explain::supply_reason(item_code, depot, &leg, *above, *below, &legs[*need_index], &depots),
             override_quantity: *below,
             priority: open.level(),
             diverted_from: None,
@@ -647,11 +670,7 @@ fn plan_item(
     for (need_index, open) in needs.iter().enumerate() {
         let missing = open.missing - filled[need_index];
         if missing > 0 {
-            plan.shortfalls.push(shortfall(
-                open,
-                missing,
-                explain::supply_shortfall(state, item_code, open.level(), zones),
-            ));
+            plan.shortfalls.push(shortfall(open, missing, explain::supply_shortfall(all, item_code, open.level())));
         }
     }
 }
