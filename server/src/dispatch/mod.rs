@@ -194,7 +194,7 @@ impl Round {
 pub fn first_round(state: &State, settings: &Settings, now: Timestamp) -> Option<Round> {
     let open = open_needs(state, None).ok()?;
     let zones = Zones::new(state.zones.values());
-    let mut problem = TeamProblem::new(state, &open, settings, &zones, now)?;
+    let problem = TeamProblem::new(state, &open, settings, &zones, now)?;
     let candidates = problem.free_candidates();
     let missing: Vec<i64> = problem.needs.iter().map(|open| open.missing).collect();
     Some(Round::new(&problem.needs, &missing, candidates, problem.teams.len()))
@@ -215,9 +215,6 @@ struct TeamProblem<'a, 'o> {
     incident_of: Vec<usize>,
     /// Per incident, where it is.
     incident_sites: Vec<Site>,
-    /// Per incident, per team: the travel in ms, filled when first asked
-    /// (`UNKNOWN` until then), since most pairs are never candidates.
-    millis: Vec<Vec<i64>>,
     settings: &'o Settings,
     zones: &'o Zones,
     now: Timestamp,
@@ -271,7 +268,6 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
                 })
             })
             .collect();
-        let millis = vec![Vec::new(); incident_sites.len()];
         Some(TeamProblem {
             state,
             teams,
@@ -280,7 +276,6 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
             needs,
             incident_of,
             incident_sites,
-            millis,
             settings,
             zones,
             now,
@@ -294,24 +289,9 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
         travel::site_leg(self.settings, self.zones, site, incident, *speed_kmh)
     }
 
-    /// The travel in ms from a team to a need's incident, computed once per
-    /// incident and team.
-    fn millis(&mut self, need_index: usize, team_index: usize) -> i64 {
-        let incident = self.incident_of[need_index];
-        if self.millis[incident].is_empty() {
-            self.millis[incident] = vec![UNKNOWN; self.teams.len()];
-        }
-        let known = self.millis[incident][team_index];
-        if known != UNKNOWN {
-            return known;
-        }
-        let millis = self.leg(need_index, team_index).millis();
-        self.millis[incident][team_index] = millis;
-        millis
-    }
-
-    /// The free teams that qualify for each need (and did not decline it).
-    fn free_candidates(&mut self) -> Candidates {
+    /// The free teams that qualify for each need (and did not decline it),
+    /// with their travel in ms, each computed once per incident and team.
+    fn free_candidates(&self) -> Candidates {
         // Free teams by capability, with their tier, in team order.
         let mut by_capability: BTreeMap<&str, Vec<(usize, u32)>> = BTreeMap::new();
         for (index, team) in self.teams.iter().enumerate() {
@@ -321,25 +301,43 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
                 }
             }
         }
-        let mut candidates = Vec::with_capacity(self.needs.len());
-        for need_index in 0..self.needs.len() {
-            let open = self.needs[need_index];
-            let NeedKey::Team { capability, min_tier } = &open.need.key else { continue };
-            let holders = by_capability.get(capability.as_str()).map(Vec::as_slice).unwrap_or_default();
-            let mut eligible = Vec::with_capacity(holders.len());
-            for &(index, tier) in holders {
-                if tier <= *min_tier && !open.need.declined_by.contains(&self.teams[index].id) {
-                    eligible.push(assign::Edge { column: index, cost: self.millis(need_index, index) });
+        // The needs incident by incident, so that one row of travel times,
+        // cleared after each incident, serves all of an incident's needs
+        // and stays in cache.
+        let mut by_incident: Vec<Vec<usize>> = vec![Vec::new(); self.incident_sites.len()];
+        for (need_index, incident) in self.incident_of.iter().enumerate() {
+            by_incident[*incident].push(need_index);
+        }
+        let mut row = vec![UNKNOWN; self.teams.len()];
+        let mut touched = Vec::new();
+        let mut candidates = vec![Vec::new(); self.needs.len()];
+        for needs in &by_incident {
+            for &need_index in needs {
+                let open = self.needs[need_index];
+                let NeedKey::Team { capability, min_tier } = &open.need.key else { continue };
+                let holders = by_capability.get(capability.as_str()).map(Vec::as_slice).unwrap_or_default();
+                let mut eligible = Vec::with_capacity(holders.len());
+                for &(index, tier) in holders {
+                    if tier <= *min_tier && !open.need.declined_by.contains(&self.teams[index].id) {
+                        if row[index] == UNKNOWN {
+                            row[index] = self.leg(need_index, index).millis();
+                            touched.push(index);
+                        }
+                        eligible.push(assign::Edge { column: index, cost: row[index] });
+                    }
                 }
+                candidates[need_index] = eligible;
             }
-            candidates.push(eligible);
+            for index in touched.drain(..) {
+                row[index] = UNKNOWN;
+            }
         }
         candidates
     }
 
     /// For each need still `missing` teams, the busy teams that may be
     /// diverted to it.
-    fn divertible_candidates(&mut self, missing: &[i64]) -> Candidates {
+    fn divertible_candidates(&self, missing: &[i64]) -> Candidates {
         let mut candidates = Vec::with_capacity(self.needs.len());
         for need_index in 0..self.needs.len() {
             let open = self.needs[need_index];
@@ -353,7 +351,7 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
                         && team_fit(team, self.zones, self.now).is_ok()
                         && diversion_source(self.state, team, open.level()).is_some()
                     {
-                        eligible.push(assign::Edge { column: index, cost: self.millis(need_index, index) });
+                        eligible.push(assign::Edge { column: index, cost: self.leg(need_index, index).millis() });
                     }
                 }
             }
@@ -404,7 +402,7 @@ fn plan_teams<'a>(
     now: Timestamp,
     plan: &mut DispatchPlan,
 ) {
-    let Some(mut problem) = TeamProblem::new(state, open, settings, zones, now) else { return };
+    let Some(problem) = TeamProblem::new(state, open, settings, zones, now) else { return };
     let missing: Vec<i64> = problem.needs.iter().map(|open| open.missing).collect();
     let candidates = problem.free_candidates();
     let round = Round::new(&problem.needs, &missing, candidates, problem.teams.len());
