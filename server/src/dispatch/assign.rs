@@ -126,6 +126,7 @@ pub fn solve<const N: usize>(problem: &Problem<'_, N>) -> Vec<Option<usize>> {
             // All ones in the row's component, zero elsewhere: the edge's
             // cost goes in through a mask rather than a store at a computed
             // index, which keeps the sum in vector registers.
+            debug_assert!(problem.component[from_row] < N, "a row's cost component is in the vector");
             let mask: [i64; N] = std::array::from_fn(|index| -i64::from(index == problem.component[from_row]));
             for edge in problem.edges[from_row] {
                 if search.finalized[edge.column] != search.current {

@@ -338,6 +338,9 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
     /// For each need still `missing` teams, the busy teams that may be
     /// diverted to it.
     fn divertible_candidates(&self, missing: &[i64]) -> Candidates {
+        // Travel per (incident, team), computed once: the few busy teams
+        // this round considers, so a map rather than rows.
+        let mut known: BTreeMap<(usize, usize), i64> = BTreeMap::new();
         let mut candidates = Vec::with_capacity(self.needs.len());
         for need_index in 0..self.needs.len() {
             let open = self.needs[need_index];
@@ -351,7 +354,10 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
                         && team_fit(team, self.zones, self.now).is_ok()
                         && diversion_source(self.state, team, open.level()).is_some()
                     {
-                        eligible.push(assign::Edge { column: index, cost: self.leg(need_index, index).millis() });
+                        let cost = *known
+                            .entry((self.incident_of[need_index], index))
+                            .or_insert_with(|| self.leg(need_index, index).millis());
+                        eligible.push(assign::Edge { column: index, cost });
                     }
                 }
             }

@@ -15,6 +15,7 @@ pub mod describe;
 pub mod dispatching;
 pub mod error;
 pub mod event;
+pub mod fills;
 pub mod hand;
 pub mod import;
 pub mod incident;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::run::{InjectOutcome, Run};
 use super::script::{format_offset, Check, Script};
 use crate::domain::assignment::{AssignedResource, AssignmentStatus};
+use crate::domain::fills::{Fill, Fills};
 use crate::domain::incident::need_id;
 use crate::domain::{Event, Level, State, Timestamp};
 
@@ -141,20 +142,16 @@ struct NeedFacts {
     level: Option<Level>,
     /// What it asked when raised (a later lowering does not rewrite it).
     what: String,
-    /// The last time it became filled; cleared when it reopens, so a team
-    /// that was assigned and then declined or timed out does not count.
-    filled: Option<Timestamp>,
-    reached: Option<Timestamp>,
     team: bool,
-    /// Still short when its incident closed: never filled, whatever the
-    /// closing's lowering makes of it.
-    closed_short: bool,
 }
 
 /// Builds the report of `run` of `script`.
 pub fn build(script: &Script, run: &Run) -> Report {
     let mut state = State::default();
     let mut facts: BTreeMap<u64, NeedFacts> = BTreeMap::new();
+    // When each need was filled and reached: the same fold as the live
+    // incident report's.
+    let mut fills = Fills::default();
     let mut decisions = Vec::new();
     let mut set_out: BTreeSet<u64> = BTreeSet::new();
     let mut assigned: BTreeSet<(String, String)> = BTreeSet::new();
@@ -169,15 +166,14 @@ pub fn build(script: &Script, run: &Run) -> Report {
             closing = Some(incident_id.clone());
         }
         state.apply(record);
+        let command_ends = run.records.get(index + 1).is_none_or(|next| next.command != record.command);
+        fills.fold(record, command_ends);
         match &record.event {
             Event::NeedRaised { need } => {
                 let level = state.incidents.get(&need.incident_id).map(|incident| incident.level);
                 let team = matches!(need.key, crate::domain::plan::NeedKey::Team { .. });
                 let what = need.describe();
-                facts.insert(
-                    need.number,
-                    NeedFacts { raised: Some(record.time), level, what, team, ..NeedFacts::default() },
-                );
+                facts.insert(need.number, NeedFacts { raised: Some(record.time), level, what, team });
             }
             Event::AssignmentCreated { assignment } => {
                 if let Some(team) = assignment.team_id() {
@@ -189,14 +185,6 @@ pub fn build(script: &Script, run: &Run) -> Report {
                     |status: AssignmentStatus| matches!(status, AssignmentStatus::EnRoute | AssignmentStatus::OnScene);
                 if passes(*to) || (*to == AssignmentStatus::Released && *from == AssignmentStatus::OnScene) {
                     set_out.insert(*assignment_number);
-                }
-                if *to == AssignmentStatus::OnScene {
-                    if let Some(need) =
-                        state.assignments.get(assignment_number).map(|assignment| assignment.need_number)
-                    {
-                        let entry = facts.entry(need).or_default();
-                        entry.reached.get_or_insert(record.time);
-                    }
                 }
             }
             Event::DispatchCompleted { shortfalls: missing, .. } => {
@@ -214,27 +202,11 @@ pub fn build(script: &Script, run: &Run) -> Report {
                 summary: record.event.summary(),
             });
         }
-        // At each command's end, note the needs that just became filled,
-        // and forget the fill of those that reopened.
-        let command_ends = run.records.get(index + 1).is_none_or(|next| next.command != record.command);
         if command_ends {
-            for (number, fact) in facts.iter_mut() {
-                let Some(need) = state.needs.get(number) else { continue };
-                let filled_now = need.filled >= need.amount && need.filled > 0;
-                match (fact.filled, filled_now, need.cancelled) {
-                    (None, true, _) => fact.filled = Some(record.time),
-                    (Some(_), false, false) => fact.filled = None,
-                    _ => {}
-                }
-            }
             if let Some(closing) = closing.take() {
                 // Needs still short when their incident closed stay unmet,
                 // although the closing cancelled or lowered them.
                 for need in before.needs.values().filter(|need| need.incident_id == closing && need.missing() > 0) {
-                    if let Some(fact) = facts.get_mut(&need.number) {
-                        fact.filled = None;
-                        fact.closed_short = true;
-                    }
                     short_at_close.push(Unmet {
                         need_id: need.id(),
                         incident_id: need.incident_id.clone(),
@@ -264,8 +236,8 @@ pub fn build(script: &Script, run: &Run) -> Report {
                 what: fact.map(|fact| fact.what.clone()).unwrap_or_else(|| need.describe()),
                 level: fact.and_then(|fact| fact.level).map(|level| level.to_string()).unwrap_or_default(),
                 raised: fact.and_then(|fact| fact.raised).map(offset).unwrap_or_default(),
-                fill_minutes: fact.and_then(|fact| minutes(fact.raised, fact.filled)),
-                reach_minutes: fact.and_then(|fact| minutes(fact.raised, fact.reached)),
+                fill_minutes: fact.and_then(|fact| minutes(fact.raised, fills.get(need.number)?.filled)),
+                reach_minutes: fact.and_then(|fact| minutes(fact.raised, fills.get(need.number)?.reached)),
                 cancelled: need.cancelled,
             }
         })
@@ -309,22 +281,24 @@ pub fn build(script: &Script, run: &Run) -> Report {
             let (passed, detail) = match &expectation.check {
                 Check::FilledWithin { seconds, level, incident } => within(
                     &facts,
+                    &fills,
                     &state,
                     *seconds,
                     *level,
                     incident.as_deref(),
                     false,
-                    |fact| fact.filled,
+                    |fill| fill.filled,
                     &end_minutes_after,
                 ),
                 Check::ReachedWithin { seconds, level, incident } => within(
                     &facts,
+                    &fills,
                     &state,
                     *seconds,
                     *level,
                     incident.as_deref(),
                     true,
-                    |fact| fact.reached,
+                    |fill| fill.reached,
                     &end_minutes_after,
                 ),
                 Check::NoReserveOverride => match reserve_overrides.as_slice() {
@@ -435,12 +409,13 @@ fn is_decision(event: &Event) -> bool {
 #[allow(clippy::too_many_arguments)] // One call site per expectation kind; a struct would only rename them.
 fn within(
     facts: &BTreeMap<u64, NeedFacts>,
+    fills: &Fills,
     state: &State,
     seconds: i64,
     level: Option<Level>,
     incident: Option<&str>,
     teams_only: bool,
-    time: impl Fn(&NeedFacts) -> Option<Timestamp>,
+    time: impl Fn(&Fill) -> Option<Timestamp>,
     end_minutes_after: &dyn Fn(Option<Timestamp>) -> Option<f64>,
 ) -> (bool, String) {
     let limit = seconds as f64 / 60.0;
@@ -455,11 +430,12 @@ fn within(
         {
             continue;
         }
-        let took = match (fact.raised, time(fact)) {
+        let fill = fills.get(*number);
+        let took = match (fact.raised, fill.and_then(&time)) {
             (Some(raised), Some(done)) => Some(done.minutes_since(raised)),
             _ => None,
         };
-        if took.is_none() && need.cancelled && !fact.closed_short {
+        if took.is_none() && need.cancelled && !fill.is_some_and(|fill| fill.closed_short) {
             // No longer needed before it was served.
             cancelled += 1;
             continue;

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::domain::assignment::{AssignedResource, AssignmentStatus};
+use crate::domain::assignment::AssignedResource;
 use crate::domain::event::{Event, LogRecord};
 use crate::domain::incident::{Incident, LevelCause};
 use crate::domain::{State, Timestamp};
@@ -111,50 +111,22 @@ struct NeedTimes {
 }
 
 fn need_times(state: &State, incident: &Incident, records: &[LogRecord]) -> Vec<NeedTimes> {
-    let mut times: Vec<NeedTimes> = state
+    let fills = crate::domain::fills::Fills::of(records);
+    state
         .needs
         .values()
         .filter(|need| need.incident_id == incident.id)
-        .map(|need| NeedTimes {
-            id: need.id(),
-            what: view::need_words(need).0,
-            raised: need.raised_at,
-            filled: None,
-            arrived: None,
+        .map(|need| {
+            let fill = fills.get(need.number);
+            NeedTimes {
+                id: need.id(),
+                what: view::need_words(need).0,
+                raised: need.raised_at,
+                filled: fill.and_then(|fill| fill.filled),
+                arrived: fill.and_then(|fill| fill.reached),
+            }
         })
-        .collect();
-    // Replay what the records say about fill and arrival.
-    let mut filled: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
-    for record in records {
-        match &record.event {
-            Event::AssignmentCreated { assignment } => {
-                let need = crate::domain::incident::need_id(assignment.need_number);
-                let amount = match &assignment.resource {
-                    AssignedResource::Team { .. } => 1,
-                    AssignedResource::Supply { quantity, .. } => *quantity,
-                };
-                let total = filled.entry(need.clone()).or_default();
-                *total += amount;
-                if let (Some(entry), Some(wanted)) = (
-                    times.iter_mut().find(|times| times.id == need),
-                    state.needs.get(&assignment.need_number).map(|need| need.amount),
-                ) {
-                    if entry.filled.is_none() && *total >= wanted {
-                        entry.filled = Some(record.time);
-                    }
-                }
-            }
-            Event::AssignmentStatusChanged { to: AssignmentStatus::OnScene, assignment_number, .. } => {
-                let need = state.assignments.get(assignment_number).map(|assignment| assignment.need_number);
-                let need = need.map(crate::domain::incident::need_id);
-                if let Some(entry) = times.iter_mut().find(|times| Some(&times.id) == need.as_ref()) {
-                    entry.arrived.get_or_insert(record.time);
-                }
-            }
-            _ => {}
-        }
-    }
-    times
+        .collect()
 }
 
 /// The map of `situation`, limited to `incident` when given, as inline SVG.
@@ -679,5 +651,107 @@ pub fn drill_report(run: &crate::drill::StoredRun, beside: Option<&crate::drill:
                 drill_body(other)
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::domain::assignment::AssignmentStatus;
+    use crate::domain::command::HandResource;
+    use crate::domain::import::{Fixture, Sourced, TeamSetting};
+    use crate::domain::incident::Declaration;
+    use crate::domain::team::TeamProfile;
+    use crate::domain::{execute, Capability, Command, Context, Hazard, LatLng, Level, TeamNeed};
+
+    const T0: i64 = 1_782_885_600;
+
+    /// Runs `command` at `T0 + minutes`, keeping its records.
+    fn at(state: &mut State, records: &mut Vec<LogRecord>, minutes: i64, command: Command) {
+        let context = Context::new(Timestamp::from_unix_seconds(T0 + minutes * 60), "duty officer");
+        records.extend(execute(state, &command, &context, None).expect("accepted"));
+    }
+
+    fn team(id: &str) -> Sourced<TeamSetting> {
+        let profile = TeamProfile {
+            name: id.into(),
+            organization: String::new(),
+            capabilities: vec![Capability { code: "water_rescue".into(), tier: 1 }],
+            headcount: 6,
+            home: LatLng { lat: 28.2, lng: 112.9 },
+            speed_kmh: 60.0,
+            insurance_expires: Some(Timestamp::from_unix_seconds(T0 + 365 * 86_400)),
+            members: Vec::new(),
+        };
+        Sourced { source: id.into(), value: TeamSetting { id: id.into(), profile } }
+    }
+
+    /// A flood needing one boat team, and the log of what happened to it
+    /// after `script` ran on it.
+    fn flood(script: impl FnOnce(&mut State, &mut Vec<LogRecord>)) -> (State, Vec<LogRecord>) {
+        let (mut state, mut records) = (State::default(), Vec::new());
+        let fixture = Fixture { teams: vec![team("BOAT-1"), team("BOAT-2")], ..Fixture::default() };
+        at(&mut state, &mut records, 0, Command::Import { fixture });
+        let declaration = Declaration {
+            id: "FLOOD-1".into(),
+            title: "river flood".into(),
+            hazard: Some(Hazard::Flood),
+            position: Some(LatLng { lat: 28.25, lng: 112.95 }),
+            area: Vec::new(),
+            level: Some(Level::II),
+            metrics: Default::default(),
+            plan_id: None,
+        };
+        at(&mut state, &mut records, 0, Command::DeclareIncident { declaration });
+        let teams = vec![TeamNeed { capability: "water_rescue".into(), min_tier: 2, count: 1 }];
+        let request = Command::RequestResources { incident_id: "FLOOD-1".into(), teams, supplies: Vec::new() };
+        at(&mut state, &mut records, 0, request);
+        script(&mut state, &mut records);
+        (state, records)
+    }
+
+    fn assign(team_id: &str) -> Command {
+        Command::AssignResource {
+            need_id: "N1".into(),
+            resource: HandResource::Team { team_id: team_id.into() },
+            reason: "nearest boat".into(),
+        }
+    }
+
+    fn update(assignment_id: &str, status: AssignmentStatus) -> Command {
+        Command::UpdateAssignment {
+            assignment_id: assignment_id.into(),
+            status,
+            returned_quantity: 0,
+            note: String::new(),
+        }
+    }
+
+    fn times_of(state: &State, records: &[LogRecord]) -> NeedTimes {
+        let incident = state.incident("FLOOD-1").expect("declared");
+        need_times(state, incident, records).into_iter().next().expect("one need")
+    }
+
+    #[test]
+    fn a_declined_team_does_not_count_as_filling_the_need() {
+        let (state, records) = flood(|state, records| {
+            at(state, records, 5, assign("BOAT-1"));
+            at(state, records, 12, update("A1", AssignmentStatus::Declined));
+            at(state, records, 20, assign("BOAT-2"));
+            at(state, records, 45, update("A2", AssignmentStatus::OnScene));
+        });
+        let times = times_of(&state, &records);
+        assert_eq!(times.filled, Some(Timestamp::from_unix_seconds(T0 + 20 * 60)), "filled when BOAT-2 was sent");
+        assert_eq!(times.arrived, Some(Timestamp::from_unix_seconds(T0 + 45 * 60)));
+    }
+
+    #[test]
+    fn a_cancelled_assignment_leaves_the_need_unfilled() {
+        let (state, records) = flood(|state, records| {
+            at(state, records, 5, assign("BOAT-1"));
+            at(state, records, 9, update("A1", AssignmentStatus::Cancelled));
+        });
+        assert_eq!(times_of(&state, &records).filled, None, "nobody is on the way");
     }
 }
