@@ -194,10 +194,7 @@ impl Round {
 pub fn first_round(state: &State, settings: &Settings, now: Timestamp) -> Option<Round> {
     let open = open_needs(state, None).ok()?;
     let zones = Zones::new(state.zones.values());
-    let problem = TeamProblem::new(state, &open, settings, &zones, now)?;
-    let candidates = problem.free_candidates();
-    let missing: Vec<i64> = problem.needs.iter().map(|open| open.missing).collect();
-    Some(Round::new(&problem.needs, &missing, candidates, problem.teams.len()))
+    Some(TeamProblem::new(state, &open, settings, &zones, now)?.free_round())
 }
 
 /// The team side of a dispatch: every team and whether it is free, the
@@ -335,6 +332,12 @@ impl<'a, 'o> TeamProblem<'a, 'o> {
         candidates
     }
 
+    /// The first round: every need's missing teams over the free teams.
+    fn free_round(&self) -> Round {
+        let missing: Vec<i64> = self.needs.iter().map(|open| open.missing).collect();
+        Round::new(&self.needs, &missing, self.free_candidates(), self.teams.len())
+    }
+
     /// For each need still `missing` teams, the busy teams that may be
     /// diverted to it.
     fn divertible_candidates(&self, missing: &[i64]) -> Candidates {
@@ -409,9 +412,7 @@ fn plan_teams<'a>(
     plan: &mut DispatchPlan,
 ) {
     let Some(problem) = TeamProblem::new(state, open, settings, zones, now) else { return };
-    let missing: Vec<i64> = problem.needs.iter().map(|open| open.missing).collect();
-    let candidates = problem.free_candidates();
-    let round = Round::new(&problem.needs, &missing, candidates, problem.teams.len());
+    let round = problem.free_round();
     let taken = round.taken();
     let mut served = Served { by_team: BTreeMap::new(), filled: vec![0; problem.needs.len()] };
     for (need_index, column) in &taken {

@@ -157,14 +157,7 @@ pub fn build(script: &Script, run: &Run) -> Report {
     let mut assigned: BTreeSet<(String, String)> = BTreeSet::new();
     let mut shortfalls: BTreeMap<u64, String> = BTreeMap::new();
     let offset = |time: Timestamp| format_offset(time.seconds_since(run.start));
-    // The state before the command being folded, and the incident it closes.
-    let mut before = State::default();
-    let mut closing: Option<String> = None;
-    let mut short_at_close: Vec<Unmet> = Vec::new();
     for (index, record) in run.records.iter().enumerate() {
-        if let Event::IncidentClosed { incident_id } = &record.event {
-            closing = Some(incident_id.clone());
-        }
         state.apply(record);
         let command_ends = run.records.get(index + 1).is_none_or(|next| next.command != record.command);
         fills.fold(record, command_ends);
@@ -202,24 +195,6 @@ pub fn build(script: &Script, run: &Run) -> Report {
                 summary: record.event.summary(),
             });
         }
-        if command_ends {
-            if let Some(closing) = closing.take() {
-                // Needs still short when their incident closed stay unmet,
-                // although the closing cancelled or lowered them.
-                for need in before.needs.values().filter(|need| need.incident_id == closing && need.missing() > 0) {
-                    short_at_close.push(Unmet {
-                        need_id: need.id(),
-                        incident_id: need.incident_id.clone(),
-                        missing: need.missing(),
-                        reason: format!(
-                            "short when the incident closed{}",
-                            shortfalls.get(&need.number).map(|why| format!(": {why}")).unwrap_or_default()
-                        ),
-                    });
-                }
-            }
-            before = state.clone();
-        }
     }
     let minutes = |from: Option<Timestamp>, to: Option<Timestamp>| match (from, to) {
         (Some(from), Some(to)) => Some(to.minutes_since(from)),
@@ -253,7 +228,18 @@ pub fn build(script: &Script, run: &Run) -> Report {
             reason: shortfalls.get(&need.number).cloned().unwrap_or_default(),
         })
         .collect();
-    unmet.extend(short_at_close);
+    // Needs still short when their incident closed stay unmet, although
+    // the closing cancelled or lowered them. A closed incident is never
+    // dispatched again, so its needs' last shortfalls are those at closing.
+    unmet.extend(fills.closed_short().iter().map(|closed| Unmet {
+        need_id: need_id(closed.need_number),
+        incident_id: closed.incident_id.clone(),
+        missing: closed.missing,
+        reason: format!(
+            "short when the incident closed{}",
+            shortfalls.get(&closed.need_number).map(|why| format!(": {why}")).unwrap_or_default()
+        ),
+    }));
     let total_distance_km: f64 = set_out
         .iter()
         .filter_map(|number| state.assignments.get(number))

@@ -659,99 +659,20 @@ pub fn drill_report(run: &crate::drill::StoredRun, beside: Option<&crate::drill:
 mod tests {
     use super::*;
     use crate::domain::assignment::AssignmentStatus;
-    use crate::domain::command::HandResource;
-    use crate::domain::import::{Fixture, Sourced, TeamSetting};
-    use crate::domain::incident::Declaration;
-    use crate::domain::team::TeamProfile;
-    use crate::domain::{execute, Capability, Command, Context, Hazard, LatLng, Level, TeamNeed};
-
-    const T0: i64 = 1_782_885_600;
-
-    /// Runs `command` at `T0 + minutes`, keeping its records.
-    fn at(state: &mut State, records: &mut Vec<LogRecord>, minutes: i64, command: Command) {
-        let context = Context::new(Timestamp::from_unix_seconds(T0 + minutes * 60), "duty officer");
-        records.extend(execute(state, &command, &context, None).expect("accepted"));
-    }
-
-    fn team(id: &str) -> Sourced<TeamSetting> {
-        let profile = TeamProfile {
-            name: id.into(),
-            organization: String::new(),
-            capabilities: vec![Capability { code: "water_rescue".into(), tier: 1 }],
-            headcount: 6,
-            home: LatLng { lat: 28.2, lng: 112.9 },
-            speed_kmh: 60.0,
-            insurance_expires: Some(Timestamp::from_unix_seconds(T0 + 365 * 86_400)),
-            members: Vec::new(),
-        };
-        Sourced { source: id.into(), value: TeamSetting { id: id.into(), profile } }
-    }
-
-    /// A flood needing one boat team, and the log of what happened to it
-    /// after `script` ran on it.
-    fn flood(script: impl FnOnce(&mut State, &mut Vec<LogRecord>)) -> (State, Vec<LogRecord>) {
-        let (mut state, mut records) = (State::default(), Vec::new());
-        let fixture = Fixture { teams: vec![team("BOAT-1"), team("BOAT-2")], ..Fixture::default() };
-        at(&mut state, &mut records, 0, Command::Import { fixture });
-        let declaration = Declaration {
-            id: "FLOOD-1".into(),
-            title: "river flood".into(),
-            hazard: Some(Hazard::Flood),
-            position: Some(LatLng { lat: 28.25, lng: 112.95 }),
-            area: Vec::new(),
-            level: Some(Level::II),
-            metrics: Default::default(),
-            plan_id: None,
-        };
-        at(&mut state, &mut records, 0, Command::DeclareIncident { declaration });
-        let teams = vec![TeamNeed { capability: "water_rescue".into(), min_tier: 2, count: 1 }];
-        let request = Command::RequestResources { incident_id: "FLOOD-1".into(), teams, supplies: Vec::new() };
-        at(&mut state, &mut records, 0, request);
-        script(&mut state, &mut records);
-        (state, records)
-    }
-
-    fn assign(team_id: &str) -> Command {
-        Command::AssignResource {
-            need_id: "N1".into(),
-            resource: HandResource::Team { team_id: team_id.into() },
-            reason: "nearest boat".into(),
-        }
-    }
-
-    fn update(assignment_id: &str, status: AssignmentStatus) -> Command {
-        Command::UpdateAssignment {
-            assignment_id: assignment_id.into(),
-            status,
-            returned_quantity: 0,
-            note: String::new(),
-        }
-    }
-
-    fn times_of(state: &State, records: &[LogRecord]) -> NeedTimes {
-        let incident = state.incident("FLOOD-1").expect("declared");
-        need_times(state, incident, records).into_iter().next().expect("one need")
-    }
+    use crate::domain::fills::testing::{assign, at, flood, minute, update};
 
     #[test]
-    fn a_declined_team_does_not_count_as_filling_the_need() {
+    fn the_incident_report_times_a_need_by_its_last_fill_not_a_declined_one() {
         let (state, records) = flood(|state, records| {
             at(state, records, 5, assign("BOAT-1"));
             at(state, records, 12, update("A1", AssignmentStatus::Declined));
             at(state, records, 20, assign("BOAT-2"));
             at(state, records, 45, update("A2", AssignmentStatus::OnScene));
         });
-        let times = times_of(&state, &records);
-        assert_eq!(times.filled, Some(Timestamp::from_unix_seconds(T0 + 20 * 60)), "filled when BOAT-2 was sent");
-        assert_eq!(times.arrived, Some(Timestamp::from_unix_seconds(T0 + 45 * 60)));
-    }
-
-    #[test]
-    fn a_cancelled_assignment_leaves_the_need_unfilled() {
-        let (state, records) = flood(|state, records| {
-            at(state, records, 5, assign("BOAT-1"));
-            at(state, records, 9, update("A1", AssignmentStatus::Cancelled));
-        });
-        assert_eq!(times_of(&state, &records).filled, None, "nobody is on the way");
+        let incident = state.incident("FLOOD-1").expect("declared");
+        let times = need_times(&state, incident, &records);
+        assert_eq!(times.len(), 1);
+        assert_eq!(times[0].filled, Some(minute(20)), "filled when BOAT-2 was sent");
+        assert_eq!(times[0].arrived, Some(minute(45)));
     }
 }
