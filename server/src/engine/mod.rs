@@ -385,11 +385,21 @@ impl EngineHandle {
         self.closing.clone()
     }
 
-    /// A place for one expensive read (a report that scans the log), shared
-    /// with reads of the past (at most `MAX_PAST_READS` at once), or
-    /// `PastReadsBusy`. Hold it while reading.
-    pub fn heavy_read(&self) -> Result<tokio::sync::OwnedSemaphorePermit, EngineError> {
-        Arc::clone(&self.past_reads).try_acquire_owned().map_err(|_| EngineError::PastReadsBusy)
+    /// Runs one expensive read (a read of the past, a report that scans the
+    /// log) on a blocking thread, holding one of the [`MAX_PAST_READS`]
+    /// places they share; `PastReadsBusy` when none is free. `what` names
+    /// the read in the log if its task fails.
+    pub async fn heavy<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        read: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, EngineError> {
+        let permit = Arc::clone(&self.past_reads).try_acquire_owned().map_err(|_| EngineError::PastReadsBusy)?;
+        let read = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            read()
+        });
+        read.await.map_err(|error| EngineError::Internal(format!("{what} failed: {error}")))
     }
 
     /// Committed log records from `from`, at most `limit`. Blocking: call it
@@ -420,16 +430,8 @@ impl EngineHandle {
         &self,
         read: impl FnOnce(&dyn Store) -> Result<(State, Option<u64>), StoreError> + Send + 'static,
     ) -> Result<State, EngineError> {
-        let permit = Arc::clone(&self.past_reads).try_acquire_owned().map_err(|_| EngineError::PastReadsBusy)?;
         let store = Arc::clone(&self.store);
-        let read = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            read(store.as_ref())
-        });
-        match read.await {
-            Ok(result) => Ok(result?.0),
-            Err(error) => Err(EngineError::Internal(format!("a read of the past failed: {error}"))),
-        }
+        Ok(self.heavy("a read of the past", move || read(store.as_ref())).await??.0)
     }
 }
 

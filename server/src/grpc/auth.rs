@@ -324,7 +324,9 @@ impl Tokens {
     }
 }
 
-fn digest(token: &str) -> [u8; 32] {
+/// The SHA-256 of a secret (a token, a board session id): what is kept in
+/// memory and compared, never the secret itself.
+pub(crate) fn digest(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 

@@ -84,11 +84,9 @@ impl DrillService {
 
 /// Every drill slot is taken: retry later (not a full write queue).
 fn drills_busy() -> Status {
-    use tonic_types::{ErrorDetails, StatusExt};
-    Status::with_error_details(
-        tonic::Code::ResourceExhausted,
+    status::retry_later(
         format!("{MAX_CONCURRENT_DRILLS} drills (runs, replays or exports) are already running; retry later"),
-        ErrorDetails::with_retry_info(Some(std::time::Duration::from_secs(1))),
+        std::time::Duration::from_secs(1),
     )
 }
 
@@ -292,13 +290,11 @@ impl pb::drill_service_server::DrillService for DrillService {
         let request = request.into_inner();
         let run = self.load(&request.run_id).await?;
         let beside = if request.compare_with.is_empty() { None } else { Some(self.load(&request.compare_with).await?) };
-        let permit = self.engine.heavy_read().map_err(status::from_engine)?;
-        let html = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            crate::http::pages::drill_report(&run, beside.as_ref())
-        })
-        .await
-        .map_err(status::from_join)?;
+        let html = self
+            .engine
+            .heavy("rendering a drill report", move || crate::http::pages::drill_report(&run, beside.as_ref()))
+            .await
+            .map_err(status::from_engine)?;
         super::export::document("text/html; charset=utf-8", html, "the drill report", "")
     }
 

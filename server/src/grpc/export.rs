@@ -55,13 +55,11 @@ impl pb::export_service_server::ExportService for ExportService {
         validate::id("incident_id", &id)?;
         let engine = self.engine.clone();
         let report_id = id.clone();
-        let permit = self.engine.heavy_read().map_err(status::from_engine)?;
-        let rendered = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            pages::incident_report(&engine, &report_id)
-        })
-        .await
-        .map_err(status::from_join)?;
+        let rendered = self
+            .engine
+            .heavy("rendering an incident report", move || pages::incident_report(&engine, &report_id))
+            .await
+            .map_err(status::from_engine)?;
         match rendered {
             Ok(html) => document(
                 "text/html; charset=utf-8",

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use muster_proto::v1 as pb;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
-use tonic_types::StatusExt;
 
 use super::auth;
 use super::convert::page_token::List;
@@ -302,10 +301,9 @@ impl pb::incident_service_server::IncidentService for IncidentService {
         let divert = request.divert;
         if request.dry_run {
             let _planning = self.dry_runs.try_acquire().map_err(|_| {
-                Status::with_error_details(
-                    tonic::Code::ResourceExhausted,
+                status::retry_later(
                     format!("{MAX_CONCURRENT_DRY_RUNS} dry-run dispatches are planning already; retry shortly"),
-                    tonic_types::ErrorDetails::with_retry_info(Some(status::RETRY_FULL_QUEUE_AFTER)),
+                    status::RETRY_FULL_QUEUE_AFTER,
                 )
             })?;
             let (plan, now, _) =

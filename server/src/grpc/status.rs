@@ -86,17 +86,9 @@ pub fn from_domain(error: DomainError) -> Status {
 pub fn from_engine(error: EngineError) -> Status {
     match error {
         EngineError::Domain(error) => from_domain(error),
-        EngineError::Overloaded => Status::with_error_details(
-            Code::ResourceExhausted,
-            error.to_string(),
-            ErrorDetails::with_retry_info(Some(RETRY_FULL_QUEUE_AFTER)),
-        ),
+        EngineError::Overloaded => retry_later(error.to_string(), RETRY_FULL_QUEUE_AFTER),
         EngineError::PlanOutdated => Status::aborted(error.to_string()),
-        EngineError::PastReadsBusy => Status::with_error_details(
-            Code::ResourceExhausted,
-            error.to_string(),
-            ErrorDetails::with_retry_info(Some(RETRY_FULL_QUEUE_AFTER)),
-        ),
+        EngineError::PastReadsBusy => retry_later(error.to_string(), RETRY_FULL_QUEUE_AFTER),
         EngineError::Unavailable(reason) => {
             tracing::warn!(%reason, "write refused: engine unavailable");
             Status::unavailable("the server is not accepting writes now; retry later")
@@ -110,6 +102,12 @@ pub fn from_engine(error: EngineError) -> Status {
             Status::internal("internal error")
         }
     }
+}
+
+/// `RESOURCE_EXHAUSTED` with a `RetryInfo` saying when to try again: a
+/// bound was reached, nothing changed.
+pub fn retry_later(message: String, after: std::time::Duration) -> Status {
+    Status::with_error_details(Code::ResourceExhausted, message, ErrorDetails::with_retry_info(Some(after)))
 }
 
 /// The status for a failed blocking read task.

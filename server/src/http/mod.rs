@@ -38,8 +38,8 @@ use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 
-use crate::engine::EngineHandle;
-use crate::grpc::auth::{Caller, Rule, Tokens};
+use crate::engine::{EngineError, EngineHandle};
+use crate::grpc::auth::{digest, Caller, Rule, Tokens};
 
 /// The default address of the HTTP side: loopback only.
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
@@ -73,11 +73,6 @@ struct Sessions {
 }
 
 impl Sessions {
-    fn digest(id: &str) -> [u8; 32] {
-        use sha2::Digest as _;
-        sha2::Sha256::digest(id.as_bytes()).into()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, SessionMap> {
         self.by_digest.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -96,13 +91,13 @@ impl Sessions {
         if sessions.len() >= MAX_SESSIONS {
             return None;
         }
-        sessions.insert(Self::digest(&id), (caller, now + Duration::from_secs(SESSION_SECONDS)));
+        sessions.insert(digest(&id), (caller, now + Duration::from_secs(SESSION_SECONDS)));
         Some(id)
     }
 
     fn caller(&self, id: &str) -> Option<Caller> {
         let mut sessions = self.lock();
-        let digest = Self::digest(id);
+        let digest = digest(id);
         match sessions.get(&digest) {
             Some((caller, expires)) if *expires > std::time::Instant::now() => Some(caller.clone()),
             Some(_) => {
@@ -114,7 +109,7 @@ impl Sessions {
     }
 
     fn close(&self, id: &str) {
-        self.lock().remove(&Self::digest(id));
+        self.lock().remove(&digest(id));
     }
 }
 
@@ -399,20 +394,12 @@ async fn incident_page(Extract(shared): Extract<Shared>, headers: HeaderMap, Pat
         return *refused;
     }
     let engine = shared.engine.clone();
-    let Ok(permit) = shared.engine.heavy_read() else {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            [(header::RETRY_AFTER, "1")],
-            "too many reports at once; retry shortly\n",
-        )
-            .into_response();
-    };
-    let rendered = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        pages::incident_page(&engine, &id)
-    })
-    .await;
+    let rendered = shared.engine.heavy("rendering an incident page", move || pages::incident_page(&engine, &id)).await;
     match rendered {
+        Err(EngineError::PastReadsBusy) => {
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "1")], "too many reports at once; retry shortly\n")
+                .into_response()
+        }
         Ok(Ok(html)) => ([(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response(),
         Ok(Err(pages::PageError::NotFound(what))) => {
             (StatusCode::NOT_FOUND, Html(pages::not_found(&what))).into_response()
