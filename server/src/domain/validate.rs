@@ -117,11 +117,13 @@ pub fn polygon(field: &str, ring: &[LatLng]) -> DomainResult<()> {
     }
     // Edges are straight in longitude and latitude: one that spans more
     // than half the globe is a shape that crosses the antimeridian, which
-    // would be read as a belt around the world.
-    for (index, pair) in ring.windows(2).enumerate() {
-        if (pair[1].lng - pair[0].lng).abs() > 180.0 {
+    // would be read as a belt around the world. The edge from the last
+    // corner back to the first counts too.
+    for (index, from) in ring.iter().enumerate() {
+        let next = (index + 1) % ring.len();
+        if (ring[next].lng - from.lng).abs() > 180.0 {
             return Err(DomainError::invalid(
-                format!("{field}[{}]", index + 1),
+                format!("{field}[{next}]"),
                 "crosses the antimeridian: split the area at longitude 180",
             ));
         }
@@ -186,6 +188,16 @@ mod tests {
         assert!(polygon("zone.polygon", &clockwise).is_ok());
         let closed = ring(&[(28.19, 112.97), (28.19, 112.98), (28.20, 112.98), (28.19, 112.97)]);
         assert!(polygon("zone.polygon", &closed).is_ok(), "a ring given closed is the same ring");
+    }
+
+    #[test]
+    fn a_polygon_whose_closing_edge_crosses_the_antimeridian_is_refused() {
+        // Each listed edge spans less than 180 degrees of longitude; the edge
+        // from the last corner back to the first spans 359.8.
+        let ring = [(10.0, -179.9), (20.0, 0.0), (10.0, 179.9)].map(|(lat, lng)| LatLng { lat, lng });
+        let refused = polygon("zone.polygon", &ring).unwrap_err().to_string();
+        assert!(refused.contains("antimeridian"), "{refused}");
+        assert!(refused.contains("zone.polygon[0]"), "the corner the closing edge returns to: {refused}");
     }
 
     #[test]
