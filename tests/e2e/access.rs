@@ -514,3 +514,17 @@ async fn one_connection_may_hold_only_so_many_watch_streams() {
     }
     assert!(admitted.is_some(), "the dropped stream's place came back");
 }
+
+#[tokio::test]
+async fn a_refusal_that_names_a_huge_team_id_stays_a_short_permission_denied() {
+    let server =
+        TestServer::start_with(Options { tokens: vec![token("wr01app", "team:WR-01")], ..Options::default() }).await;
+    let mut app = server.client_with_token("wr01app-secret-token-0123456789").await.incidents();
+    let huge = "W".repeat(100_000);
+    let listed = app.list_assignments(pb::ListAssignmentsRequest { team_id: huge.clone(), ..Default::default() }).await;
+    let watched = app.watch_assignments(pb::WatchAssignmentsRequest { team_id: huge }).await.map(|_| ());
+    for refused in [listed.map(|_| ()), watched] {
+        let status = check_error(refused, Code::PermissionDenied, None);
+        assert!(status.message().len() <= 1_024, "a refusal of {} bytes", status.message().len());
+    }
+}

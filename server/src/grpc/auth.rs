@@ -204,9 +204,17 @@ pub fn rule_for(path: &str) -> Option<Rule> {
     RULES.iter().find(|(method, _)| *method == path).map(|(_, rule)| *rule)
 }
 
+/// `path` as the table holds it, when the server serves it: a label that
+/// costs no allocation and that a client cannot invent.
+pub fn served_path(path: &str) -> Option<&'static str> {
+    RULES.iter().find(|(method, _)| *method == path).map(|(method, _)| *method)
+}
+
 impl Caller {
-    fn denied(&self, what: impl std::fmt::Display) -> Status {
-        Status::permission_denied(format!("{} ({}) may not {what}", self.actor, self.role))
+    /// `PERMISSION_DENIED`: this caller may not do `what`.
+    pub(crate) fn denied(&self, what: impl std::fmt::Display) -> Status {
+        let message = format!("{} ({}) may not {what}", self.actor, self.role);
+        Status::permission_denied(super::status::bounded_message(&message))
     }
 
     /// For [`Rule::OwnTeam`] and [`Rule::OwnAssignment`]: a commander, or

@@ -379,20 +379,16 @@ impl pb::incident_service_server::IncidentService for IncidentService {
             // assignment has no team: only a commander changes it).
             // A team learns nothing of assignments it does not hold, not
             // even whether they exist.
+            // One refusal for an assignment that does not exist and one
+            // of supplies, so that the answer tells neither apart.
             let state = self.engine.snapshot();
-            let held = validate::id("assignment_id", &request.assignment_id)
+            let team_id = validate::id("assignment_id", &request.assignment_id)
                 .ok()
                 .and_then(|()| state.assignment(&request.assignment_id).ok())
-                .map(|assignment| assignment.team_id().map(str::to_owned));
-            let Some(team_id) = held else {
-                return Err(Status::permission_denied(format!(
-                    "{} ({}) may change only its own team's assignments",
-                    caller.actor, caller.role
-                )));
-            };
+                .and_then(|assignment| assignment.team_id().map(str::to_owned));
             match team_id {
                 Some(team_id) => caller.acts_for(&team_id)?,
-                None => caller.commands()?,
+                None => return Err(caller.denied("change an assignment its team does not hold")),
             }
         }
         let target = convert::assignment_status_in("status", request.status)?;

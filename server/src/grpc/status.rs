@@ -50,6 +50,13 @@ fn bounded(text: &str, limit: usize) -> String {
     format!("{}…", &text[..end])
 }
 
+/// `message` cut to what a refusal may carry ([`MAX_MESSAGE_BYTES`]): it
+/// goes out in a response header, and one that echoes a huge request field
+/// would be refused by the client's HTTP/2 layer instead of read.
+pub(crate) fn bounded_message(message: &str) -> String {
+    bounded(message, MAX_MESSAGE_BYTES)
+}
+
 /// The status for a refused command.
 pub fn from_domain(error: DomainError) -> Status {
     let error = match error {
