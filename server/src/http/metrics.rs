@@ -18,7 +18,7 @@ use std::time::Instant;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::domain::incident::{IncidentStatus, NeedStatus};
-use crate::domain::State;
+use crate::domain::{Level, State};
 
 /// Latency buckets, in seconds: a loopback read is well under a
 /// millisecond, a durable write a few, a large dispatch a few hundred.
@@ -103,9 +103,8 @@ pub fn render(state: &State, watchers: usize) -> String {
             }
         }
     }
-    let levels = ["I", "II", "III", "IV"];
     let needs: Vec<(String, f64)> =
-        levels.iter().zip(open).map(|(level, count)| (format!("{{level=\"{level}\"}}"), count as f64)).collect();
+        Level::ALL.iter().zip(open).map(|(level, count)| (format!("{{level=\"{level}\"}}"), count as f64)).collect();
     line("muster_open_needs", "needs not yet filled, by their incident's level", &needs);
     let mut by_status = std::collections::BTreeMap::<&str, u64>::new();
     {
@@ -159,9 +158,8 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         // Only methods the server serves, so a client cannot grow the label set.
-        let method = crate::grpc::auth::rule_for(request.uri().path())
-            .map(|_| request.uri().path().trim_start_matches('/').to_owned())
-            .unwrap_or_else(|| "unknown".to_owned());
+        let method =
+            crate::grpc::auth::served_path(request.uri().path()).map_or("unknown", |path| path.trim_start_matches('/'));
         let started = Instant::now();
         let answer = self.inner.call(request);
         Box::pin(async move {
@@ -176,7 +174,7 @@ where
                 .map(tonic::Code::from_i32)
                 .unwrap_or(tonic::Code::Ok);
             let code = format!("{code:?}");
-            metrics::counter!("muster_grpc_requests_total", "method" => method.clone(), "code" => code).increment(1);
+            metrics::counter!("muster_grpc_requests_total", "method" => method, "code" => code).increment(1);
             metrics::histogram!("muster_grpc_request_duration_seconds", "method" => method)
                 .record(started.elapsed().as_secs_f64());
             Ok(response)
