@@ -52,25 +52,7 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Ord + Clone,
 {
-    struct Elements<T>(PhantomData<T>);
-
-    impl<'de, T: Deserialize<'de> + Ord + Clone> Visitor<'de> for Elements<T> {
-        type Value = OrdSet<T>;
-
-        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-            formatter.write_str("a set")
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-            let mut set = OrdSet::new();
-            while let Some(element) = access.next_element()? {
-                set.insert(element);
-            }
-            Ok(set)
-        }
-    }
-
-    deserializer.deserialize_seq(Elements(PhantomData))
+    elements(deserializer, "a set")
 }
 
 /// A `Vector`, element by element.
@@ -79,23 +61,34 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Clone,
 {
-    struct Elements<T>(PhantomData<T>);
+    elements(deserializer, "a sequence")
+}
 
-    impl<'de, T: Deserialize<'de> + Clone> Visitor<'de> for Elements<T> {
-        type Value = Vector<T>;
+/// A sequence into `C` (an `OrdSet` or a `Vector`), element by element;
+/// `expecting` names it in a type mismatch.
+fn elements<'de, D, T, C>(deserializer: D, expecting: &'static str) -> Result<C, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+    C: Default + Extend<T>,
+{
+    struct Elements<T, C>(&'static str, PhantomData<(T, C)>);
+
+    impl<'de, T: Deserialize<'de>, C: Default + Extend<T>> Visitor<'de> for Elements<T, C> {
+        type Value = C;
 
         fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-            formatter.write_str("a sequence")
+            formatter.write_str(self.0)
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut access: A) -> Result<Self::Value, A::Error> {
-            let mut vector = Vector::new();
+            let mut collection = C::default();
             while let Some(element) = access.next_element()? {
-                vector.push_back(element);
+                collection.extend(std::iter::once(element));
             }
-            Ok(vector)
+            Ok(collection)
         }
     }
 
-    deserializer.deserialize_seq(Elements(PhantomData))
+    deserializer.deserialize_seq(Elements(expecting, PhantomData))
 }
