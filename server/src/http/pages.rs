@@ -58,12 +58,11 @@ pub fn not_found(what: &str) -> String {
     )
 }
 
-/// The log records about `incident`, in order: found by time from its
-/// declaration (a binary search over the log), read forward, at most
-/// [`MAX_TIMELINE_SCAN`] records. The second value is true when the scan
-/// stopped at that bound.
-pub fn timeline(engine: &EngineHandle, incident: &Incident) -> Result<(Vec<LogRecord>, bool), StoreError> {
-    let last = engine.snapshot().last_sequence;
+/// The log records about `incident` up to record `last` (the state the
+/// page draws), in order: found by time from its declaration (a binary
+/// search over the log), read forward, at most [`MAX_TIMELINE_SCAN`]
+/// records. The second value is true when the scan stopped at that bound.
+pub fn timeline(engine: &EngineHandle, incident: &Incident, last: u64) -> Result<(Vec<LogRecord>, bool), StoreError> {
     // The first record at or after the declaration.
     let (mut low, mut high) = (1u64, last.max(1));
     while low < high {
@@ -95,11 +94,6 @@ pub fn timeline(engine: &EngineHandle, incident: &Incident) -> Result<(Vec<LogRe
     Ok((records, false))
 }
 
-/// Minutes from `from` to `to`.
-fn minutes(from: Timestamp, to: Timestamp) -> f64 {
-    to.minutes_since(from)
-}
-
 /// Per need: when it was raised, when it was first filled whole, and when
 /// the first assigned resource arrived (went `ON_SCENE`).
 struct NeedTimes {
@@ -113,9 +107,7 @@ struct NeedTimes {
 fn need_times(state: &State, incident: &Incident, records: &[LogRecord]) -> Vec<NeedTimes> {
     let fills = crate::domain::fills::Fills::of(records);
     state
-        .needs
-        .values()
-        .filter(|need| need.incident_id == incident.id)
+        .needs_of(incident)
         .map(|need| {
             let fill = fills.get(need.number);
             NeedTimes {
@@ -265,7 +257,7 @@ fn incident_body(engine: &EngineHandle, id: &str, report: bool) -> Result<(Strin
     let state = engine.snapshot();
     let incident =
         state.incidents.get(id).cloned().ok_or_else(|| PageError::NotFound(format!("no incident {id:?}")))?;
-    let (records, truncated) = timeline(engine, &incident)?;
+    let (records, truncated) = timeline(engine, &incident, state.last_sequence)?;
     let now = engine.now();
     let mut body = String::new();
     let title = format!("{}: {}", incident.id, incident.title);
@@ -302,7 +294,7 @@ fn incident_body(engine: &EngineHandle, id: &str, report: bool) -> Result<(Strin
     let _ = write!(body, "<section><h2>Map</h2>{}</section>", map_svg(&scoped, Some(&incident.id), 900, 420));
 
     body.push_str("<section><h2>Needs</h2><table><thead><tr><th>need</th><th>what</th><th>wanted</th><th>filled</th><th>status</th></tr></thead><tbody>");
-    for need in state.needs.values().filter(|need| need.incident_id == incident.id) {
+    for need in state.needs_of(&incident) {
         let (what, _) = view::need_words(need);
         let _ = write!(
             body,
@@ -374,7 +366,7 @@ fn incident_body(engine: &EngineHandle, id: &str, report: bool) -> Result<(Strin
         }
     }
     body.push_str("</ul>");
-    if let Some(plan) = incident.plan.as_ref().and_then(|plan| state.plan(&plan.id, plan.version).ok()) {
+    if let Some(plan) = state.incident_plan(&incident) {
         let _ = write!(body, "<p>Plan {} v{}; triggers:</p><ul>", escape(&plan.id), plan.version);
         for trigger in &plan.triggers {
             let _ = write!(
@@ -417,21 +409,9 @@ fn incident_body(engine: &EngineHandle, id: &str, report: bool) -> Result<(Strin
             .flatten()
             .collect();
         body.push_str("<section><h2>Shortfalls</h2>");
-        if shortfalls.is_empty() {
-            body.push_str("<p>None recorded.</p>");
-        } else {
-            let _ = write!(body, "<ul><li>{}</li></ul>", shortfalls.join("</li><li>"));
-        }
+        body.push_str(&bullets(shortfalls, "None recorded."));
         body.push_str("<h2>Reserve overrides</h2>");
-        if overrides.is_empty() {
-            body.push_str("<p>None.</p>");
-        } else {
-            let _ = write!(
-                body,
-                "<ul><li>{}</li></ul>",
-                overrides.iter().map(|line| escape(line)).collect::<Vec<_>>().join("</li><li>")
-            );
-        }
+        body.push_str(&bullets(overrides.iter().map(|line| escape(line)), "None."));
         body.push_str("</section>");
     }
 
@@ -469,8 +449,8 @@ fn chart_rows(times: &[NeedTimes]) -> Vec<ChartRow> {
         .iter()
         .map(|need| ChartRow {
             label: format!("{} {}", need.id, need.what),
-            fill: need.filled.map(|at| minutes(need.raised, at)),
-            arrive: need.arrived.map(|at| minutes(need.raised, at)),
+            fill: need.filled.map(|at| at.minutes_since(need.raised)),
+            arrive: need.arrived.map(|at| at.minutes_since(need.raised)),
         })
         .collect()
 }
@@ -519,6 +499,17 @@ pub fn need_chart(rows: &[ChartRow]) -> String {
         height - 4.0
     );
     svg
+}
+
+/// `items` (HTML already) as a bulleted list, or `<p>{none}</p>` when
+/// there are none.
+fn bullets(items: impl IntoIterator<Item = String>, none: &str) -> String {
+    let items: String = items.into_iter().map(|item| format!("<li>{item}</li>")).collect();
+    if items.is_empty() {
+        format!("<p>{none}</p>")
+    } else {
+        format!("<ul>{items}</ul>")
+    }
 }
 
 /// `/incidents/ID`.
@@ -592,39 +583,27 @@ fn drill_body(run: &crate::drill::StoredRun) -> String {
         .collect();
     let _ = write!(body, "<h3>Time to fill and to arrive</h3>{}", need_chart(&rows));
     body.push_str("<h3>Unmet needs</h3>");
-    if report.unmet.is_empty() {
-        body.push_str("<p>None.</p>");
-    } else {
-        body.push_str("<ul>");
-        for unmet in &report.unmet {
-            let _ = write!(
-                body,
-                "<li>{} {}: {} missing ({})</li>",
-                escape(&unmet.incident_id),
-                escape(&unmet.need_id),
-                unmet.missing,
-                escape(&unmet.reason)
-            );
-        }
-        body.push_str("</ul>");
-    }
+    let unmet = report.unmet.iter().map(|unmet| {
+        format!(
+            "{} {}: {} missing ({})",
+            escape(&unmet.incident_id),
+            escape(&unmet.need_id),
+            unmet.missing,
+            escape(&unmet.reason)
+        )
+    });
+    body.push_str(&bullets(unmet, "None."));
     body.push_str("<h3>Reserve overrides</h3>");
-    if report.reserve_overrides.is_empty() {
-        body.push_str("<p>None.</p>");
-    } else {
-        body.push_str("<ul>");
-        for over in &report.reserve_overrides {
-            let _ = write!(
-                body,
-                "<li>{}: {} {} from {}</li>",
-                escape(&over.assignment_id),
-                over.quantity,
-                escape(&over.item_code),
-                escape(&over.depot_id)
-            );
-        }
-        body.push_str("</ul>");
-    }
+    let overrides = report.reserve_overrides.iter().map(|over| {
+        format!(
+            "{}: {} {} from {}",
+            escape(&over.assignment_id),
+            over.quantity,
+            escape(&over.item_code),
+            escape(&over.depot_id)
+        )
+    });
+    body.push_str(&bullets(overrides, "None."));
     body.push_str("<h3>Decisions</h3><table class=\"timeline\"><tbody>");
     for decision in &report.decisions {
         let _ = write!(

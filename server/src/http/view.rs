@@ -171,7 +171,7 @@ fn point(position: &LatLng) -> [f64; 2] {
 
 /// The team as the board shows it at `now`, stale past `stale_after`.
 pub fn team_view(team: &Team, now: Timestamp, stale_after_seconds: u64) -> TeamView {
-    let age = team.last_report_at.map(|at| (now.0 - at.0) / 1_000_000_000);
+    let age = team.last_report_at.map(|at| now.seconds_since(at));
     TeamView {
         id: team.id.clone(),
         name: team.profile.name.clone(),
