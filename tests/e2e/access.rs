@@ -5,17 +5,12 @@ use std::sync::{Arc, Condvar, Mutex};
 use muster_client::proto as pb;
 use muster_server::domain::{LogRecord, Timestamp};
 use muster_server::engine::EngineConfig;
-use muster_server::server::TokenConfig;
 use muster_server::store::{Append, MemoryStore, RequestKey, RequestRecord, Store, StoreError};
 use muster_tests::{Options, TestServer};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::support::{check_error, raw_call, register, Shape};
-
-fn token(name: &str, role: &str) -> TokenConfig {
-    TokenConfig { name: name.to_owned(), role: role.to_owned(), token: format!("{name}-secret-token-0123456789") }
-}
+use crate::support::{check_error, raw_call, register, secret, token, Shape};
 
 #[tokio::test]
 async fn tokens_and_roles_limit_what_each_caller_may_do() {
@@ -26,7 +21,6 @@ async fn tokens_and_roles_limit_what_each_caller_may_do() {
         token("exercise", "drill"),
     ];
     let server = TestServer::start_with(Options { tokens: tokens.clone(), ..Options::default() }).await;
-    let secret = |name: &str| format!("{name}-secret-token-0123456789");
 
     let anonymous = server.client().await.roster().list_teams(pb::ListTeamsRequest::default()).await;
     check_error(anonymous, Code::Unauthenticated, None);
@@ -105,7 +99,7 @@ async fn every_method_with_every_role_is_allowed_or_refused_as_the_access_table_
         token("exercise", "drill"),
     ];
     let server = TestServer::start_with(Options { tokens, ..Options::default() }).await;
-    let commander = server.client_with_token("duty-secret-token-0123456789").await;
+    let commander = server.client_with_token(&secret("duty")).await;
     commander
         .imports()
         .import(pb::ImportRequest {
@@ -268,7 +262,7 @@ async fn every_method_with_every_role_is_allowed_or_refused_as_the_access_table_
 async fn two_phones_of_one_team_are_two_actors_with_their_own_request_ids() {
     let tokens = vec![token("duty", "commander"), token("phone-a", "team:WR-01"), token("phone-b", "team:WR-01")];
     let server = TestServer::start_with(Options { tokens, ..Options::default() }).await;
-    let mut commander = server.client_with_token("duty-secret-token-0123456789").await.roster();
+    let mut commander = server.client_with_token(&secret("duty")).await.roster();
     commander.register_team(register("WR-01", "")).await.unwrap();
     let report = |status: pb::TeamStatus| pb::ReportStatusRequest {
         request_id: "report-1".into(),
@@ -276,14 +270,14 @@ async fn two_phones_of_one_team_are_two_actors_with_their_own_request_ids() {
         status: status.into(),
         ..Default::default()
     };
-    let mut phone_a = server.client_with_token("phone-a-secret-token-0123456789").await.roster();
-    let mut phone_b = server.client_with_token("phone-b-secret-token-0123456789").await.roster();
+    let mut phone_a = server.client_with_token(&secret("phone-a")).await.roster();
+    let mut phone_b = server.client_with_token(&secret("phone-b")).await.roster();
     phone_a.report_status(report(pb::TeamStatus::OutOfService)).await.unwrap();
     // The same request_id from another phone is another request, not a retry.
     let second = phone_b.report_status(report(pb::TeamStatus::Available)).await.unwrap().into_inner();
     assert_eq!(second.status(), pb::TeamStatus::Available);
     let events = server
-        .client_with_token("duty-secret-token-0123456789")
+        .client_with_token(&secret("duty"))
         .await
         .audit()
         .list_events(pb::ListEventsRequest::default())
@@ -519,7 +513,7 @@ async fn one_connection_may_hold_only_so_many_watch_streams() {
 async fn a_refusal_that_names_a_huge_team_id_stays_a_short_permission_denied() {
     let server =
         TestServer::start_with(Options { tokens: vec![token("wr01app", "team:WR-01")], ..Options::default() }).await;
-    let mut app = server.client_with_token("wr01app-secret-token-0123456789").await.incidents();
+    let mut app = server.client_with_token(&secret("wr01app")).await.incidents();
     let huge = "W".repeat(100_000);
     let listed = app.list_assignments(pb::ListAssignmentsRequest { team_id: huge.clone(), ..Default::default() }).await;
     let watched = app.watch_assignments(pb::WatchAssignmentsRequest { team_id: huge }).await.map(|_| ());

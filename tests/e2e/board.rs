@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 
 use muster_client::proto as pb;
-use muster_server::server::TokenConfig;
 use muster_tests::{Options, TestServer};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+use crate::support::{team_of, token};
 
 const CITY: &str = include_str!("../../drills/fixtures/city.toml");
 
@@ -155,10 +156,8 @@ async fn the_board_its_picture_an_incident_page_and_the_geojson_show_the_city() 
     let team_assignment = dispatched
         .assignments
         .iter()
-        .find_map(|assignment| match &assignment.resource {
-            Some(pb::assignment::Resource::TeamId(team)) => Some((assignment.id.clone(), team.clone())),
-            _ => None,
-        })
+        .find(|assignment| !team_of(assignment).is_empty())
+        .map(|assignment| (assignment.id.clone(), team_of(assignment).to_owned()))
         .unwrap();
 
     let board = get(&http, "/").await;
@@ -326,10 +325,6 @@ async fn a_change_over_grpc_reaches_the_live_stream() {
     assert_eq!(update["teams"][0]["id"], team);
     assert_eq!(update["teams"][0]["lat"], 28.2001);
     assert_eq!(update["refresh"], false, "a position report moves a dot; nothing else to fetch");
-}
-
-fn token(name: &str, role: &str) -> TokenConfig {
-    TokenConfig { name: name.to_owned(), role: role.to_owned(), token: format!("{name}-secret-token-0123456789") }
 }
 
 #[tokio::test]

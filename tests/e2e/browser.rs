@@ -53,14 +53,8 @@ async fn the_board_renders_in_a_browser_and_follows_a_change_without_a_reload() 
     let server = TestServer::start_with(Options { http: true, ..Options::default() }).await;
     let http = server.http_url.clone().unwrap();
     let dispatched = crate::board::city(&server).await;
-    let assigned = dispatched
-        .assignments
-        .iter()
-        .find_map(|assignment| match &assignment.resource {
-            Some(pb::assignment::Resource::TeamId(team)) => Some(team.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let assigned =
+        dispatched.assignments.iter().map(crate::support::team_of).find(|team| !team.is_empty()).unwrap().to_owned();
 
     let driver = chromedriver().await;
     let profile = tempfile::tempdir().unwrap();

@@ -7,9 +7,7 @@ use muster_tests::TestServer;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-use crate::support::check_error;
-
-pub(crate) type Incidents = pb::incident_service_client::IncidentServiceClient<muster_client::AuthChannel>;
+use crate::support::{check_error, team_of, Incidents};
 
 pub(crate) const WORLD: &str = r#"
 [[item]]
@@ -115,13 +113,6 @@ async fn dispatch(incidents: &mut Incidents, incident: &str, dry_run: bool) -> p
         .await
         .unwrap()
         .into_inner()
-}
-
-fn team_of(assignment: &pb::Assignment) -> &str {
-    match &assignment.resource {
-        Some(pb::assignment::Resource::TeamId(team)) => team,
-        _ => "",
-    }
 }
 
 async fn advance(

@@ -7,12 +7,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use muster_client::proto as pb;
-use muster_server::server::TokenConfig;
 use muster_tests::{Options, TestServer};
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-use crate::support::{check_error, register};
+use crate::support::{check_error, register, secret, token};
 
 fn drills_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../drills")
@@ -128,17 +127,13 @@ team_assigned = { team = "WR-01", incident = "copy-flood" }
     assert_eq!(incidents.incidents.iter().map(|incident| incident.id.as_str()).collect::<Vec<_>>(), vec!["live-flood"]);
 }
 
-fn token(name: &str, role: &str) -> TokenConfig {
-    TokenConfig { name: name.to_owned(), role: role.to_owned(), token: format!("{name}-secret-token-0123456789") }
-}
-
 #[tokio::test]
 async fn a_drill_token_runs_drills_and_cannot_touch_live_data() {
     let tokens = vec![token("controller", "drill"), token("screen", "observer"), token("officer", "commander")];
     let server = TestServer::start_with(Options { tokens, ..Options::default() }).await;
-    let drill = server.client_with_token("controller-secret-token-0123456789").await;
-    let observer = server.client_with_token("screen-secret-token-0123456789").await;
-    let officer = server.client_with_token("officer-secret-token-0123456789").await;
+    let drill = server.client_with_token(&secret("controller")).await;
+    let observer = server.client_with_token(&secret("screen")).await;
+    let officer = server.client_with_token(&secret("officer")).await;
     officer.roster().register_team(register("WR-01", "")).await.unwrap();
     let before = digest(&officer).await;
 

@@ -34,10 +34,8 @@ use muster_tests::TestServer;
 use prost::Message as _;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
-use tonic_types::StatusExt as _;
 
-use crate::dispatch::Incidents;
-use crate::support::{raw_call, team, Shape};
+use crate::support::{get_incident, raw_call, team, violations, Shape};
 
 // ---------------------------------------------------------------------------
 // What a case wants, and how a table of cases runs.
@@ -108,14 +106,6 @@ impl Table {
     fn add(&mut self, what: impl Into<String>, want: Want, call: impl Future<Output = Result<(), Status>> + 'static) {
         self.cases.push(Case { what: what.into(), want, call: Box::pin(call) });
     }
-}
-
-/// The fields a status's `BadRequest` detail names.
-fn violations(status: &Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|details| details.field_violations.into_iter().map(|violation| violation.field).collect())
-        .unwrap_or_default()
 }
 
 /// A status in brief (long messages and fields cut).
@@ -339,10 +329,6 @@ async fn world(server: &TestServer) -> World {
         cancelled_need: need_id(&c, false),
         last_sequence,
     }
-}
-
-async fn get_incident(incidents: &mut Incidents, id: &str) -> pb::Incident {
-    incidents.get_incident(pb::GetIncidentRequest { id: id.into(), as_of: None }).await.unwrap().into_inner()
 }
 
 /// The id of `incident`'s team need, or of its supply need.

@@ -8,9 +8,7 @@ use tokio_stream::StreamExt;
 use tonic::Code;
 
 use crate::plans::{flood_plan, put};
-use crate::support::check_error;
-
-type Incidents = pb::incident_service_client::IncidentServiceClient<muster_client::AuthChannel>;
+use crate::support::{check_error, Incidents};
 
 async fn world(client: &muster_client::Client) {
     let item = pb::Item {

@@ -10,9 +10,7 @@ use muster_tests::TestServer;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
-use crate::support::check_error;
-
-type Incidents = pb::incident_service_client::IncidentServiceClient<muster_client::AuthChannel>;
+use crate::support::{check_error, get_incident, team_of, Incidents};
 
 const WORLD: &str = r#"
 [[item]]
@@ -187,10 +185,6 @@ async fn update(
         .map(tonic::Response::into_inner)
 }
 
-async fn get_incident(incidents: &mut Incidents, id: &str) -> pb::Incident {
-    incidents.get_incident(pb::GetIncidentRequest { id: id.into(), as_of: None }).await.unwrap().into_inner()
-}
-
 async fn active_assignments(incidents: &mut Incidents, incident: &str) -> Vec<pb::Assignment> {
     incidents
         .list_assignments(pb::ListAssignmentsRequest {
@@ -224,13 +218,6 @@ async fn stock(server: &TestServer) -> pb::StockLevel {
         .await
         .unwrap()
         .into_inner()
-}
-
-fn team_of(assignment: &pb::Assignment) -> &str {
-    match &assignment.resource {
-        Some(pb::assignment::Resource::TeamId(team)) => team,
-        _ => "",
-    }
 }
 
 fn team_need(incident: &pb::Incident) -> &pb::Need {

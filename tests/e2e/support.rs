@@ -4,6 +4,17 @@ use muster_client::proto as pb;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+/// The token the tests give caller `name`: long enough and base64url, as
+/// the server demands.
+pub fn secret(name: &str) -> String {
+    format!("{name}-secret-token-0123456789")
+}
+
+/// A token for `name` in `role`, its secret [`secret`]`(name)`.
+pub fn token(name: &str, role: &str) -> muster_server::server::TokenConfig {
+    muster_server::server::TokenConfig { name: name.to_owned(), role: role.to_owned(), token: secret(name) }
+}
+
 /// A valid team with one capability, insured until 2027-06-30.
 pub fn team(id: &str) -> pb::Team {
     pb::Team {
@@ -24,6 +35,22 @@ pub fn register(id: &str, request_id: &str) -> pb::RegisterTeamRequest {
     pb::RegisterTeamRequest { request_id: request_id.to_owned(), team: Some(team(id)) }
 }
 
+/// The team an assignment sends ("" for supplies).
+pub fn team_of(assignment: &pb::Assignment) -> &str {
+    match &assignment.resource {
+        Some(pb::assignment::Resource::TeamId(team)) => team,
+        _ => "",
+    }
+}
+
+/// The incident service's client, as the tests hold it.
+pub type Incidents = pb::incident_service_client::IncidentServiceClient<muster_client::AuthChannel>;
+
+/// Incident `id` as it stands now.
+pub async fn get_incident(incidents: &mut Incidents, id: &str) -> pb::Incident {
+    incidents.get_incident(pb::GetIncidentRequest { id: id.into(), as_of: None }).await.unwrap().into_inner()
+}
+
 /// Asserts that `result` failed with `code`, and, for `INVALID_ARGUMENT`,
 /// that the message and the `BadRequest` detail name `field`.
 pub fn check_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, field: Option<&str>) -> Status {
@@ -31,13 +58,18 @@ pub fn check_error<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, fi
     assert_eq!(status.code(), code, "unexpected status: {status:?}");
     if let Some(field) = field {
         assert!(status.message().contains(field), "message {:?} does not name {field}", status.message());
-        let violations = status.get_details_bad_request().map(|details| details.field_violations).unwrap_or_default();
-        assert!(
-            violations.iter().any(|violation| violation.field == field),
-            "no BadRequest violation for {field}: {violations:?}"
-        );
+        let violations = violations(&status);
+        assert!(violations.iter().any(|named| named == field), "no BadRequest violation for {field}: {violations:?}");
     }
     status
+}
+
+/// The fields a status's `BadRequest` detail names.
+pub fn violations(status: &Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|details| details.field_violations.into_iter().map(|violation| violation.field).collect())
+        .unwrap_or_default()
 }
 
 /// How a method answers.
