@@ -78,16 +78,16 @@ impl pb::export_service_server::ExportService for ExportService {
     ) -> Result<Response<pb::Document>, Status> {
         let incident = request.into_inner().incident_id;
         let state = self.engine.snapshot();
-        let situation = view::situation(&state, self.engine.now(), self.engine.dispatch_settings().stale_after_seconds);
         let scope = if incident.is_empty() {
             None
         } else {
             validate::id("incident_id", &incident)?;
-            if !situation.incidents.iter().any(|view| view.id == incident) {
+            if !view::is_open_incident(&state, &incident) {
                 return Err(DomainError::not_found("open incident", &incident).into());
             }
             Some(incident.as_str())
         };
+        let situation = view::live(&self.engine, &state);
         let collection = view::geojson(&situation, view::Layer::All, scope);
         document("application/geo+json", collection.to_string(), "the GeoJSON", "; the HTTP side serves it whole")
     }

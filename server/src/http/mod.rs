@@ -217,8 +217,7 @@ impl Shared {
     }
 
     fn situation(&self) -> view::Situation {
-        let settings = self.engine.dispatch_settings();
-        view::situation(&self.engine.snapshot(), self.engine.now(), settings.stale_after_seconds)
+        view::live(&self.engine, &self.engine.snapshot())
     }
 }
 
@@ -433,12 +432,13 @@ async fn geo(
         return (StatusCode::NOT_FOUND, "layers: situation, teams, depots, incidents, zones, assignments (.geojson)\n")
             .into_response();
     };
-    let situation = shared.situation();
+    let state = shared.engine.snapshot();
     if let Some(incident) = &query.incident {
-        if !situation.incidents.iter().any(|view| &view.id == incident) {
+        if !view::is_open_incident(&state, incident) {
             return (StatusCode::NOT_FOUND, format!("no open incident {incident:?}\n")).into_response();
         }
     }
+    let situation = view::live(&shared.engine, &state);
     let collection = view::geojson(&situation, layer, query.incident.as_deref());
     ([(header::CONTENT_TYPE, "application/geo+json")], collection.to_string()).into_response()
 }

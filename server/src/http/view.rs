@@ -10,6 +10,7 @@ use crate::domain::incident::{Incident, IncidentStatus, Need, NeedStatus};
 use crate::domain::plan::NeedKey;
 use crate::domain::team::Team;
 use crate::domain::{LatLng, State, Timestamp};
+use crate::engine::EngineHandle;
 
 /// A stock level counts as near its floor when what is available above the
 /// strategic minimum is at most this share of the minimum (or nothing).
@@ -278,6 +279,18 @@ fn low_stock(state: &State, depot_id: &str) -> Vec<LowStock> {
             })
         })
         .collect()
+}
+
+/// The picture of `state` as the engine draws it now (its clock, its
+/// staleness setting): what the board, its stream and the GeoJSON show.
+pub fn live(engine: &EngineHandle, state: &State) -> Situation {
+    situation(state, engine.now(), engine.dispatch_settings().stale_after_seconds)
+}
+
+/// True when `id` names an incident that is not closed: the only ones the
+/// picture draws.
+pub fn is_open_incident(state: &State, id: &str) -> bool {
+    state.incidents.get(id).is_some_and(|incident| incident.status != IncidentStatus::Closed)
 }
 
 /// The situation at `now`.
