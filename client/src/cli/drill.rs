@@ -158,14 +158,14 @@ pub async fn run(client: &Client, command: DrillCommand, output: Output) -> anyh
         DrillCommand::Report { run, html: Some(path) } => {
             let request = pb::RenderDrillReportRequest { run_id: run, compare_with: String::new() };
             let document = drills.render_drill_report(request).await?.into_inner();
-            std::fs::write(&path, &document.body).with_context(|| format!("writing {}", path.display()))?;
+            output::write_file(&path, &document.body)?;
             out!("wrote {}", path.display());
             Ok(())
         }
         DrillCommand::Compare { first, second, html: Some(path) } => {
             let request = pb::RenderDrillReportRequest { run_id: first, compare_with: second };
             let document = drills.render_drill_report(request).await?.into_inner();
-            std::fs::write(&path, &document.body).with_context(|| format!("writing {}", path.display()))?;
+            output::write_file(&path, &document.body)?;
             out!("wrote {}", path.display());
             Ok(())
         }
@@ -209,7 +209,7 @@ pub async fn run(client: &Client, command: DrillCommand, output: Output) -> anyh
                 .script;
             match path {
                 Some(path) => {
-                    std::fs::write(&path, &script).with_context(|| format!("writing {}", path.display()))?;
+                    output::write_file(&path, &script)?;
                     out!("wrote {}", path.display());
                 }
                 None => out!("{}", script.trim_end()),

@@ -1,9 +1,8 @@
 //! `muster report` and `muster export`: documents the server renders (the
 //! after-action report, GeoJSON), written to a file or standard output.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context as _;
 use clap::Subcommand;
 use muster_client::proto as pb;
 use muster_client::Client;
@@ -39,10 +38,6 @@ pub enum ExportCommand {
     },
 }
 
-fn write(path: &Path, body: &str) -> anyhow::Result<()> {
-    std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))
-}
-
 /// Runs `muster report ...`.
 pub async fn report(client: &Client, command: ReportCommand) -> anyhow::Result<()> {
     match command {
@@ -52,7 +47,7 @@ pub async fn report(client: &Client, command: ReportCommand) -> anyhow::Result<(
                 .incident_report(pb::IncidentReportRequest { incident_id: id.clone() })
                 .await?
                 .into_inner();
-            write(&html, &document.body)?;
+            super::output::write_file(&html, &document.body)?;
             eprintln!("wrote the after-action report of {id} to {}", html.display());
             Ok(())
         }
@@ -66,7 +61,7 @@ pub async fn export(client: &Client, command: ExportCommand) -> anyhow::Result<(
             let request = pb::SituationGeoJsonRequest { incident_id: incident.unwrap_or_default() };
             let document = client.exports().situation_geo_json(request).await?.into_inner();
             match out {
-                Some(path) => write(&path, &document.body),
+                Some(path) => super::output::write_file(&path, &document.body),
                 None => {
                     super::output::out!("{}", document.body);
                     Ok(())

@@ -17,6 +17,12 @@ pub fn write_line(arguments: std::fmt::Arguments<'_>) {
     }
 }
 
+/// Writes `body` to the file at `path`, saying which file failed.
+pub fn write_file(path: &std::path::Path, body: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    std::fs::write(path, body).with_context(|| format!("writing {}", path.display()))
+}
+
 /// `out!` that survives a closed pipe (see [`write_line`]).
 macro_rules! out {
     ($($argument:tt)*) => {
