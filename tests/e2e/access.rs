@@ -10,7 +10,7 @@ use muster_tests::{Options, TestServer};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::support::{check_error, raw_call, register, secret, token, Shape};
+use crate::support::{check_error, raw_call, register, secret, token};
 
 #[tokio::test]
 async fn tokens_and_roles_limit_what_each_caller_may_do() {
@@ -120,100 +120,90 @@ async fn every_method_with_every_role_is_allowed_or_refused_as_the_access_table_
     assert_eq!(assignment.resource, Some(pb::assignment::Resource::TeamId("W-NEAR".into())));
 
     let near = || "W-NEAR".to_owned();
-    let unary = Shape::Unary;
-    let stream = Shape::ServerStream;
-    let rows: Vec<(&str, Shape, Vec<u8>, &str)> = vec![
-        ("/grpc.health.v1.Health/Check", unary, vec![], "cotxdnb"),
-        ("/grpc.health.v1.Health/Watch", stream, vec![], "cotxdnb"),
-        ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Shape::Bidi, vec![], "cotxd"),
-        ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", Shape::Bidi, vec![], "cotxd"),
-        ("/muster.v1.RosterService/RegisterTeam", unary, vec![], "c"),
+    let rows: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("/grpc.health.v1.Health/Check", vec![], "cotxdnb"),
+        ("/grpc.health.v1.Health/Watch", vec![], "cotxdnb"),
+        ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", vec![], "cotxd"),
+        ("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", vec![], "cotxd"),
+        ("/muster.v1.RosterService/RegisterTeam", vec![], "c"),
         (
             "/muster.v1.RosterService/GetTeam",
-            unary,
             pb::GetTeamRequest { id: near(), ..Default::default() }.encode_to_vec(),
             "cotx",
         ),
-        ("/muster.v1.RosterService/ListTeams", unary, vec![], "cotx"),
-        ("/muster.v1.RosterService/UpdateTeam", unary, vec![], "c"),
+        ("/muster.v1.RosterService/ListTeams", vec![], "cotx"),
+        ("/muster.v1.RosterService/UpdateTeam", vec![], "c"),
         (
             "/muster.v1.RosterService/ReportStatus",
-            unary,
             pb::ReportStatusRequest { team_id: near(), ..Default::default() }.encode_to_vec(),
             "ct",
         ),
-        ("/muster.v1.RosterService/WatchTeams", stream, vec![], "cotx"),
-        ("/muster.v1.ReserveService/DefineItem", unary, vec![], "c"),
-        ("/muster.v1.ReserveService/RegisterDepot", unary, vec![], "c"),
-        ("/muster.v1.ReserveService/AdjustStock", unary, vec![], "c"),
-        ("/muster.v1.ReserveService/SetMinReserve", unary, vec![], "c"),
-        ("/muster.v1.ReserveService/TransferStock", unary, vec![], "c"),
-        ("/muster.v1.ReserveService/GetStock", unary, vec![], "cotx"),
-        ("/muster.v1.ReserveService/ListStock", unary, vec![], "cotx"),
-        ("/muster.v1.ReserveService/ListLedger", unary, vec![], "cotx"),
-        ("/muster.v1.ReserveService/ListItems", unary, vec![], "cotx"),
-        ("/muster.v1.ReserveService/ListDepots", unary, vec![], "cotx"),
-        ("/muster.v1.ImportService/Import", unary, vec![], "c"),
-        ("/muster.v1.PlanService/PutPlan", unary, vec![], "c"),
-        ("/muster.v1.PlanService/GetPlan", unary, vec![], "cotx"),
-        ("/muster.v1.PlanService/ListPlans", unary, vec![], "cotx"),
-        ("/muster.v1.IncidentService/DeclareIncident", unary, vec![], "c"),
+        ("/muster.v1.RosterService/WatchTeams", vec![], "cotx"),
+        ("/muster.v1.ReserveService/DefineItem", vec![], "c"),
+        ("/muster.v1.ReserveService/RegisterDepot", vec![], "c"),
+        ("/muster.v1.ReserveService/AdjustStock", vec![], "c"),
+        ("/muster.v1.ReserveService/SetMinReserve", vec![], "c"),
+        ("/muster.v1.ReserveService/TransferStock", vec![], "c"),
+        ("/muster.v1.ReserveService/GetStock", vec![], "cotx"),
+        ("/muster.v1.ReserveService/ListStock", vec![], "cotx"),
+        ("/muster.v1.ReserveService/ListLedger", vec![], "cotx"),
+        ("/muster.v1.ReserveService/ListItems", vec![], "cotx"),
+        ("/muster.v1.ReserveService/ListDepots", vec![], "cotx"),
+        ("/muster.v1.ImportService/Import", vec![], "c"),
+        ("/muster.v1.PlanService/PutPlan", vec![], "c"),
+        ("/muster.v1.PlanService/GetPlan", vec![], "cotx"),
+        ("/muster.v1.PlanService/ListPlans", vec![], "cotx"),
+        ("/muster.v1.IncidentService/DeclareIncident", vec![], "c"),
         (
             "/muster.v1.IncidentService/GetIncident",
-            unary,
             pb::GetIncidentRequest { id: "A".into(), ..Default::default() }.encode_to_vec(),
             "cotx",
         ),
-        ("/muster.v1.IncidentService/ListIncidents", unary, vec![], "cotx"),
-        ("/muster.v1.IncidentService/UpdateIncident", unary, vec![], "c"),
-        ("/muster.v1.IncidentService/CloseIncident", unary, vec![], "c"),
-        ("/muster.v1.IncidentService/RequestResources", unary, vec![], "c"),
+        ("/muster.v1.IncidentService/ListIncidents", vec![], "cotx"),
+        ("/muster.v1.IncidentService/UpdateIncident", vec![], "c"),
+        ("/muster.v1.IncidentService/CloseIncident", vec![], "c"),
+        ("/muster.v1.IncidentService/RequestResources", vec![], "c"),
         (
             "/muster.v1.IncidentService/Dispatch",
-            unary,
             pb::DispatchRequest { incident_id: "A".into(), ..Default::default() }.encode_to_vec(),
             "c",
         ),
         (
             "/muster.v1.IncidentService/Dispatch",
-            unary,
             pb::DispatchRequest { dry_run: true, ..Default::default() }.encode_to_vec(),
             "co",
         ),
-        ("/muster.v1.IncidentService/AssignResource", unary, vec![], "c"),
+        ("/muster.v1.IncidentService/AssignResource", vec![], "c"),
         (
             "/muster.v1.IncidentService/ListAssignments",
-            unary,
             pb::ListAssignmentsRequest { team_id: near(), ..Default::default() }.encode_to_vec(),
             "cot",
         ),
-        ("/muster.v1.IncidentService/ListAssignments", unary, vec![], "co"),
+        ("/muster.v1.IncidentService/ListAssignments", vec![], "co"),
         (
             "/muster.v1.IncidentService/UpdateAssignment",
-            unary,
             pb::UpdateAssignmentRequest { assignment_id: assignment.id.clone(), ..Default::default() }.encode_to_vec(),
             "ct",
         ),
-        ("/muster.v1.IncidentService/WatchIncidents", stream, vec![], "co"),
+        ("/muster.v1.IncidentService/WatchIncidents", vec![], "co"),
         (
             "/muster.v1.IncidentService/WatchAssignments",
-            stream,
             pb::WatchAssignmentsRequest { team_id: near() }.encode_to_vec(),
             "cot",
         ),
-        ("/muster.v1.IncidentService/SetZone", unary, vec![], "c"),
-        ("/muster.v1.IncidentService/ClearZone", unary, vec![], "c"),
-        ("/muster.v1.IncidentService/ListZones", unary, vec![], "cotx"),
-        ("/muster.v1.AuditService/ListEvents", unary, vec![], "co"),
-        ("/muster.v1.AuditService/GetDigest", unary, vec![], "cotx"),
-        ("/muster.v1.ExportService/IncidentReport", unary, vec![], "co"),
-        ("/muster.v1.ExportService/SituationGeoJson", unary, vec![], "co"),
-        ("/muster.v1.DrillService/RunDrill", stream, vec![], "cd"),
-        ("/muster.v1.DrillService/GetDrillReport", unary, vec![], "cd"),
-        ("/muster.v1.DrillService/ReplayDrill", unary, vec![], "cd"),
-        ("/muster.v1.DrillService/ListDrillRuns", unary, vec![], "cd"),
-        ("/muster.v1.DrillService/ExportIncidentAsDrill", unary, vec![], "cd"),
-        ("/muster.v1.DrillService/RenderDrillReport", unary, vec![], "cd"),
+        ("/muster.v1.IncidentService/SetZone", vec![], "c"),
+        ("/muster.v1.IncidentService/ClearZone", vec![], "c"),
+        ("/muster.v1.IncidentService/ListZones", vec![], "cotx"),
+        ("/muster.v1.AuditService/ListEvents", vec![], "co"),
+        ("/muster.v1.AuditService/GetDigest", vec![], "cotx"),
+        ("/muster.v1.ExportService/IncidentReport", vec![], "co"),
+        ("/muster.v1.ExportService/SituationGeoJson", vec![], "co"),
+        ("/muster.v1.DrillService/RunDrill", vec![], "cd"),
+        ("/muster.v1.DrillService/GetDrillReport", vec![], "cd"),
+        ("/muster.v1.DrillService/ReplayDrill", vec![], "cd"),
+        ("/muster.v1.DrillService/ListDrillRuns", vec![], "cd"),
+        ("/muster.v1.DrillService/ExportIncidentAsDrill", vec![], "cd"),
+        ("/muster.v1.DrillService/RenderDrillReport", vec![], "cd"),
     ];
 
     // The rows name every method served, no more.
@@ -226,7 +216,6 @@ async fn every_method_with_every_role_is_allowed_or_refused_as_the_access_table_
             &channel,
             Some("far-secret-token-0123456789"),
             "/muster.v1.IncidentService/UpdateAssignment",
-            Shape::Unary,
             body.encode_to_vec(),
         )
         .await;
@@ -238,9 +227,9 @@ async fn every_method_with_every_role_is_allowed_or_refused_as_the_access_table_
     assert_eq!(called, served, "the matrix must call every method");
 
     let mut wrong = Vec::new();
-    for (path, shape, body, allowed) in &rows {
+    for (path, body, allowed) in &rows {
         for (who, token) in CALLERS {
-            let result = raw_call(&channel, *token, path, *shape, body.clone()).await;
+            let result = raw_call(&channel, *token, path, body.clone()).await;
             let code = result.as_ref().err().map(tonic::Status::code);
             let expected_allowed = allowed.contains(*who) || (allowed.contains('n') && *who == 'b');
             let ok = if expected_allowed {

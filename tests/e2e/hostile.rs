@@ -35,7 +35,7 @@ use prost::Message as _;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
-use crate::support::{get_incident, raw_call, team, violations, Shape};
+use crate::support::{get_incident, raw_call, team, violations};
 
 // ---------------------------------------------------------------------------
 // What a case wants, and how a table of cases runs.
@@ -750,59 +750,59 @@ fn junk_messages(string_field: Option<u32>) -> Vec<(&'static str, Vec<u8>)> {
 }
 
 /// A raw call as a case's future.
-fn raw(channel: &Channel, path: &'static str, shape: Shape, body: Vec<u8>) -> Call {
+fn raw(channel: &Channel, path: &'static str, body: Vec<u8>) -> Call {
     let channel = channel.clone();
-    boxed(async move { raw_call(&channel, None, path, shape, body).await.map(|_| ()) })
+    boxed(async move { raw_call(&channel, None, path, body).await.map(|_| ()) })
 }
 
-/// Every method of the API: its path, its shape, and the number of a string
-/// field of its request (none for the two requests without one).
-const METHODS: &[(&str, Shape, Option<u32>)] = &[
-    ("/muster.v1.RosterService/RegisterTeam", Shape::Unary, Some(1)),
-    ("/muster.v1.RosterService/GetTeam", Shape::Unary, Some(1)),
-    ("/muster.v1.RosterService/ListTeams", Shape::Unary, Some(2)),
-    ("/muster.v1.RosterService/UpdateTeam", Shape::Unary, Some(1)),
-    ("/muster.v1.RosterService/ReportStatus", Shape::Unary, Some(2)),
-    ("/muster.v1.RosterService/WatchTeams", Shape::ServerStream, None),
-    ("/muster.v1.ReserveService/DefineItem", Shape::Unary, Some(1)),
-    ("/muster.v1.ReserveService/RegisterDepot", Shape::Unary, Some(1)),
-    ("/muster.v1.ReserveService/AdjustStock", Shape::Unary, Some(2)),
-    ("/muster.v1.ReserveService/SetMinReserve", Shape::Unary, Some(2)),
-    ("/muster.v1.ReserveService/TransferStock", Shape::Unary, Some(2)),
-    ("/muster.v1.ReserveService/GetStock", Shape::Unary, Some(1)),
-    ("/muster.v1.ReserveService/ListStock", Shape::Unary, Some(1)),
-    ("/muster.v1.ReserveService/ListLedger", Shape::Unary, Some(1)),
-    ("/muster.v1.ReserveService/ListItems", Shape::Unary, Some(2)),
-    ("/muster.v1.ReserveService/ListDepots", Shape::Unary, Some(2)),
-    ("/muster.v1.ImportService/Import", Shape::Unary, Some(3)),
-    ("/muster.v1.PlanService/PutPlan", Shape::Unary, Some(1)),
-    ("/muster.v1.PlanService/GetPlan", Shape::Unary, Some(1)),
-    ("/muster.v1.PlanService/ListPlans", Shape::Unary, Some(3)),
-    ("/muster.v1.IncidentService/DeclareIncident", Shape::Unary, Some(3)),
-    ("/muster.v1.IncidentService/GetIncident", Shape::Unary, Some(1)),
-    ("/muster.v1.IncidentService/ListIncidents", Shape::Unary, Some(3)),
-    ("/muster.v1.IncidentService/UpdateIncident", Shape::Unary, Some(2)),
-    ("/muster.v1.IncidentService/CloseIncident", Shape::Unary, Some(2)),
-    ("/muster.v1.IncidentService/RequestResources", Shape::Unary, Some(2)),
-    ("/muster.v1.IncidentService/Dispatch", Shape::Unary, Some(2)),
-    ("/muster.v1.IncidentService/AssignResource", Shape::Unary, Some(3)),
-    ("/muster.v1.IncidentService/ListAssignments", Shape::Unary, Some(2)),
-    ("/muster.v1.IncidentService/UpdateAssignment", Shape::Unary, Some(2)),
-    ("/muster.v1.IncidentService/WatchIncidents", Shape::ServerStream, Some(1)),
-    ("/muster.v1.IncidentService/WatchAssignments", Shape::ServerStream, Some(1)),
-    ("/muster.v1.IncidentService/SetZone", Shape::Unary, Some(1)),
-    ("/muster.v1.IncidentService/ClearZone", Shape::Unary, Some(2)),
-    ("/muster.v1.IncidentService/ListZones", Shape::Unary, Some(2)),
-    ("/muster.v1.AuditService/ListEvents", Shape::Unary, Some(2)),
-    ("/muster.v1.AuditService/GetDigest", Shape::Unary, None),
-    ("/muster.v1.ExportService/IncidentReport", Shape::Unary, Some(1)),
-    ("/muster.v1.ExportService/SituationGeoJson", Shape::Unary, Some(1)),
-    ("/muster.v1.DrillService/RunDrill", Shape::ServerStream, Some(1)),
-    ("/muster.v1.DrillService/GetDrillReport", Shape::Unary, Some(1)),
-    ("/muster.v1.DrillService/ReplayDrill", Shape::Unary, Some(1)),
-    ("/muster.v1.DrillService/ListDrillRuns", Shape::Unary, Some(2)),
-    ("/muster.v1.DrillService/ExportIncidentAsDrill", Shape::Unary, Some(1)),
-    ("/muster.v1.DrillService/RenderDrillReport", Shape::Unary, Some(1)),
+/// Every method of the API: its path and the number of a string field of
+/// its request (none for the two requests without one).
+const METHODS: &[(&str, Option<u32>)] = &[
+    ("/muster.v1.RosterService/RegisterTeam", Some(1)),
+    ("/muster.v1.RosterService/GetTeam", Some(1)),
+    ("/muster.v1.RosterService/ListTeams", Some(2)),
+    ("/muster.v1.RosterService/UpdateTeam", Some(1)),
+    ("/muster.v1.RosterService/ReportStatus", Some(2)),
+    ("/muster.v1.RosterService/WatchTeams", None),
+    ("/muster.v1.ReserveService/DefineItem", Some(1)),
+    ("/muster.v1.ReserveService/RegisterDepot", Some(1)),
+    ("/muster.v1.ReserveService/AdjustStock", Some(2)),
+    ("/muster.v1.ReserveService/SetMinReserve", Some(2)),
+    ("/muster.v1.ReserveService/TransferStock", Some(2)),
+    ("/muster.v1.ReserveService/GetStock", Some(1)),
+    ("/muster.v1.ReserveService/ListStock", Some(1)),
+    ("/muster.v1.ReserveService/ListLedger", Some(1)),
+    ("/muster.v1.ReserveService/ListItems", Some(2)),
+    ("/muster.v1.ReserveService/ListDepots", Some(2)),
+    ("/muster.v1.ImportService/Import", Some(3)),
+    ("/muster.v1.PlanService/PutPlan", Some(1)),
+    ("/muster.v1.PlanService/GetPlan", Some(1)),
+    ("/muster.v1.PlanService/ListPlans", Some(3)),
+    ("/muster.v1.IncidentService/DeclareIncident", Some(3)),
+    ("/muster.v1.IncidentService/GetIncident", Some(1)),
+    ("/muster.v1.IncidentService/ListIncidents", Some(3)),
+    ("/muster.v1.IncidentService/UpdateIncident", Some(2)),
+    ("/muster.v1.IncidentService/CloseIncident", Some(2)),
+    ("/muster.v1.IncidentService/RequestResources", Some(2)),
+    ("/muster.v1.IncidentService/Dispatch", Some(2)),
+    ("/muster.v1.IncidentService/AssignResource", Some(3)),
+    ("/muster.v1.IncidentService/ListAssignments", Some(2)),
+    ("/muster.v1.IncidentService/UpdateAssignment", Some(2)),
+    ("/muster.v1.IncidentService/WatchIncidents", Some(1)),
+    ("/muster.v1.IncidentService/WatchAssignments", Some(1)),
+    ("/muster.v1.IncidentService/SetZone", Some(1)),
+    ("/muster.v1.IncidentService/ClearZone", Some(2)),
+    ("/muster.v1.IncidentService/ListZones", Some(2)),
+    ("/muster.v1.AuditService/ListEvents", Some(2)),
+    ("/muster.v1.AuditService/GetDigest", None),
+    ("/muster.v1.ExportService/IncidentReport", Some(1)),
+    ("/muster.v1.ExportService/SituationGeoJson", Some(1)),
+    ("/muster.v1.DrillService/RunDrill", Some(1)),
+    ("/muster.v1.DrillService/GetDrillReport", Some(1)),
+    ("/muster.v1.DrillService/ReplayDrill", Some(1)),
+    ("/muster.v1.DrillService/ListDrillRuns", Some(2)),
+    ("/muster.v1.DrillService/ExportIncidentAsDrill", Some(1)),
+    ("/muster.v1.DrillService/RenderDrillReport", Some(1)),
 ];
 
 // ---------------------------------------------------------------------------
@@ -2498,7 +2498,7 @@ async fn bytes_that_are_not_the_request_are_invalid_argument_on_every_method() {
         .into_iter()
         .filter(|path| path.starts_with("/muster.v1."))
         .collect();
-    let swept: BTreeSet<String> = METHODS.iter().map(|(path, _, _)| (*path).to_owned()).collect();
+    let swept: BTreeSet<String> = METHODS.iter().map(|(path, _)| (*path).to_owned()).collect();
     assert_eq!(swept, served, "the sweep must reach every method of the API, and only those");
 
     let server = TestServer::start().await;
@@ -2510,58 +2510,52 @@ async fn bytes_that_are_not_the_request_are_invalid_argument_on_every_method() {
     table.add(
         "GetDigest as an empty message (control)",
         Want::Answered,
-        raw(channel, "/muster.v1.AuditService/GetDigest", Shape::Unary, Vec::new()),
+        raw(channel, "/muster.v1.AuditService/GetDigest", Vec::new()),
     );
     table.add(
         "WatchTeams with an unknown field (control)",
         Want::Answered,
-        raw(channel, "/muster.v1.RosterService/WatchTeams", Shape::ServerStream, length_delimited(15, b"junk")),
+        raw(channel, "/muster.v1.RosterService/WatchTeams", length_delimited(15, b"junk")),
     );
 
     // Every method, every kind of junk.
-    for &(path, shape, string_field) in METHODS {
+    for &(path, string_field) in METHODS {
         for (what, body) in junk_messages(string_field) {
-            table.add(format!("{path} with {what}"), UNDECODABLE, raw(channel, path, shape, body));
+            table.add(format!("{path} with {what}"), UNDECODABLE, raw(channel, path, body));
         }
     }
 
     // Junk inside the request's own messages.
     let entry = |key: &[u8], value: Vec<u8>| [length_delimited(1, key), value].concat();
-    for (what, path, shape, body) in [
+    for (what, path, body) in [
         (
             "RegisterTeam with a team name that is not UTF-8",
             "/muster.v1.RosterService/RegisterTeam",
-            Shape::Unary,
             length_delimited(2, &length_delimited(2, &[0xC3, 0x28])),
         ),
         (
             "SetZone with a vertex latitude cut short",
             "/muster.v1.IncidentService/SetZone",
-            Shape::Unary,
             length_delimited(2, &length_delimited(2, &[0x09, 0x00, 0x00, 0x00])),
         ),
         (
             "DeclareIncident with a metric sent as a varint",
             "/muster.v1.IncidentService/DeclareIncident",
-            Shape::Unary,
             length_delimited(2, &length_delimited(7, &entry(b"water_level_m", vec![0x10, 0x01]))),
         ),
         (
             "PutPlan with 200 nested groups inside a level",
             "/muster.v1.PlanService/PutPlan",
-            Shape::Unary,
             length_delimited(2, &length_delimited(4, &nested_groups())),
         ),
         (
             "RunDrill with a file that is not UTF-8",
             "/muster.v1.DrillService/RunDrill",
-            Shape::ServerStream,
             length_delimited(3, &entry(b"world.toml", length_delimited(2, &[0xFF]))),
         ),
         (
             "RegisterTeam over the 4 MiB message limit",
             "/muster.v1.RosterService/RegisterTeam",
-            Shape::Unary,
             pb::RegisterTeamRequest {
                 request_id: String::new(),
                 team: Some(pb::Team { name: "x".repeat(OVER_MESSAGE), ..team("H-BIG") }),
@@ -2571,11 +2565,10 @@ async fn bytes_that_are_not_the_request_are_invalid_argument_on_every_method() {
         (
             "RunDrill over the 4 MiB message limit",
             "/muster.v1.DrillService/RunDrill",
-            Shape::ServerStream,
             pb::RunDrillRequest { script: "#".repeat(OVER_MESSAGE), ..Default::default() }.encode_to_vec(),
         ),
     ] {
-        table.add(what, UNDECODABLE, raw(channel, path, shape, body));
+        table.add(what, UNDECODABLE, raw(channel, path, body));
     }
 
     // Unknown enum values, as raw bytes on the wire.
@@ -2605,7 +2598,7 @@ async fn bytes_that_are_not_the_request_are_invalid_argument_on_every_method() {
             declare("H-RAW", |i| i.level = -1).encode_to_vec(),
         ),
     ] {
-        table.add(what, want, raw(channel, path, Shape::Unary, body));
+        table.add(what, want, raw(channel, path, body));
     }
 
     run(&server, table).await;

@@ -72,17 +72,6 @@ pub fn violations(status: &Status) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// How a method answers.
-#[derive(Clone, Copy, Debug)]
-pub enum Shape {
-    /// One request, one reply.
-    Unary,
-    /// One request, a stream of replies.
-    ServerStream,
-    /// Streams both ways (reflection).
-    Bidi,
-}
-
 /// A codec of raw message bytes, so one helper can call any method.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RawCodec;
@@ -130,9 +119,10 @@ pub async fn raw_call(
     channel: &tonic::transport::Channel,
     token: Option<&str>,
     path: &str,
-    shape: Shape,
     body: Vec<u8>,
 ) -> Result<Vec<u8>, Status> {
+    // How to call it, as the server's own descriptors say.
+    let shape = muster_server::grpc::auth::method_shape(path).expect("a method the server serves");
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready().await.map_err(|error| Status::unavailable(error.to_string()))?;
     let path: http::uri::PathAndQuery = path.parse().expect("a gRPC path");
@@ -141,18 +131,18 @@ pub async fn raw_call(
             metadata.insert("authorization", format!("Bearer {token}").parse().expect("header text"));
         }
     };
-    match shape {
-        Shape::Unary => {
+    match (shape.client_streaming, shape.server_streaming) {
+        (false, false) => {
             let mut request = tonic::Request::new(body);
             authorize(request.metadata_mut());
             grpc.unary(request, path, RawCodec).await.map(tonic::Response::into_inner)
         }
-        Shape::ServerStream => {
+        (false, true) => {
             let mut request = tonic::Request::new(body);
             authorize(request.metadata_mut());
             grpc.server_streaming(request, path, RawCodec).await.map(|_| Vec::new())
         }
-        Shape::Bidi => {
+        (true, _) => {
             let mut request = tonic::Request::new(tokio_stream::once(body));
             authorize(request.metadata_mut());
             let mut replies = grpc.streaming(request, path, RawCodec).await?.into_inner();

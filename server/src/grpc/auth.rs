@@ -174,29 +174,55 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/muster.v1.DrillService/RenderDrillReport", Rule::Drill),
 ];
 
-/// Every method the server serves, as gRPC paths, read from the compiled
-/// descriptor sets of its services, health and reflection (what tests hold
-/// [`RULES`] and the access matrix to).
-pub fn served_methods() -> std::collections::BTreeSet<String> {
-    use prost::Message as _;
-    let mut served = std::collections::BTreeSet::new();
-    for set in [
-        muster_proto::FILE_DESCRIPTOR_SET,
-        tonic_health::pb::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-    ] {
-        // Compiled into the binary: a set that does not decode is a build bug.
-        let Ok(files) = prost_types::FileDescriptorSet::decode(set) else { continue };
-        for file in files.file {
-            for service in &file.service {
-                for method in &service.method {
-                    served.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()));
+/// Which way a method streams, as its descriptor says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MethodShape {
+    /// The client sends a stream of requests.
+    pub client_streaming: bool,
+    /// The server answers with a stream.
+    pub server_streaming: bool,
+}
+
+/// Every method the server serves, by gRPC path, with its shape: read once
+/// from the compiled descriptor sets of its services, health and reflection.
+fn method_shapes() -> &'static std::collections::BTreeMap<String, MethodShape> {
+    static SHAPES: std::sync::OnceLock<std::collections::BTreeMap<String, MethodShape>> = std::sync::OnceLock::new();
+    SHAPES.get_or_init(|| {
+        use prost::Message as _;
+        let mut shapes = std::collections::BTreeMap::new();
+        for set in [
+            muster_proto::FILE_DESCRIPTOR_SET,
+            tonic_health::pb::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+            tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+        ] {
+            // Compiled into the binary: a set that does not decode is a build bug.
+            let Ok(files) = prost_types::FileDescriptorSet::decode(set) else { continue };
+            for file in files.file {
+                for service in &file.service {
+                    for method in &service.method {
+                        let shape = MethodShape {
+                            client_streaming: method.client_streaming(),
+                            server_streaming: method.server_streaming(),
+                        };
+                        shapes.insert(format!("/{}.{}/{}", file.package(), service.name(), method.name()), shape);
+                    }
                 }
             }
         }
-    }
-    served
+        shapes
+    })
+}
+
+/// Every method the server serves, as gRPC paths (what tests hold
+/// [`RULES`] and the access matrix to).
+pub fn served_methods() -> std::collections::BTreeSet<String> {
+    method_shapes().keys().cloned().collect()
+}
+
+/// How the method at `path` streams, if the server serves it.
+pub fn method_shape(path: &str) -> Option<MethodShape> {
+    method_shapes().get(path).copied()
 }
 
 /// The rule for a gRPC path, if the server serves it.

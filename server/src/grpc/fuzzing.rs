@@ -89,13 +89,10 @@ pub fn api_methods() -> Vec<&'static str> {
     RULES.iter().map(|(path, _)| *path).filter(|path| path.starts_with("/muster.v1.")).collect()
 }
 
-/// The streams among [`api_methods`]: they never end by themselves, so
-/// the harness reads only how they open.
+/// The streams among [`api_methods`] (their descriptors say so): they
+/// never end by themselves, so the harness reads only how they open.
 fn streams(path: &str) -> bool {
-    path.ends_with("/WatchTeams")
-        || path.ends_with("/WatchIncidents")
-        || path.ends_with("/WatchAssignments")
-        || path.ends_with("/RunDrill")
+    super::auth::method_shape(path).is_some_and(|shape| shape.server_streaming)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
