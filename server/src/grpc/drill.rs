@@ -188,20 +188,19 @@ impl pb::drill_service_server::DrillService for DrillService {
         let request = request.into_inner();
         validate::text("name", &request.name, false)?;
         validate::repeated("files", &request.files.iter().collect::<Vec<_>>())?;
-        if request.script.len() > MAX_SCRIPT_BYTES {
-            return Err(status::from_domain(DomainError::invalid(
-                "script",
-                format!("is larger than {MAX_SCRIPT_BYTES} bytes"),
-            )));
-        }
-        for (file, text) in &request.files {
-            validate::text("files", file, true)?;
+        let within = |field: String, text: &str| {
             if text.len() > MAX_SCRIPT_BYTES {
                 return Err(status::from_domain(DomainError::invalid(
-                    format!("files[{file}]"),
+                    field,
                     format!("is larger than {MAX_SCRIPT_BYTES} bytes"),
                 )));
             }
+            Ok(())
+        };
+        within("script".to_owned(), &request.script)?;
+        for (file, text) in &request.files {
+            validate::text("files", file, true)?;
+            within(format!("files[{file}]"), text)?;
         }
         let name = if request.name.is_empty() { "script".to_owned() } else { request.name.clone() };
         let files: std::collections::BTreeMap<String, String> = request.files.into_iter().collect();

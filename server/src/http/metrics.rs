@@ -17,7 +17,6 @@ use std::time::Instant;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::domain::incident::{IncidentStatus, NeedStatus};
 use crate::domain::{Level, State};
 
 /// Latency buckets, in seconds: a loopback read is well under a
@@ -95,13 +94,8 @@ pub fn render(state: &State, watchers: usize) -> String {
     };
     line("muster_log_sequence", "the last sequence in the log", &[(String::new(), state.last_sequence as f64)]);
     let mut open = [0u64; 4];
-    for need in state.needs.values() {
-        let open_need = matches!(need.status(), NeedStatus::Open | NeedStatus::Partial);
-        if let Some(incident) = state.incidents.get(&need.incident_id) {
-            if open_need && incident.status != IncidentStatus::Closed {
-                open[incident.level.index()] += 1;
-            }
-        }
+    for (_, incident) in super::view::open_needs(state) {
+        open[incident.level.index()] += 1;
     }
     let needs: Vec<(String, f64)> =
         Level::ALL.iter().zip(open).map(|(level, count)| (format!("{{level=\"{level}\"}}"), count as f64)).collect();

@@ -293,19 +293,21 @@ pub fn is_open_incident(state: &State, id: &str) -> bool {
     state.incidents.get(id).is_some_and(|incident| incident.status != IncidentStatus::Closed)
 }
 
+/// The needs not yet filled of incidents not closed, with their incident,
+/// by need number: the board's open needs and the metric that counts them.
+pub fn open_needs(state: &State) -> impl Iterator<Item = (&Need, &Incident)> {
+    state.needs.values().filter_map(|need| {
+        let incident = state.incidents.get(&need.incident_id)?;
+        let unfilled = matches!(need.status(), NeedStatus::Open | NeedStatus::Partial);
+        (unfilled && incident.status != IncidentStatus::Closed).then_some((&**need, &**incident))
+    })
+}
+
 /// The situation at `now`.
 pub fn situation(state: &State, now: Timestamp, stale_after_seconds: u64) -> Situation {
     let open = |incident: &&std::sync::Arc<Incident>| incident.status != IncidentStatus::Closed;
     let incidents: Vec<IncidentView> = state.incidents.values().filter(open).map(|i| incident_view(i)).collect();
-    let open_needs = state
-        .needs
-        .values()
-        .filter_map(|need| {
-            let incident = state.incidents.get(&need.incident_id)?;
-            let unfilled = matches!(need.status(), NeedStatus::Open | NeedStatus::Partial);
-            (unfilled && incident.status != IncidentStatus::Closed).then(|| need_view(need, incident))
-        })
-        .collect();
+    let open_needs = open_needs(state).map(|(need, incident)| need_view(need, incident)).collect();
     Situation {
         sequence: state.last_sequence,
         now: now.to_string(),

@@ -59,12 +59,16 @@ pub mod page_token {
         hex::encode(bytes)
     }
 
+    /// The refusal of a token this server did not issue for the list.
+    fn refused() -> DomainError {
+        DomainError::invalid("page_token", "is not a token this server issued for this list")
+    }
+
     /// The key of `list` to continue after, or `None` for the first page.
     pub fn decode(list: List, token: &str) -> DomainResult<Option<String>> {
         if token.is_empty() {
             return Ok(None);
         }
-        let refused = || DomainError::invalid("page_token", "is not a token this server issued for this list");
         let bytes = hex::decode(token).map_err(|_| refused())?;
         let Some((&tag, rest)) = bytes.split_first() else { return Err(refused()) };
         let Some((key, given)) = rest.split_at_checked(rest.len().saturating_sub(CHECK_BYTES)) else {
@@ -85,9 +89,7 @@ pub mod page_token {
     pub fn decode_sequence(list: List, token: &str) -> DomainResult<u64> {
         match decode(list, token)? {
             None => Ok(0),
-            Some(text) => text
-                .parse()
-                .map_err(|_| DomainError::invalid("page_token", "is not a token this server issued for this list")),
+            Some(text) => text.parse().map_err(|_| refused()),
         }
     }
 
