@@ -240,15 +240,21 @@ async fn crash_and_recover(seed: u64) {
     // An offline replay of the log gives the state the restarted server had,
     // from the latest snapshot and from the start, and every snapshot
     // written (some of them just before the kill) is the fold of the log.
-    let check = |full: bool| {
+    // `musterd check [--full]`: its exit code and what it printed.
+    let run_check = |full: bool| {
         let output = Command::new(env!("CARGO_BIN_EXE_musterd"))
             .args(["check", "--data-dir"])
             .arg(&data_dir)
             .args(full.then_some("--full"))
             .output()
             .expect("musterd check");
-        assert!(output.status.success(), "musterd check failed: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).unwrap()
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        (output.status.code(), String::from_utf8(output.stdout).unwrap(), stderr)
+    };
+    let check = |full: bool| {
+        let (code, stdout, stderr) = run_check(full);
+        assert_eq!(code, Some(0), "musterd check failed: {stderr}");
+        stdout
     };
     let restored = check(false);
     assert!(restored.contains("from snapshot "), "seed {seed}: {restored}");
@@ -274,13 +280,8 @@ async fn crash_and_recover(seed: u64) {
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
     std::fs::write(damaged, bytes).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_musterd"))
-        .args(["check", "--full", "--data-dir"])
-        .arg(&data_dir)
-        .output()
-        .expect("musterd check --full");
-    let text = String::from_utf8(output.stdout).unwrap();
-    assert_eq!(output.status.code(), Some(1), "seed {seed}: a damaged snapshot fails the check: {text}");
+    let (code, text, _) = run_check(true);
+    assert_eq!(code, Some(1), "seed {seed}: a damaged snapshot fails the check: {text}");
     assert!(text.contains("is unreadable"), "seed {seed}: {text}");
     assert!(text.contains(&format!("digest {}", now.digest)), "seed {seed}: the check still folds to the end: {text}");
     let restored = check(false);

@@ -216,13 +216,17 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<Code> {
     Some(Code::from_i32(value))
 }
 
+/// The first byte of an [`api_call`] input that picks the method whose
+/// path ends with `method` (for example `"/GetTeam"`).
+fn selector(method: &str) -> Option<u8> {
+    u8::try_from(api_methods().iter().position(|path| path.ends_with(method))?).ok()
+}
+
 /// Valid requests for the world, as [`api_call`] inputs: the seed corpus of
 /// the `api` fuzz target, and what the proptest twin mutates.
 pub fn api_seeds() -> Vec<Vec<u8>> {
-    let methods = api_methods();
     let seed = |method: &str, message: Vec<u8>| -> Option<Vec<u8>> {
-        let selector = methods.iter().position(|path| path.ends_with(method))?;
-        let mut input = vec![u8::try_from(selector).ok()?];
+        let mut input = vec![selector(method)?];
         input.extend(message);
         Some(input)
     };
@@ -366,8 +370,7 @@ mod tests {
     #[test]
     fn the_world_builds_and_a_good_call_and_a_bad_one_keep_the_properties() {
         assert!(world().unwrap().len() > 5);
-        let methods = api_methods();
-        let get_team = u8::try_from(methods.iter().position(|path| path.ends_with("/GetTeam")).unwrap()).unwrap();
+        let get_team = selector("/GetTeam").unwrap();
         let mut good = vec![get_team];
         good.extend(pb::GetTeamRequest { id: "W-1".into(), as_of: None }.encode_to_vec());
         api_call(&good).unwrap();
