@@ -693,6 +693,17 @@ fn paging(table: &mut Table, method: &str, tokens: Vec<(&'static str, String)>, 
     }
 }
 
+/// One case per malformed `request_id` of [`bad_request_ids`] for
+/// `method`, each refused naming the field.
+fn request_ids<F>(table: &mut Table, method: &str, call: impl Fn(String) -> F)
+where
+    F: Future<Output = Result<(), Status>> + 'static,
+{
+    for (what, request_id) in bad_request_ids() {
+        table.add(format!("{method} with a request_id of {what}"), field("request_id"), call(request_id));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Raw protobuf.
 // ---------------------------------------------------------------------------
@@ -986,13 +997,9 @@ async fn roster_and_import_refuse_hostile_input_with_the_right_code() {
             call!(roster, register_team, pb::RegisterTeamRequest { request_id: String::new(), team }),
         );
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("RegisterTeam with a request_id of {what}"),
-            field("request_id"),
-            call!(roster, register_team, pb::RegisterTeamRequest { request_id, team: with_team(&free, |_| {}) }),
-        );
-    }
+    request_ids(&mut table, "RegisterTeam", |request_id| {
+        call!(roster, register_team, pb::RegisterTeamRequest { request_id, team: with_team(&free, |_| {}) })
+    });
 
     // GetTeam.
     for (what, want, request) in [
@@ -1100,17 +1107,9 @@ async fn roster_and_import_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("UpdateTeam {what}"), want, call!(roster, update_team, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("UpdateTeam with a request_id of {what}"),
-            field("request_id"),
-            call!(
-                roster,
-                update_team,
-                pb::UpdateTeamRequest { request_id, ..update_team(with_team("NOPE", |_| {}), 0) }
-            ),
-        );
-    }
+    request_ids(&mut table, "UpdateTeam", |request_id| {
+        call!(roster, update_team, pb::UpdateTeamRequest { request_id, ..update_team(with_team("NOPE", |_| {}), 0) })
+    });
 
     // ReportStatus.
     let available = i32::from(pb::TeamStatus::Available);
@@ -1137,17 +1136,9 @@ async fn roster_and_import_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("ReportStatus {what}"), want, call!(roster, report_status, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("ReportStatus with a request_id of {what}"),
-            field("request_id"),
-            call!(
-                roster,
-                report_status,
-                pb::ReportStatusRequest { request_id, ..report("NOPE", out_of_service, None) }
-            ),
-        );
-    }
+    request_ids(&mut table, "ReportStatus", |request_id| {
+        call!(roster, report_status, pb::ReportStatusRequest { request_id, ..report("NOPE", out_of_service, None) })
+    });
 
     // WatchTeams has no fields: its hostile input is raw bytes (the sweep).
 
@@ -1239,14 +1230,10 @@ async fn roster_and_import_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("Import {what}"), want, call!(imports, import, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        let refused_anyway = r#"stock = [{ depot = "D-NEAR", item = "pump", on_hand = 9223372036854775807 }]"#;
-        table.add(
-            format!("Import with a request_id of {what}"),
-            field("request_id"),
-            call!(imports, import, pb::ImportRequest { request_id, ..import("hostile.toml", refused_anyway) }),
-        );
-    }
+    let refused_anyway = r#"stock = [{ depot = "D-NEAR", item = "pump", on_hand = 9223372036854775807 }]"#;
+    request_ids(&mut table, "Import", |request_id| {
+        call!(imports, import, pb::ImportRequest { request_id, ..import("hostile.toml", refused_anyway) })
+    });
 
     run(&server, table).await;
 }
@@ -1278,13 +1265,9 @@ async fn reserve_refuses_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("DefineItem {what}"), want, call!(reserve, define_item, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("DefineItem with a request_id of {what}"),
-            field("request_id"),
-            call!(reserve, define_item, pb::DefineItemRequest { request_id, ..item(|i| i.code = "pump".into()) }),
-        );
-    }
+    request_ids(&mut table, "DefineItem", |request_id| {
+        call!(reserve, define_item, pb::DefineItemRequest { request_id, ..item(|i| i.code = "pump".into()) })
+    });
 
     // RegisterDepot.
     for (what, want, request) in [
@@ -1310,17 +1293,9 @@ async fn reserve_refuses_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("RegisterDepot {what}"), want, call!(reserve, register_depot, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("RegisterDepot with a request_id of {what}"),
-            field("request_id"),
-            call!(
-                reserve,
-                register_depot,
-                pb::RegisterDepotRequest { request_id, ..depot(|d| d.id = "D-NEAR".into()) }
-            ),
-        );
-    }
+    request_ids(&mut table, "RegisterDepot", |request_id| {
+        call!(reserve, register_depot, pb::RegisterDepotRequest { request_id, ..depot(|d| d.id = "D-NEAR".into()) })
+    });
 
     // AdjustStock.
     let reason = |reason: pb::LedgerReason| i32::from(reason);
@@ -1368,17 +1343,9 @@ async fn reserve_refuses_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("AdjustStock {what}"), want, call!(reserve, adjust_stock, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("AdjustStock with a request_id of {what}"),
-            field("request_id"),
-            call!(
-                reserve,
-                adjust_stock,
-                pb::AdjustStockRequest { request_id, ..adjust(|a| a.depot_id = "D-NONE".into()) }
-            ),
-        );
-    }
+    request_ids(&mut table, "AdjustStock", |request_id| {
+        call!(reserve, adjust_stock, pb::AdjustStockRequest { request_id, ..adjust(|a| a.depot_id = "D-NONE".into()) })
+    });
 
     // SetMinReserve.
     for (what, want, request) in [
@@ -1408,17 +1375,13 @@ async fn reserve_refuses_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("SetMinReserve {what}"), want, call!(reserve, set_min_reserve, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("SetMinReserve with a request_id of {what}"),
-            field("request_id"),
-            call!(
-                reserve,
-                set_min_reserve,
-                pb::SetMinReserveRequest { request_id, ..floor(|f| f.depot_id = "D-NONE".into()) }
-            ),
-        );
-    }
+    request_ids(&mut table, "SetMinReserve", |request_id| {
+        call!(
+            reserve,
+            set_min_reserve,
+            pb::SetMinReserveRequest { request_id, ..floor(|f| f.depot_id = "D-NONE".into()) }
+        )
+    });
 
     // TransferStock.
     for (what, want, request) in [
@@ -1445,17 +1408,13 @@ async fn reserve_refuses_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("TransferStock {what}"), want, call!(reserve, transfer_stock, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("TransferStock with a request_id of {what}"),
-            field("request_id"),
-            call!(
-                reserve,
-                transfer_stock,
-                pb::TransferStockRequest { request_id, ..transfer(|t| t.from_depot_id = "D-NONE".into()) }
-            ),
-        );
-    }
+    request_ids(&mut table, "TransferStock", |request_id| {
+        call!(
+            reserve,
+            transfer_stock,
+            pb::TransferStockRequest { request_id, ..transfer(|t| t.from_depot_id = "D-NONE".into()) }
+        )
+    });
 
     // GetStock.
     for (what, want, request) in [
@@ -1689,13 +1648,9 @@ async fn incidents_and_zones_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("DeclareIncident {what}"), want, call!(incidents, declare_incident, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("DeclareIncident with a request_id of {what}"),
-            field("request_id"),
-            call!(incidents, declare_incident, pb::DeclareIncidentRequest { request_id, ..declare("A", |_| {}) }),
-        );
-    }
+    request_ids(&mut table, "DeclareIncident", |request_id| {
+        call!(incidents, declare_incident, pb::DeclareIncidentRequest { request_id, ..declare("A", |_| {}) })
+    });
 
     // GetIncident.
     for (what, want, request) in [
@@ -1789,17 +1744,13 @@ async fn incidents_and_zones_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("UpdateIncident {what}"), want, call!(incidents, update_incident, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("UpdateIncident with a request_id of {what}"),
-            field("request_id"),
-            call!(
-                incidents,
-                update_incident,
-                pb::UpdateIncidentRequest { request_id, ..update_incident("NOPE", |u| u.level = level_i) }
-            ),
-        );
-    }
+    request_ids(&mut table, "UpdateIncident", |request_id| {
+        call!(
+            incidents,
+            update_incident,
+            pb::UpdateIncidentRequest { request_id, ..update_incident("NOPE", |u| u.level = level_i) }
+        )
+    });
 
     // CloseIncident.
     for (what, want, request) in [
@@ -1811,13 +1762,9 @@ async fn incidents_and_zones_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("CloseIncident {what}"), want, call!(incidents, close_incident, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("CloseIncident with a request_id of {what}"),
-            field("request_id"),
-            call!(incidents, close_incident, pb::CloseIncidentRequest { request_id, ..close("NOPE") }),
-        );
-    }
+    request_ids(&mut table, "CloseIncident", |request_id| {
+        call!(incidents, close_incident, pb::CloseIncidentRequest { request_id, ..close("NOPE") })
+    });
 
     // RequestResources.
     for (what, want, request) in [
@@ -1871,17 +1818,13 @@ async fn incidents_and_zones_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("RequestResources {what}"), want, call!(incidents, request_resources, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("RequestResources with a request_id of {what}"),
-            field("request_id"),
-            call!(
-                incidents,
-                request_resources,
-                pb::RequestResourcesRequest { request_id, ..request("NOPE", vec![water(1, 2)], vec![]) }
-            ),
-        );
-    }
+    request_ids(&mut table, "RequestResources", |request_id| {
+        call!(
+            incidents,
+            request_resources,
+            pb::RequestResourcesRequest { request_id, ..request("NOPE", vec![water(1, 2)], vec![]) }
+        )
+    });
 
     // Dispatch, dry and not. (An empty incident_id would dispatch B's needs.)
     for (what, want, request) in [
@@ -1896,13 +1839,9 @@ async fn incidents_and_zones_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("Dispatch {what}"), want, call!(incidents, dispatch, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("Dispatch with a request_id of {what}"),
-            field("request_id"),
-            call!(incidents, dispatch, pb::DispatchRequest { request_id, ..dispatch("NOPE", false) }),
-        );
-    }
+    request_ids(&mut table, "Dispatch", |request_id| {
+        call!(incidents, dispatch, pb::DispatchRequest { request_id, ..dispatch("NOPE", false) })
+    });
 
     // AssignResource. A hand assignment of the free team to B's team need
     // would be accepted: every case breaks one thing.
@@ -1980,17 +1919,13 @@ async fn incidents_and_zones_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("AssignResource {what}"), want, call!(incidents, assign_resource, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("AssignResource with a request_id of {what}"),
-            field("request_id"),
-            call!(
-                incidents,
-                assign_resource,
-                pb::AssignResourceRequest { request_id, ..assign("N999", by_team(free), "hostile") }
-            ),
-        );
-    }
+    request_ids(&mut table, "AssignResource", |request_id| {
+        call!(
+            incidents,
+            assign_resource,
+            pb::AssignResourceRequest { request_id, ..assign("N999", by_team(free), "hostile") }
+        )
+    });
 
     // ListAssignments.
     for (what, want, request) in [
@@ -2059,17 +1994,13 @@ async fn incidents_and_zones_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("UpdateAssignment {what}"), want, call!(incidents, update_assignment, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("UpdateAssignment with a request_id of {what}"),
-            field("request_id"),
-            call!(
-                incidents,
-                update_assignment,
-                pb::UpdateAssignmentRequest { request_id, ..advance("A999", acknowledged, 0, "") }
-            ),
-        );
-    }
+    request_ids(&mut table, "UpdateAssignment", |request_id| {
+        call!(
+            incidents,
+            update_assignment,
+            pb::UpdateAssignmentRequest { request_id, ..advance("A999", acknowledged, 0, "") }
+        )
+    });
 
     // WatchIncidents and WatchAssignments.
     for (what, want, incident_id) in [
@@ -2127,13 +2058,9 @@ async fn incidents_and_zones_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("SetZone {what}"), want, call!(incidents, set_zone, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("SetZone with a request_id of {what}"),
-            field("request_id"),
-            call!(incidents, set_zone, pb::SetZoneRequest { request_id, ..set_zone("", triangle(), "") }),
-        );
-    }
+    request_ids(&mut table, "SetZone", |request_id| {
+        call!(incidents, set_zone, pb::SetZoneRequest { request_id, ..set_zone("", triangle(), "") })
+    });
 
     // ClearZone.
     for (what, want, request) in [
@@ -2145,13 +2072,9 @@ async fn incidents_and_zones_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("ClearZone {what}"), want, call!(incidents, clear_zone, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("ClearZone with a request_id of {what}"),
-            field("request_id"),
-            call!(incidents, clear_zone, pb::ClearZoneRequest { request_id, ..clear_zone("NOPE") }),
-        );
-    }
+    request_ids(&mut table, "ClearZone", |request_id| {
+        call!(incidents, clear_zone, pb::ClearZoneRequest { request_id, ..clear_zone("NOPE") })
+    });
 
     // ListZones.
     paging(
@@ -2305,13 +2228,9 @@ async fn plans_audit_and_drills_refuse_hostile_input_with_the_right_code() {
     ] {
         table.add(format!("PutPlan {what}"), want, call!(plans, put_plan, request));
     }
-    for (what, request_id) in bad_request_ids() {
-        table.add(
-            format!("PutPlan with a request_id of {what}"),
-            field("request_id"),
-            call!(plans, put_plan, pb::PutPlanRequest { request_id, ..put_plan(|p| p.id.clear()) }),
-        );
-    }
+    request_ids(&mut table, "PutPlan", |request_id| {
+        call!(plans, put_plan, pb::PutPlanRequest { request_id, ..put_plan(|p| p.id.clear()) })
+    });
 
     // GetPlan.
     for (what, want, request) in [
