@@ -209,7 +209,7 @@ async fn every_method_with_every_role_is_allowed_or_refused_as_the_access_table_
     // The rows name every method served, no more.
     // A team asking about an assignment it does not hold learns nothing,
     // not even whether it exists.
-    let channel = tonic::transport::Endpoint::from_shared(server.url.clone()).unwrap().connect().await.unwrap();
+    let channel = server.channel().await;
     for assignment_id in ["A999", "not an id"] {
         let body = pb::UpdateAssignmentRequest { assignment_id: assignment_id.into(), ..Default::default() };
         let far = raw_call(

@@ -32,7 +32,7 @@ use std::pin::Pin;
 use muster_client::proto as pb;
 use muster_tests::TestServer;
 use prost::Message as _;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Status};
 
 use crate::support::{get_incident, raw_call, team, violations};
@@ -313,7 +313,7 @@ async fn world(server: &TestServer) -> World {
     );
     let last_sequence =
         client.audit().get_digest(pb::GetDigestRequest { sequence: 0 }).await.unwrap().into_inner().sequence;
-    let channel = Endpoint::from_shared(server.url.clone()).unwrap().connect().await.unwrap();
+    let channel = server.channel().await;
     World {
         client,
         channel,

@@ -22,7 +22,7 @@ async fn health_answers_serving() {
 #[tokio::test]
 async fn reflection_lists_every_service_of_the_contract() {
     let server = TestServer::start().await;
-    let channel = tonic::transport::Endpoint::from_shared(server.url.clone()).unwrap().connect().await.unwrap();
+    let channel = server.channel().await;
     let mut reflection = ServerReflectionClient::new(channel);
     let request = ServerReflectionRequest {
         host: String::new(),

@@ -127,6 +127,12 @@ impl TestServer {
         Client::connect_with(&self.url, None, self.client_tls.as_ref()).await.expect("connect")
     }
 
+    /// A bare gRPC channel to the server (plain HTTP/2), for calls the
+    /// client library does not make: raw bytes, health, reflection.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.url.clone()).expect("a URL").connect().await.expect("connect")
+    }
+
     /// A client with a bearer token.
     pub async fn client_with_token(&self, token: &str) -> Client {
         Client::connect_with(&self.url, Some(token), self.client_tls.as_ref()).await.expect("connect")
