@@ -57,8 +57,49 @@ struct Args {
     /// authority (PEM), as well as a token.
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    #[command(flatten)]
+    replicated: ReplicatedLog,
     #[command(subcommand)]
     command: Option<Tool>,
+}
+
+/// The replicated log's flags (the server's, and `check`'s).
+#[derive(Debug, Clone, clap::Args)]
+struct ReplicatedLog {
+    /// The replicated log: NATS JetStream servers,
+    /// `nats://HOST:PORT[,HOST:PORT...]`, instead of the embedded log (the
+    /// data directory then holds this replica's copy). Overrides [log].
+    #[arg(long, requires = "stream")]
+    log: Option<String>,
+    /// The JetStream stream on --log (one per jurisdiction).
+    #[arg(long, requires = "log")]
+    stream: Option<String>,
+    /// A NATS credentials file for --log.
+    #[arg(long, requires = "log")]
+    nats_credentials: Option<PathBuf>,
+    /// The authority that signed the NATS servers' certificates (PEM):
+    /// --log then uses TLS only.
+    #[arg(long, requires = "log")]
+    nats_ca: Option<PathBuf>,
+    /// How many NATS servers hold the stream when this server creates it (default 3).
+    #[arg(long, requires = "log")]
+    stream_replicas: Option<usize>,
+}
+
+impl ReplicatedLog {
+    /// The flags over the file's `[log]`.
+    fn over(self, file: Option<&server::LogConfig>) -> Option<server::LogConfig> {
+        match (self.log, self.stream) {
+            (Some(url), Some(stream)) => Some(server::LogConfig {
+                url,
+                stream,
+                credentials: self.nats_credentials.or(file.and_then(|log| log.credentials.clone())),
+                ca: self.nats_ca.or(file.and_then(|log| log.ca.clone())),
+                replicas: self.stream_replicas.or(file.and_then(|log| log.replicas)),
+            }),
+            _ => file.cloned(),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -74,6 +115,10 @@ enum Tool {
         /// snapshot on the way against it (exit status 1 if one differs or cannot be read).
         #[arg(long)]
         full: bool,
+        /// Checks a replicated log instead: folds the stream from its
+        /// first message (into a throwaway copy) and checks the invariants.
+        #[command(flatten)]
+        replicated: ReplicatedLog,
     },
     /// Drills in-process, with no server: run a script, replay a run.
     #[command(subcommand)]
@@ -133,12 +178,16 @@ fn main() -> anyhow::Result<()> {
         (None, Some("text") | None) => LogFormat::Text,
         (None, Some(other)) => anyhow::bail!("log_format: {other:?} is not text or json"),
     };
-    let quiet = matches!(args.command, Some(Tool::Drill(_)));
+    let quiet = matches!(args.command, Some(Tool::Drill(_) | Tool::Check { .. }));
     init_logging(log_format, if quiet { "warn" } else { "info" });
     let data_dir = args.data_dir.or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(server::DEFAULT_DATA_DIR));
+    let log = args.replicated.clone().over(file.log.as_ref());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     match args.command {
-        Some(Tool::Check { upto, full }) => check(&data_dir, upto, full),
+        Some(Tool::Check { upto, full, replicated }) => match replicated.over(log.as_ref()) {
+            None => check(&data_dir, upto, full),
+            Some(log) => check_stream(&log, upto),
+        },
         Some(Tool::Drill(tool)) => {
             let code = runtime.block_on(drill(tool, file.dispatch))?;
             std::process::exit(code);
@@ -173,7 +222,7 @@ fn main() -> anyhow::Result<()> {
                     })?),
                     None => Some(muster_server::http::DEFAULT_HTTP_LISTEN.parse().context("default HTTP address")?),
                 };
-            let config = ServerConfig { data_dir, tokens: file.tokens, tls, engine };
+            let config = ServerConfig { data_dir, tokens: file.tokens, tls, engine, log };
             runtime.block_on(async move {
                 let shutdown = shutdown_signal()?;
                 let listener =
@@ -191,6 +240,40 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// `musterd check --log ... --stream ...`: folds the whole stream from its
+/// first message into a throwaway local copy (never from a snapshot: this
+/// checks the log itself) and checks the product's invariants on the result.
+fn check_stream(log: &server::LogConfig, upto: Option<u64>) -> anyhow::Result<()> {
+    let config = log.jetstream()?;
+    let dir = std::env::temp_dir().join(format!("muster-check-{}-{}", config.stream, std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let checked = (|| {
+        let store = muster_server::store::JetStreamStore::open_from_start(&dir, &config)
+            .with_context(|| format!("reading stream {}", config.stream))?;
+        let state =
+            muster_server::engine::replay(&store, upto.unwrap_or(u64::MAX), None).context("replaying the stream")?;
+        println!("from the start of stream {}", config.stream);
+        report(&state)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    checked
+}
+
+/// Prints a restored state's sequence and digest, and whether the
+/// product's invariants hold in it (exit status 1 when one does not).
+fn report(state: &muster_server::domain::State) -> anyhow::Result<()> {
+    println!("sequence {}", state.last_sequence);
+    println!("digest {}", state.digest());
+    match muster_server::domain::invariants::check(state) {
+        Ok(()) => println!("invariants hold"),
+        Err(broken) => {
+            println!("invariant broken: {broken}");
+            std::process::exit(1);
+        }
+    }
+    Ok(())
+}
+
 fn check(data_dir: &std::path::Path, upto: Option<u64>, full: bool) -> anyhow::Result<()> {
     use muster_server::store::Store as _;
     let store = SledStore::open(data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
@@ -201,9 +284,7 @@ fn check(data_dir: &std::path::Path, upto: Option<u64>, full: bool) -> anyhow::R
             Some(sequence) => println!("from snapshot {sequence}"),
             None => println!("from the start (no snapshot)"),
         }
-        println!("sequence {}", state.last_sequence);
-        println!("digest {}", state.digest());
-        return Ok(());
+        return report(&state);
     }
     // The whole log, stopping at each snapshot to compare it with the fold.
     let mut state = muster_server::domain::State::default();
@@ -228,13 +309,13 @@ fn check(data_dir: &std::path::Path, upto: Option<u64>, full: bool) -> anyhow::R
         println!("snapshot {} {verdict}", mark.sequence);
     }
     state = fold(&store, state, up_to, None).context("replaying the log")?;
-    println!("sequence {}", state.last_sequence);
-    println!("digest {}", state.digest());
     if differ > 0 {
+        println!("sequence {}", state.last_sequence);
+        println!("digest {}", state.digest());
         eprintln!("musterd: {differ} snapshot(s) differ from the log they summarise or cannot be read");
         std::process::exit(1);
     }
-    Ok(())
+    report(&state)
 }
 
 /// Reads a drill script and the fixture it names (relative to the script).

@@ -56,6 +56,60 @@ pub struct FileConfig {
     /// `zone_detour_factor`).
     #[serde(default)]
     pub dispatch: crate::domain::travel::Settings,
+    /// The replicated log (`[log]`), instead of the embedded one.
+    pub log: Option<LogConfig>,
+}
+
+/// `[log]` (or `--log`, `--stream`, ...): a NATS JetStream stream that
+/// several `musterd` replicas share, instead of the embedded log. The data
+/// directory then holds this replica's local copy of the stream.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `nats://HOST:PORT[,HOST:PORT...]` (`tls://` for TLS): any of the
+    /// cluster's servers; the client fails over between them.
+    pub url: String,
+    /// The stream: one per jurisdiction (letters, digits, `-`, `_`).
+    pub stream: String,
+    /// A NATS credentials file (`.creds`), if the cluster asks for one.
+    pub credentials: Option<PathBuf>,
+    /// The authority that signed the NATS servers' certificates (PEM):
+    /// given, the connection must use TLS.
+    pub ca: Option<PathBuf>,
+    /// How many NATS servers hold the stream, when this replica creates
+    /// it (default 3).
+    pub replicas: Option<usize>,
+}
+
+impl LogConfig {
+    /// The replicated log's settings, checked: every server a `nats://` or
+    /// `tls://` address.
+    pub fn jetstream(&self) -> anyhow::Result<crate::store::JetStreamConfig> {
+        let mut servers = Vec::new();
+        let mut scheme = None;
+        for part in self.url.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+            let server = match part.split_once("://") {
+                Some(("nats" | "tls", _)) => part.to_owned(),
+                Some((other, _)) => {
+                    bail!("--log: {other}:// is not a NATS address (nats://HOST:PORT or tls://HOST:PORT)")
+                }
+                None => format!("{}://{part}", scheme.unwrap_or("nats")),
+            };
+            scheme =
+                scheme.or(server.split_once("://").map(|(scheme, _)| if scheme == "tls" { "tls" } else { "nats" }));
+            servers.push(server);
+        }
+        if servers.is_empty() {
+            bail!("--log: no NATS server named (nats://HOST:PORT[,HOST:PORT...])");
+        }
+        Ok(crate::store::JetStreamConfig {
+            servers,
+            stream: self.stream.clone(),
+            credentials: self.credentials.clone(),
+            ca: self.ca.clone(),
+            replicas: self.replicas.unwrap_or(3).clamp(1, 5),
+        })
+    }
 }
 
 /// One access token.
@@ -115,6 +169,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsConfig>,
     /// Writer tunables.
     pub engine: EngineConfig,
+    /// The replicated log; `None`: the embedded log in `data_dir`.
+    pub log: Option<LogConfig>,
 }
 
 /// Names the log uses for its own actors: no token may take them.
@@ -279,11 +335,28 @@ pub async fn serve_with_http(
 ) -> anyhow::Result<()> {
     access_tokens(&config, &listener)?;
     let data_dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
-        .await
-        .context("opening the store")?
-        .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
-    serve_all(config, Arc::new(store), listener, http, clock, shutdown).await
+    let store: Arc<dyn Store> = match &config.log {
+        None => Arc::new(
+            tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
+                .await
+                .context("opening the store")?
+                .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
+        ),
+        Some(log) => {
+            let jetstream = log.jetstream()?;
+            let stream = jetstream.stream.clone();
+            tracing::info!(servers = %jetstream.servers.join(","), %stream, "opening the replicated log");
+            Arc::new(
+                tokio::task::spawn_blocking(move || crate::store::JetStreamStore::open(&data_dir, &jetstream))
+                    .await
+                    .context("opening the replicated log")?
+                    .with_context(|| {
+                        format!("opening stream {stream} (local copy in {})", config.data_dir.display())
+                    })?,
+            )
+        }
+    };
+    serve_all(config, store, listener, http, clock, shutdown).await
 }
 
 /// [`serve`] over a store the caller opened (tests use it to inject faults).
@@ -477,6 +550,7 @@ mod tests {
             tokens: vec![token("duty", "commander", "duty-token-0123456789")],
             tls: None,
             engine: EngineConfig::default(),
+            log: None,
         };
         let printed = format!("{config:?}");
         assert!(printed.contains("duty") && !printed.contains("duty-token"), "{printed}");

@@ -7,6 +7,9 @@
 //! state must equal an offline replay of the log (`musterd check`).
 //!
 //! Seeds come from `MUSTER_CRASH_SEEDS` (comma-separated), default `1,2,3`.
+//!
+//! `replicated` does the same to two replicas on a three-node NATS
+//! JetStream cluster.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::BTreeMap;
@@ -21,6 +24,11 @@ use muster_client::proto as pb;
 use muster_client::Client;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+#[path = "support/nats.rs"]
+mod nats;
+#[path = "crash/replicated.rs"]
+mod replicated;
 
 const CLIENTS: usize = 6;
 
@@ -155,6 +163,33 @@ async fn workload(client: Client, worker: usize, seed: u64, acked: Arc<Mutex<Vec
     }
 }
 
+/// Every acknowledged mutation is present: a retry of it (the `i`th on
+/// `clients[i % clients.len()]`) gets the acknowledged answer, and every
+/// team is, on every client's server, at least at the version last
+/// acknowledged. `case` names the case in failures.
+async fn assert_acknowledged_present(clients: &[&Client], acked: &[Acked], case: &str) {
+    let mut latest: BTreeMap<String, u64> = BTreeMap::new();
+    for (index, record) in acked.iter().enumerate() {
+        let mut roster = clients[index % clients.len()].roster();
+        let (again, first) = match record {
+            Acked::Register(request, reply) => (roster.register_team(request.clone()).await, reply),
+            Acked::Report(request, reply) => (roster.report_status(request.clone()).await, reply),
+            Acked::Update(request, reply) => (roster.update_team(request.clone()).await, reply),
+        };
+        let again = again.unwrap_or_else(|status| panic!("{case}: retry of {record:?} failed: {status:?}"));
+        assert_eq!(&again.into_inner(), first, "{case}: an acknowledged answer changed");
+        let version = latest.entry(first.id.clone()).or_default();
+        *version = (*version).max(first.version);
+    }
+    for client in clients {
+        for (id, version) in &latest {
+            let request = pb::GetTeamRequest { id: id.clone(), as_of: None };
+            let team = client.roster().get_team(request).await.unwrap().into_inner();
+            assert!(team.version >= *version, "{case}: {id} lost acknowledged changes ({} < {version})", team.version);
+        }
+    }
+}
+
 async fn connect(url: &str) -> Client {
     for _ in 0..500 {
         if let Ok(client) = Client::connect(url, None).await {
@@ -206,27 +241,11 @@ async fn crash_and_recover(seed: u64) {
 
     let server = Musterd::start(&data_dir);
     let client = connect(&server.url).await;
-    let mut roster = client.roster();
     let mut audit = client.audit();
     let now = audit.get_digest(pb::GetDigestRequest { sequence: 0 }).await.unwrap().into_inner();
 
     // Every acknowledged mutation is present: its retry gets the same answer.
-    let mut latest: BTreeMap<String, u64> = BTreeMap::new();
-    for record in &acked {
-        let (again, first) = match record {
-            Acked::Register(request, reply) => (roster.register_team(request.clone()).await, reply),
-            Acked::Report(request, reply) => (roster.report_status(request.clone()).await, reply),
-            Acked::Update(request, reply) => (roster.update_team(request.clone()).await, reply),
-        };
-        let again = again.unwrap_or_else(|status| panic!("seed {seed}: retry of {record:?} failed: {status:?}"));
-        assert_eq!(&again.into_inner(), first, "seed {seed}: an acknowledged answer changed after the crash");
-        let version = latest.entry(first.id.clone()).or_default();
-        *version = (*version).max(first.version);
-    }
-    for (id, version) in &latest {
-        let team = roster.get_team(pb::GetTeamRequest { id: id.clone(), as_of: None }).await.unwrap().into_inner();
-        assert!(team.version >= *version, "seed {seed}: {id} lost acknowledged changes ({} < {version})", team.version);
-    }
+    assert_acknowledged_present(&[&client], &acked, &format!("seed {seed}")).await;
     // What the server showed before the kill is a prefix of the log.
     for digest in digests.iter().filter(|digest| digest.sequence > 0) {
         assert!(digest.sequence <= now.sequence, "seed {seed}: published sequence {} was lost", digest.sequence);

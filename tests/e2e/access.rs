@@ -281,6 +281,9 @@ async fn two_phones_of_one_team_are_two_actors_with_their_own_request_ids() {
 /// The read side of a fault-injecting store: straight to its in-memory `inner`.
 macro_rules! delegate_reads {
     () => {
+        fn position(&self) -> Result<u64, StoreError> {
+            self.inner.position()
+        }
         fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
             self.inner.read(from, limit)
         }
@@ -343,7 +346,7 @@ impl GateStore {
 }
 
 impl Store for GateStore {
-    fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
+    fn append(&self, append: Append<'_>) -> Result<u64, StoreError> {
         let mut state = self.gate.lock().unwrap();
         state.waiting += 1;
         self.changed.notify_all();
@@ -437,7 +440,7 @@ struct FailingStore {
 }
 
 impl Store for FailingStore {
-    fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
+    fn append(&self, append: Append<'_>) -> Result<u64, StoreError> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::Io {
                 operation: "fdatasync",

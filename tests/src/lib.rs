@@ -84,6 +84,7 @@ impl TestServer {
             tokens: options.tokens,
             tls: options.tls,
             engine: options.engine.unwrap_or_default(),
+            log: None,
         };
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async move {

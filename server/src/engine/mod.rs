@@ -181,6 +181,7 @@ impl Engine {
         let snapshot = Arc::new(ArcSwap::from_pointee(state.clone()));
         let (changes, _) = broadcast::channel(config.watch_buffer.max(1));
         let (closing_sender, closing) = watch::channel(false);
+        let position = store.position()?;
         let writer = writer::Writer::new(
             state,
             Arc::clone(&store),
@@ -191,6 +192,7 @@ impl Engine {
             config.dispatch,
             config.simulation,
             syncer::Snapshots { every: config.snapshot_every, last: last_snapshot },
+            position,
         );
         let thread =
             std::thread::Builder::new()

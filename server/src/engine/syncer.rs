@@ -24,6 +24,10 @@ use crate::store::{Append, RequestKey, RequestRecord, Store};
 pub(super) struct GroupJob {
     /// Its number, counting from 1.
     pub(super) number: u64,
+    /// The log position it was decided at (what its append expects).
+    pub(super) after: u64,
+    /// Already appended by the writer (a shared log): publish and answer only.
+    pub(super) appended: bool,
     pub(super) records: Vec<LogRecord>,
     pub(super) requests: Vec<RequestRecord>,
     pub(super) expired: Vec<(Timestamp, RequestKey)>,
@@ -171,8 +175,13 @@ impl Stage {
             return;
         }
         let wrote_nothing = group.records.is_empty() && group.requests.is_empty() && group.expired.is_empty();
-        if !wrote_nothing {
-            let append = Append { records: &group.records, requests: &group.requests, expired: &group.expired };
+        if !wrote_nothing && !group.appended {
+            let append = Append {
+                after: group.after,
+                records: &group.records,
+                requests: &group.requests,
+                expired: &group.expired,
+            };
             let started = std::time::Instant::now();
             let appended = self.store.append(append);
             metrics::histogram!("muster_sync_duration_seconds").record(started.elapsed().as_secs_f64());

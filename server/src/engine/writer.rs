@@ -20,7 +20,7 @@ use super::{Clock, Committed, EngineError, Message, Submission};
 use crate::domain::limits::REQUEST_ID_RETENTION_SECONDS;
 use crate::domain::timer::{self, Simulation, TimerSettings};
 use crate::domain::{execute, Command, Context, DomainError, LogRecord, Reply, State, Timestamp};
-use crate::store::{RequestKey, RequestRecord, Store, StoreError};
+use crate::store::{Append, RequestKey, RequestRecord, Store, StoreError};
 
 type ReplySender = oneshot::Sender<Result<Reply, EngineError>>;
 
@@ -48,6 +48,27 @@ pub(super) struct Writer {
     /// durable, with their group's number: a retry in a later group must
     /// find them before the store has them.
     in_flight: BTreeMap<RequestKey, (u64, RequestRecord)>,
+    /// The log position `state` stands at: what the next append expects.
+    position: u64,
+    /// Other servers append to the log too (`Store::shared`).
+    shared: bool,
+    /// Moves when a shared log may have records to follow.
+    follow_changes: Option<tokio::sync::watch::Receiver<u64>>,
+}
+
+/// How often one group is decided again because another server appended
+/// first, before its commands are refused as unavailable (retry later).
+/// Each round applies what the others wrote, so this bounds only a storm.
+pub(super) const MAX_CONFLICTS: usize = 16;
+
+/// Request records to drop with an append, each with the time it was applied.
+type Expired = Vec<(Timestamp, RequestKey)>;
+
+/// Why the idle writer woke.
+enum Woken {
+    Message(Option<Message>),
+    Deadline,
+    Followed,
 }
 
 /// What one group commit collects before it writes.
@@ -74,9 +95,15 @@ impl Writer {
         dispatch: crate::domain::travel::Settings,
         simulation: Option<Simulation>,
         snapshots: Snapshots,
+        position: u64,
     ) -> Writer {
         let syncer = Syncer::start(Arc::clone(&store), Arc::clone(&snapshot), changes, snapshots);
+        let shared = store.shared();
+        let follow_changes = store.follow_changes();
         Writer {
+            position,
+            shared,
+            follow_changes,
             state,
             store,
             clock,
@@ -113,19 +140,43 @@ impl Writer {
 
     async fn take_groups(&mut self, mut queue: mpsc::Receiver<Message>) {
         loop {
-            let first = match self.next_deadline() {
+            let deadline = match self.next_deadline() {
                 Some(due) if due <= self.now() => {
                     self.commit_group(Vec::new());
                     continue;
                 }
-                Some(due) => {
-                    let clock = Arc::clone(&self.clock);
-                    tokio::select! {
-                        message = queue.recv() => message,
-                        () = clock.wait_until(due) => continue,
+                deadline => deadline,
+            };
+            let clock = Arc::clone(&self.clock);
+            let mut follow_changes = self.follow_changes.take();
+            let woken = tokio::select! {
+                message = queue.recv() => Woken::Message(message),
+                () = async {
+                    match deadline {
+                        Some(due) => clock.wait_until(due).await,
+                        None => std::future::pending().await,
                     }
+                } => Woken::Deadline,
+                // Another server appended to a shared log.
+                () = async {
+                    let changed = match follow_changes.as_mut() {
+                        Some(changes) => changes.changed().await.is_ok(),
+                        None => false,
+                    };
+                    if !changed {
+                        std::future::pending::<()>().await;
+                    }
+                } => Woken::Followed,
+            };
+            self.follow_changes = follow_changes;
+            let first = match woken {
+                Woken::Message(message) => message,
+                Woken::Deadline => continue,
+                Woken::Followed => {
+                    // Follow it and publish what it changed.
+                    self.commit_group(Vec::new());
+                    continue;
                 }
-                None => queue.recv().await,
             };
             let Some(first) = first else { return };
             let mut submissions = Vec::new();
@@ -220,26 +271,52 @@ impl Writer {
 
     fn commit_group(&mut self, submissions: Vec<Submission>) {
         self.catch_up();
-        let mut group = Group::default();
-        let (cutoff, expired) = match self.expired_requests() {
-            Ok(expired) => expired,
-            Err(error) => {
-                // Reading the request records failed: refuse this group
-                // rather than risk applying a retry twice.
-                tracing::error!(%error, "reading the request records failed; the group is refused");
-                for submission in submissions {
-                    let refusal = format!("reading the request records failed: {error}");
-                    let _ = submission.reply.send(Err(EngineError::Unavailable(refusal)));
-                }
-                return;
+        if self.shared {
+            self.commit_shared(submissions);
+            return;
+        }
+        let Some((cutoff, expired)) = self.expired_or_refuse(&submissions) else {
+            for submission in submissions {
+                let _ =
+                    submission.reply.send(Err(EngineError::Unavailable("reading the request records failed".into())));
             }
+            return;
         };
+        let (mut group, results, expired) = self.decide(&submissions, cutoff, expired);
+        group.replies = submissions.into_iter().map(|submission| submission.reply).zip(results).collect();
+        let after = self.position;
+        // A log with one writer stands at its last record.
+        self.position = self.state.last_sequence;
+        self.hand_over(group, expired, after, false);
+    }
+
+    /// The retention's cutoff and the request records to drop with the next
+    /// append; `None` (logged) when the request records cannot be read: the
+    /// group is then refused rather than risk applying a retry twice.
+    fn expired_or_refuse(&self, submissions: &[Submission]) -> Option<(Timestamp, Vec<(Timestamp, RequestKey)>)> {
+        match self.expired_requests() {
+            Ok(expired) => Some(expired),
+            Err(error) => {
+                tracing::error!(%error, commands = submissions.len(), "reading the request records failed; the group is refused");
+                None
+            }
+        }
+    }
+
+    /// Decides every timer due and then every submission, in order, into
+    /// a group; returns it, each submission's answer, and the expired
+    /// request records still to drop.
+    fn decide(
+        &mut self,
+        submissions: &[Submission],
+        cutoff: Timestamp,
+        expired: Vec<(Timestamp, RequestKey)>,
+    ) -> (Group, Vec<Result<Reply, EngineError>>, Expired) {
+        let mut group = Group::default();
         self.fire_timers(&mut group);
         let mut pending: BTreeMap<RequestKey, RequestRecord> = BTreeMap::new();
-        for submission in submissions {
-            let result = self.process(&submission, cutoff, &mut pending, &mut group);
-            group.replies.push((submission.reply, result));
-        }
+        let results =
+            submissions.iter().map(|submission| self.process(submission, cutoff, &mut pending, &mut group)).collect();
         // A key that expired and was used again in this very group, or in
         // a group not yet durable, must not be removed after its new record
         // is written.
@@ -260,16 +337,25 @@ impl Writer {
                 panic!("after the group ending at sequence {}: {broken}", self.state.last_sequence);
             }
         }
+        (group, results, expired)
+    }
+
+    /// Hands a decided group to the syncer: every group goes through it,
+    /// even one that wrote nothing, since its answers (a retry's first
+    /// reply, say) must not overtake the durability of the groups before
+    /// it. `appended`: the writer has already appended it (a shared log).
+    fn hand_over(&mut self, group: Group, expired: Vec<(Timestamp, RequestKey)>, after: u64, appended: bool) {
         let number = self.next_group;
         self.next_group += 1;
-        for record in &group.requests {
-            self.in_flight.insert(record.key.clone(), (number, record.clone()));
+        if !appended {
+            for record in &group.requests {
+                self.in_flight.insert(record.key.clone(), (number, record.clone()));
+            }
         }
-        // Every group goes through the syncer, even one that wrote nothing:
-        // its answers (a retry's first reply, say) must not overtake the
-        // durability of the groups before it.
         let job = GroupJob {
             number,
+            after,
+            appended,
             records: group.records,
             requests: group.requests,
             expired,
@@ -278,6 +364,154 @@ impl Writer {
             state: Arc::new(self.state.clone()),
         };
         self.syncer.hand_over(job);
+    }
+
+    /// A group on a log other servers append to: follow what they wrote,
+    /// decide, append expecting the position decided at; when another
+    /// server appended first, go back, follow it and decide again
+    /// (at most [`MAX_CONFLICTS`] times). Appending here rather than in
+    /// the syncer means deciding waits for the replicated log, but a
+    /// conflict never has a later group decided on top of the lost one.
+    fn commit_shared(&mut self, submissions: Vec<Submission>) {
+        let mut followed = Vec::new();
+        if let Err(error) = self.follow(None, &mut followed) {
+            tracing::error!(%error, "following the shared log failed; the group is refused");
+            self.refuse_shared(submissions, followed, &error);
+            return;
+        }
+        if self.failed.is_some() {
+            let results = submissions.iter().map(|_| Err(self.unavailable())).collect();
+            self.finish_shared(submissions, results, Group::default(), followed);
+            return;
+        }
+        let mut conflicts = 0;
+        loop {
+            let Some((cutoff, expired)) = self.expired_or_refuse(&submissions) else {
+                let error = StoreError::Unavailable("reading the request records failed".into());
+                self.refuse_shared(submissions, followed, &error);
+                return;
+            };
+            let before = self.state.clone();
+            let (group, results, expired) = self.decide(&submissions, cutoff, expired);
+            if group.records.is_empty() && group.requests.is_empty() {
+                self.finish_shared(submissions, results, group, followed);
+                return;
+            }
+            let append =
+                Append { after: self.position, records: &group.records, requests: &group.requests, expired: &expired };
+            let started = std::time::Instant::now();
+            let appended = self.store.append(append);
+            metrics::histogram!("muster_sync_duration_seconds").record(started.elapsed().as_secs_f64());
+            match appended {
+                Ok(position) => {
+                    self.position = position;
+                    self.finish_shared(submissions, results, group, followed);
+                    return;
+                }
+                Err(StoreError::Conflict { latest }) if conflicts < MAX_CONFLICTS => {
+                    conflicts += 1;
+                    metrics::counter!("muster_log_conflicts_total").increment(1);
+                    tracing::debug!(latest, position = self.position, "another server appended first; deciding again");
+                    self.state = before;
+                    if let Err(error) = self.follow(Some(latest), &mut followed) {
+                        self.refuse_shared(submissions, followed, &error);
+                        return;
+                    }
+                }
+                Err(StoreError::TooLarge { .. }) if submissions.len() > 1 => {
+                    // One command at a time, each in an append of its own.
+                    self.state = before;
+                    self.finish_shared(Vec::new(), Vec::new(), Group::default(), followed);
+                    for submission in submissions {
+                        self.commit_shared(vec![submission]);
+                    }
+                    return;
+                }
+                Err(error) => {
+                    self.state = before;
+                    if matches!(error, StoreError::Sled { .. } | StoreError::Io { .. } | StoreError::Corrupt { .. }) {
+                        // The local copy failed: as with the embedded log,
+                        // no further writes (and no reads of a state that
+                        // may not be what the disk holds).
+                        tracing::error!(%error, "the local copy of the log failed; the engine refuses further writes");
+                        self.failed = Some(error.to_string());
+                    } else {
+                        tracing::warn!(%error, "the shared log did not take a group; its commands are refused");
+                    }
+                    self.refuse_shared(submissions, followed, &error);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn unavailable(&self) -> EngineError {
+        EngineError::Unavailable(format!("storage failed earlier: {}", self.failed.as_deref().unwrap_or("")))
+    }
+
+    /// Answers every submission with `error`, publishing what was followed.
+    fn refuse_shared(&mut self, submissions: Vec<Submission>, followed: Vec<Arc<Committed>>, error: &StoreError) {
+        let answer = |error: &StoreError| match error {
+            StoreError::TooLarge { .. } => EngineError::Domain(DomainError::ResourceExhausted(error.to_string())),
+            other => EngineError::Unavailable(format!(
+                "{other}; nothing was acknowledged (a retry with the same request_id is applied at most once)"
+            )),
+        };
+        let results = submissions.iter().map(|_| Err(answer(error))).collect();
+        self.finish_shared(submissions, results, Group::default(), followed);
+    }
+
+    /// Hands a shared log's group (already appended, or nothing to append)
+    /// to the syncer with what was followed before it, to publish and answer.
+    fn finish_shared(
+        &mut self,
+        submissions: Vec<Submission>,
+        results: Vec<Result<Reply, EngineError>>,
+        mut group: Group,
+        mut followed: Vec<Arc<Committed>>,
+    ) {
+        followed.append(&mut group.committed);
+        group.committed = followed;
+        group.replies = submissions.into_iter().map(|submission| submission.reply).zip(results).collect();
+        let after = self.position;
+        self.hand_over(group, Vec::new(), after, true);
+    }
+
+    /// Applies what other servers appended to the shared log after
+    /// `self.position` (with `through`, at least that far), one committed
+    /// command at a time, for `followed` to publish and broadcast.
+    fn follow(&mut self, through: Option<u64>, followed: &mut Vec<Arc<Committed>>) -> Result<(), StoreError> {
+        loop {
+            let batches = self.store.follow(self.position, through.filter(|through| *through > self.position))?;
+            if batches.is_empty() {
+                return Ok(());
+            }
+            for batch in batches {
+                let mut command: Vec<LogRecord> = Vec::new();
+                for record in batch.records {
+                    if record.sequence != self.state.last_sequence + 1 {
+                        return Err(StoreError::Corrupt {
+                            tree: "log",
+                            key: record.sequence.to_string(),
+                            reason: format!(
+                                "followed out of order: expected sequence {}",
+                                self.state.last_sequence + 1
+                            ),
+                        });
+                    }
+                    if command.last().is_some_and(|last| last.command != record.command) {
+                        let records = std::mem::take(&mut command);
+                        followed.push(Arc::new(Committed { records, state: Arc::new(self.state.clone()) }));
+                    }
+                    self.state.apply(&record);
+                    command.push(record);
+                }
+                if !command.is_empty() {
+                    followed.push(Arc::new(Committed { records: command, state: Arc::new(self.state.clone()) }));
+                }
+                self.position = batch.position;
+            }
+        }
     }
 
     /// Catches up with the syncer: forgets in-flight request records that are

@@ -166,7 +166,7 @@ struct Fresh {
 impl Fresh {
     fn start(log: &[LogRecord]) -> Result<Fresh, String> {
         let store = Arc::new(MemoryStore::new());
-        store.append(Append { records: log, requests: &[], expired: &[] }).map_err(|error| error.to_string())?;
+        store.append(Append { records: log, ..Append::default() }).map_err(|error| error.to_string())?;
         let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(START_SECONDS)));
         let config = EngineConfig { snapshot_every: 0, ..EngineConfig::default() };
         let engine =

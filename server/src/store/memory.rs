@@ -38,8 +38,13 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
+    fn append(&self, append: Append<'_>) -> Result<u64, StoreError> {
         let mut inner = self.lock();
+        let last = inner.log.last().map_or(0, |record| record.sequence);
+        let continues = append.records.first().is_none_or(|record| record.sequence == last + 1);
+        if append.after != last || !continues {
+            return Err(StoreError::Conflict { latest: last });
+        }
         inner.log.extend_from_slice(append.records);
         for (time, key) in append.expired {
             inner.request_times.remove(&(*time, key.clone()));
@@ -54,7 +59,11 @@ impl Store for MemoryStore {
             }
             inner.request_times.insert((record.time, record.key.clone()));
         }
-        Ok(())
+        Ok(inner.log.last().map_or(0, |record| record.sequence))
+    }
+
+    fn position(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().log.last().map_or(0, |record| record.sequence))
     }
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
@@ -75,7 +84,8 @@ impl Store for MemoryStore {
     fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
         let old = self.requests_before(before, usize::MAX)?;
         let count = old.len();
-        self.append(Append { records: &[], requests: &[], expired: &old })?;
+        let after = self.position()?;
+        self.append(Append { after, expired: &old, ..Append::default() })?;
         Ok(count)
     }
 

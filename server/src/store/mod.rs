@@ -2,6 +2,7 @@
 //! log and the idempotency records, and makes an append durable before it
 //! returns. The engine sees it only through [`Store`].
 
+mod jetstream;
 mod memory;
 mod sled_store;
 
@@ -10,6 +11,7 @@ use thiserror::Error;
 
 use crate::domain::{LogRecord, Reply, State, Timestamp};
 
+pub use jetstream::{JetStreamConfig, JetStreamStore};
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
 
@@ -38,9 +40,15 @@ pub struct RequestRecord {
 }
 
 /// One durable append: log records, the request records of the commands
-/// that produced them, and expired request records to forget.
+/// that produced them, and expired request records to forget, written only
+/// if the log still ends at `after`.
 #[derive(Debug, Default)]
 pub struct Append<'a> {
+    /// Where the writer believes the log ends ([`Store::position`]): the
+    /// append is refused with [`StoreError::Conflict`] if it ends elsewhere,
+    /// so that a command is never decided against a state that misses
+    /// another server's records.
+    pub after: u64,
     /// New log records, in sequence order, continuing the log.
     pub records: &'a [LogRecord],
     /// Request records to keep.
@@ -60,10 +68,42 @@ pub struct SnapshotMark {
     pub time: Timestamp,
 }
 
-/// A storage failure. Fatal for the writer: what was not made durable was
-/// never acknowledged.
+/// Records another server appended to a shared log, as one append wrote
+/// them: the writer applies them before it decides anything more.
+#[derive(Debug)]
+pub struct Followed {
+    /// The log's position after them.
+    pub position: u64,
+    /// The records (none for an append of request records only).
+    pub records: Vec<LogRecord>,
+}
+
+/// A storage failure. Fatal for the writer when the local disk failed (what
+/// was not made durable was never acknowledged); a shared log's
+/// `Conflict`, `TooLarge` and `Unavailable` refuse one append only.
 #[derive(Debug, Error)]
 pub enum StoreError {
+    /// The log no longer ends where the append expected: another server
+    /// appended first. Nothing was written; catch up and decide again.
+    #[error("the log moved on to position {latest} before this append")]
+    Conflict {
+        /// Where the log ends now, as far as the store knows.
+        latest: u64,
+    },
+    /// One append is larger than the shared log accepts in one message.
+    /// Nothing was written.
+    #[error("a change of {bytes} bytes is larger than the replicated log's limit of {limit} bytes per append")]
+    TooLarge {
+        /// The encoded size.
+        bytes: usize,
+        /// The log's limit.
+        limit: usize,
+    },
+    /// The shared log did not confirm the append (no quorum, a timeout, a
+    /// lost connection): it may or may not have been written. Nothing is
+    /// acknowledged; a retry with the same `request_id` is answered once.
+    #[error("the replicated log is unavailable: {0}")]
+    Unavailable(String),
     /// The embedded database failed.
     #[error("sled failed on {tree} {key}: {source}")]
     Sled {
@@ -107,10 +147,43 @@ pub enum StoreError {
 }
 
 /// The log and the idempotency records.
+///
+/// A log has a *position*, which moves with every append: for the embedded
+/// store, the sequence of its last record; for a replicated log, the
+/// stream's own sequence (an append of request records alone moves it too).
+/// An append names the position it expects, so that several servers
+/// appending to one log never interleave decisions made on different states.
 pub trait Store: Send + Sync {
-    /// Writes `append` atomically and durably: when this returns `Ok`, the
-    /// records survive a crash or a power cut.
-    fn append(&self, append: Append<'_>) -> Result<(), StoreError>;
+    /// Writes `append` atomically and durably, if the log still ends at
+    /// `append.after`, and returns its new position: when this returns `Ok`,
+    /// the records survive a crash or a power cut (for a replicated log, a
+    /// quorum of its nodes has them).
+    fn append(&self, append: Append<'_>) -> Result<u64, StoreError>;
+
+    /// Where the log ends now (what the writer's first append expects).
+    fn position(&self) -> Result<u64, StoreError>;
+
+    /// True when other servers append to this log too: the writer then
+    /// appends each group itself, follows the log before it decides, and
+    /// decides again after a [`StoreError::Conflict`].
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// What other servers appended after `after`, oldest first, each append
+    /// whole (at most about a thousand appends at a time: call again). With
+    /// `through`, waits (bounded) until the log has been followed at least
+    /// that far. A log with one writer has nothing to follow.
+    fn follow(&self, after: u64, through: Option<u64>) -> Result<Vec<Followed>, StoreError> {
+        let _ = (after, through);
+        Ok(Vec::new())
+    }
+
+    /// Moves whenever there may be something to [`Store::follow`]: the
+    /// writer waits on it while idle. `None` for a log with one writer.
+    fn follow_changes(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
 
     /// The log records with `sequence >= from`, in order, at most `limit`.
     fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError>;

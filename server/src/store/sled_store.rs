@@ -13,7 +13,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{decode, encode, Append, RequestKey, RequestRecord, SnapshotMark, Store, StoreError};
 use crate::domain::{LogRecord, State, Timestamp};
@@ -80,6 +80,14 @@ const LOG_PREFIX: u8 = b'l';
 const REQUEST_PREFIX: u8 = b'r';
 const REQUEST_TIME_PREFIX: u8 = b't';
 const FORMAT_KEY: &[u8] = b"mformat";
+/// As the local copy of a replicated log: the stream position it holds.
+const POSITION_KEY: &[u8] = b"mposition";
+/// As the local copy of a replicated log: its first record (a replica that
+/// joined from a snapshot holds the records after it only).
+const FIRST_KEY: &[u8] = b"mfirst";
+/// As the local copy of a replicated log: `p` + a record's sequence -> the
+/// stream position of the append that ended with it.
+const POSITION_PREFIX: u8 = b'p';
 /// Present once every request record has its `t` key.
 const REQUEST_TIMES_KEY: &[u8] = b"mrequest-times";
 /// sled's page cache, in bytes: the log is read back only on restarts,
@@ -104,6 +112,8 @@ pub struct SledStore {
     /// only once, so every later append is refused rather than trust a
     /// second `fsync` that says nothing.
     failed: AtomicBool,
+    /// The sequence of the last log record: the store's position.
+    last: AtomicU64,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -209,6 +219,13 @@ impl SledStore {
         }
         index_request_times(&tree)?;
         drop(exclusive_open);
+        let last = match tree.range(log_key(0)..=log_key(u64::MAX)).next_back() {
+            Some(entry) => {
+                let (key, _) = entry.map_err(sled_error("last record"))?;
+                key.get(1..).and_then(|bytes| <[u8; 8]>::try_from(bytes).ok()).map(u64::from_be_bytes).unwrap_or(0)
+            }
+            None => 0,
+        };
         let db_path = dir.join("db");
         let db_file = File::open(&db_path).map_err(io_error("open", &db_path))?;
         let store = SledStore {
@@ -219,6 +236,7 @@ impl SledStore {
             db_file,
             known_blobs: Mutex::new(BTreeSet::new()),
             failed: AtomicBool::new(false),
+            last: AtomicU64::new(last),
         };
         {
             let _exclusive = exclusive();
@@ -340,9 +358,9 @@ impl Drop for SledStore {
     }
 }
 
-impl Store for SledStore {
-    fn append(&self, append: Append<'_>) -> Result<(), StoreError> {
-        self.check_not_failed()?;
+impl SledStore {
+    /// The batch that writes `append`.
+    fn batch(&self, append: &Append<'_>) -> Result<sled::Batch, StoreError> {
         let mut batch = sled::Batch::default();
         for record in append.records {
             batch.insert(&log_key(record.sequence), encode("log", &record.sequence.to_string(), record)?);
@@ -366,9 +384,94 @@ impl Store for SledStore {
             batch.insert(request_key(&request.key), encode("requests", &key, request)?);
             batch.insert(request_time_key(request.time, &request.key), &[]);
         }
+        Ok(batch)
+    }
+
+    /// Writes `batch` and makes it durable.
+    fn write_durably(&self, batch: sled::Batch) -> Result<(), StoreError> {
         let _exclusive = exclusive();
         self.tree.apply_batch(batch).map_err(sled_error("append"))?;
         self.sync()
+    }
+
+    /// As the local copy of a replicated log: writes what the log's append
+    /// at stream `position` holds, atomically with that position, without
+    /// syncing (the replicated log is the truth; after a crash the copy
+    /// resumes from the position it kept). `first`, when given, is the
+    /// first record the copy holds (it joined from a snapshot).
+    /// `last` is the copy's last record after it.
+    pub(super) fn write_copy(
+        &self,
+        append: &Append<'_>,
+        position: u64,
+        first: Option<u64>,
+        last: u64,
+    ) -> Result<(), StoreError> {
+        self.check_not_failed()?;
+        let mut batch = self.batch(append)?;
+        batch.insert(POSITION_KEY, &position.to_be_bytes());
+        if let Some(first) = first {
+            batch.insert(FIRST_KEY, &first.to_be_bytes());
+        }
+        let mut key = vec![POSITION_PREFIX];
+        key.extend_from_slice(&last.to_be_bytes());
+        batch.insert(key, &position.to_be_bytes());
+        let _exclusive = exclusive();
+        self.tree.apply_batch(batch).map_err(sled_error("append"))?;
+        self.last.store(last, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Makes the local copy durable (on a clean stop, and before a snapshot
+    /// names its position).
+    pub(super) fn sync_copy(&self) -> Result<(), StoreError> {
+        let _exclusive = exclusive();
+        self.sync()
+    }
+
+    /// As the local copy of a replicated log: the stream position it holds
+    /// and its first record (1 unless it joined from a snapshot).
+    pub(super) fn copy_position(&self) -> Result<(u64, u64), StoreError> {
+        let number = |key: &[u8], default: u64| -> Result<u64, StoreError> {
+            Ok(match self.tree.get(key).map_err(sled_error("copy position"))? {
+                Some(bytes) => <[u8; 8]>::try_from(bytes.as_ref()).map(u64::from_be_bytes).unwrap_or(default),
+                None => default,
+            })
+        };
+        Ok((number(POSITION_KEY, 0)?, number(FIRST_KEY, 1)?))
+    }
+
+    /// As the local copy of a replicated log: the stream position of the
+    /// append that ended with record `sequence`.
+    pub(super) fn position_of(&self, sequence: u64) -> Result<Option<u64>, StoreError> {
+        let mut key = vec![POSITION_PREFIX];
+        key.extend_from_slice(&sequence.to_be_bytes());
+        Ok(self
+            .tree
+            .get(key)
+            .map_err(sled_error("position of a record"))?
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_ref()).ok())
+            .map(u64::from_be_bytes))
+    }
+}
+
+impl Store for SledStore {
+    fn append(&self, append: Append<'_>) -> Result<u64, StoreError> {
+        self.check_not_failed()?;
+        let last = self.last.load(Ordering::SeqCst);
+        let continues = append.records.first().is_none_or(|record| record.sequence == last + 1);
+        if append.after != last || !continues {
+            return Err(StoreError::Conflict { latest: last });
+        }
+        let batch = self.batch(&append)?;
+        self.write_durably(batch)?;
+        let last = append.records.last().map_or(last, |record| record.sequence);
+        self.last.store(last, Ordering::SeqCst);
+        Ok(last)
+    }
+
+    fn position(&self) -> Result<u64, StoreError> {
+        Ok(self.last.load(Ordering::SeqCst))
     }
 
     fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
@@ -415,7 +518,8 @@ impl Store for SledStore {
                 return Ok(count);
             }
             count += old.len();
-            self.append(Append { records: &[], requests: &[], expired: &old })?;
+            let batch = self.batch(&Append { expired: &old, ..Append::default() })?;
+            self.write_durably(batch)?;
         }
     }
 
@@ -574,12 +678,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();
         let old = record("team:A", "x", 100);
-        store.append(Append { records: &[], requests: std::slice::from_ref(&old), expired: &[] }).unwrap();
+        store.append(Append { after: 0, records: &[], requests: std::slice::from_ref(&old), expired: &[] }).unwrap();
         let new = record("team:A", "x", 100_000);
-        store.append(Append { records: &[], requests: std::slice::from_ref(&new), expired: &[] }).unwrap();
+        store.append(Append { after: 0, records: &[], requests: std::slice::from_ref(&new), expired: &[] }).unwrap();
         assert_eq!(store.requests_before(Timestamp::from_unix_seconds(50_000), 10).unwrap(), Vec::new());
         // Expiring the old age anyway (a listing made before the reuse) keeps the new record.
-        store.append(Append { records: &[], requests: &[], expired: &[(old.time, old.key.clone())] }).unwrap();
+        store
+            .append(Append { after: 0, records: &[], requests: &[], expired: &[(old.time, old.key.clone())] })
+            .unwrap();
         assert_eq!(store.request(&new.key).unwrap(), Some(new));
     }
 
@@ -592,7 +698,7 @@ mod tests {
         let records = [record("team:A", "1", 500), record("commander", "x", -20), record("team:A", "2", 100)];
         {
             let store = SledStore::open(dir.path()).unwrap();
-            store.append(Append { records: &[], requests: &records, expired: &[] }).unwrap();
+            store.append(Append { after: 0, records: &[], requests: &records, expired: &[] }).unwrap();
         }
         let store = SledStore::open(dir.path()).unwrap();
         assert_eq!(store.request(&records[0].key).unwrap(), Some(records[0].clone()));

@@ -1,0 +1,726 @@
+//! The replicated log: a NATS JetStream stream that several `musterd`
+//! replicas append to and follow (`musterd --log nats://... --stream NAME`).
+//!
+//! One stream message is one append: the log records of a group of
+//! commands and their request records, encoded as the embedded store
+//! encodes them. Every append carries the stream sequence its writer
+//! decided at (`Nats-Expected-Last-Sequence`): JetStream refuses it if any
+//! server appended since, so the stream has one logical writer without a
+//! leader election of ours, and the refused writer follows and decides
+//! again. JetStream acknowledges a publish once a quorum of the stream's
+//! replicas (Raft, file storage) holds it: that is what "acknowledged"
+//! means here.
+//!
+//! Each replica keeps a local copy of the stream in an embedded store
+//! (sled, in its data directory): the records, the request records and
+//! snapshots, written without `fdatasync` (the stream is the truth; the
+//! copy records the stream position it holds and resumes from there after
+//! a crash). Every read is served from the copy, except the records before
+//! the snapshot a new replica joined from, which are read from the stream.
+//! Snapshots go to the local copy and to an object store bucket beside the
+//! stream (`<stream>-snapshots`), which a new replica starts from.
+//!
+//! The client runs on a small tokio runtime of its own: the engine's writer
+//! calls the store from its own thread and waits for the answer here,
+//! never inside another runtime.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, object_store, stream};
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::{decode, encode, Append, Followed, RequestKey, RequestRecord, SledStore, SnapshotMark, Store, StoreError};
+use crate::domain::{LogRecord, State, Timestamp};
+
+/// How to reach the replicated log.
+#[derive(Clone, Debug)]
+pub struct JetStreamConfig {
+    /// NATS servers, `nats://HOST:PORT` (or `tls://`), any of the cluster's.
+    pub servers: Vec<String>,
+    /// The stream (one per jurisdiction): letters, digits, `-` and `_`.
+    pub stream: String,
+    /// A NATS credentials file (JWT and NKey seed), if the cluster asks for one.
+    pub credentials: Option<PathBuf>,
+    /// The authority that signed the NATS servers' certificates (PEM):
+    /// given, the connection must use TLS.
+    pub ca: Option<PathBuf>,
+    /// How many NATS servers hold the stream when this replica creates it
+    /// (3: one may be lost; a stream that exists keeps its own setting).
+    pub replicas: usize,
+}
+
+/// The header naming the last record sequence after a message: the records
+/// of a message are found by it without decoding the message.
+const LAST_RECORD_HEADER: &str = "Muster-Last-Record";
+/// How long one call to the replicated log may take before the store calls
+/// it unavailable. A quorum write on a healthy cluster takes milliseconds;
+/// a leader election after a lost node takes seconds.
+const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a writer waits to follow the stream up to where an append
+/// conflict said it ends.
+const FOLLOW_WAIT: Duration = Duration::from_secs(10);
+/// How long opening waits for a cluster that has no JetStream leader yet.
+const OPEN_WAIT: Duration = Duration::from_secs(60);
+/// At most this many stream messages are handed to the writer at a time.
+const FOLLOW_BATCHES: usize = 1_024;
+/// The follower pauses while this many messages wait for the writer, so a
+/// replica catching up on a long stream holds a bounded part of it.
+const FOLLOW_BUFFER: usize = 8_192;
+/// Snapshots kept in the bucket: the latest and the one before it (a new
+/// replica needs one; the other covers a snapshot being replaced).
+const KEEP_SNAPSHOTS: usize = 2;
+/// Room left in a message for its headers and JetStream's own.
+const HEADER_ROOM: usize = 1_024;
+
+/// One append as a message holds it (written borrowed, read owned: postcard
+/// encodes a slice and a `Vec` alike).
+#[derive(Serialize)]
+struct BatchOut<'a> {
+    records: &'a [LogRecord],
+    requests: &'a [RequestRecord],
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    records: Vec<LogRecord>,
+    requests: Vec<RequestRecord>,
+}
+
+/// The replicated log and this replica's local copy of it.
+pub struct JetStreamStore {
+    copy: SledStore,
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    context: jetstream::Context,
+    stream: String,
+    subject: String,
+    snapshots: object_store::ObjectStore,
+    /// Stream messages from the follower task, in stream order.
+    follower: Mutex<std::sync::mpsc::Receiver<(u64, Bytes)>>,
+    /// How many of them wait.
+    buffered: Arc<AtomicUsize>,
+    /// The last stream sequence the follower has received.
+    received: watch::Receiver<u64>,
+    /// The stream position the copy holds.
+    position: Arc<AtomicU64>,
+    /// The copy's last record.
+    last_record: AtomicU64,
+    /// The copy's first record (after the snapshot it joined from).
+    first_record: u64,
+    /// The largest message the NATS servers take.
+    max_payload: usize,
+}
+
+impl std::fmt::Debug for JetStreamStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamStore").field("stream", &self.stream).finish_non_exhaustive()
+    }
+}
+
+fn unavailable(what: &str, error: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("{what}: {error}"))
+}
+
+/// A stream or bucket name NATS takes, and that cannot reach into another
+/// subject: letters, digits, `-` and `_`.
+fn check_stream_name(name: &str) -> Result<(), StoreError> {
+    let fine =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if fine {
+        Ok(())
+    } else {
+        Err(StoreError::Unavailable(format!("--stream {name:?}: a stream name is 1 to 64 letters, digits, '-' or '_'")))
+    }
+}
+
+impl JetStreamStore {
+    /// Connects to the cluster, creates the stream and its snapshot bucket
+    /// if they do not exist, opens the local copy in `dir` (starting a new
+    /// one from the bucket's latest snapshot) and follows the stream to its
+    /// end before returning.
+    pub fn open(dir: &Path, config: &JetStreamConfig) -> Result<JetStreamStore, StoreError> {
+        Self::open_with(dir, config, true)
+    }
+
+    /// [`JetStreamStore::open`], but a new local copy follows the stream
+    /// from its first message instead of starting from a snapshot
+    /// (`musterd check` reads the log itself).
+    pub fn open_from_start(dir: &Path, config: &JetStreamConfig) -> Result<JetStreamStore, StoreError> {
+        Self::open_with(dir, config, false)
+    }
+
+    fn open_with(dir: &Path, config: &JetStreamConfig, join: bool) -> Result<JetStreamStore, StoreError> {
+        check_stream_name(&config.stream)?;
+        let copy = SledStore::open(dir)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("muster-nats")
+            .enable_all()
+            .build()
+            .map_err(|source| StoreError::Io { operation: "start the NATS runtime", path: String::new(), source })?;
+        let handle = runtime.handle().clone();
+        let subject = format!("muster.{}.log", config.stream);
+        let stream_config = stream::Config {
+            name: config.stream.clone(),
+            subjects: vec![subject.clone()],
+            storage: stream::StorageType::File,
+            num_replicas: config.replicas.max(1),
+            description: Some("Muster's log: one message per append".to_owned()),
+            ..Default::default()
+        };
+        let bucket = format!("{}-snapshots", config.stream);
+        let replicas = config.replicas.max(1);
+        // A cluster that is starting (no JetStream leader elected yet) or
+        // electing refuses for a while: try again, up to `OPEN_WAIT`.
+        let started = std::time::Instant::now();
+        let (context, max_payload, snapshots, last) = loop {
+            let opened = call(&handle, "opening the stream", {
+                let (config, stream_config, bucket) = (config.clone(), stream_config.clone(), bucket.clone());
+                async move {
+                    let (context, max_payload) = connect(config).await?;
+                    let (snapshots, last) = open_stream(context.clone(), stream_config, bucket, replicas).await?;
+                    Ok::<_, StoreError>((context, max_payload, snapshots, last))
+                }
+            })
+            .and_then(|opened| opened);
+            match opened {
+                Ok(opened) => break opened,
+                Err(error) if started.elapsed() < OPEN_WAIT => {
+                    tracing::warn!(%error, "the stream cannot be opened yet; trying again");
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(error) => return Err(error),
+            }
+        };
+        let (mut position, mut first_record) = copy.copy_position()?;
+        if join && position == 0 && copy.position()? == 0 && last > 0 {
+            if let Some((at, state)) =
+                call(&handle, "reading the latest snapshot", latest_snapshot(snapshots.clone()))??
+            {
+                tracing::info!(position = at, sequence = state.last_sequence, "a new replica starts from a snapshot");
+                copy.put_snapshot(&state)?;
+                first_record = state.last_sequence + 1;
+                copy.write_copy(&Append::default(), at, Some(first_record), state.last_sequence)?;
+                copy.sync_copy()?;
+                position = at;
+            }
+        }
+        let last_record = copy.position()?.max(first_record - 1);
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let buffered = Arc::new(AtomicUsize::new(0));
+        let (received_sender, received) = watch::channel(position);
+        let position = Arc::new(AtomicU64::new(position));
+        handle.spawn(follow_stream(
+            context.clone(),
+            config.stream.clone(),
+            position.load(Ordering::SeqCst) + 1,
+            sender,
+            Arc::clone(&buffered),
+            received_sender,
+        ));
+        handle.spawn(watch_health(context.clone(), config.stream.clone(), Arc::clone(&position)));
+        let store = JetStreamStore {
+            copy,
+            runtime: Some(runtime),
+            handle,
+            context,
+            stream: config.stream.clone(),
+            subject,
+            snapshots,
+            follower: Mutex::new(receiver),
+            buffered,
+            received,
+            position,
+            last_record: AtomicU64::new(last_record),
+            first_record,
+            max_payload,
+        };
+        // Follow to where the stream ended when we looked, so the engine
+        // starts from a current state.
+        loop {
+            let at = store.position.load(Ordering::SeqCst);
+            if at >= last {
+                break;
+            }
+            store.follow(at, Some(last))?;
+        }
+        store.copy.sync_copy()?;
+        Ok(store)
+    }
+
+    /// Runs `future` on the store's runtime and waits for it here.
+    fn call<T: Send + 'static>(
+        &self,
+        what: &str,
+        future: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        call(&self.handle, what, future)
+    }
+
+    /// Writes one append at stream `position` into the local copy.
+    fn write_copy(&self, append: &Append<'_>, position: u64) -> Result<(), StoreError> {
+        let last = append.records.last().map_or(self.last_record.load(Ordering::SeqCst), |record| record.sequence);
+        self.copy.write_copy(append, position, None, last)?;
+        self.last_record.store(last, Ordering::SeqCst);
+        self.position.store(position, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// The records from `from` up to `before` (exclusive), at most `limit`,
+    /// read from the stream itself: a replica that joined from a snapshot
+    /// has no copy of the records before it. Finds the first message by
+    /// bisection on its last-record header, then reads message by message.
+    fn read_stream(&self, from: u64, before: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
+        let context = self.context.clone();
+        let name = self.stream.clone();
+        self.call("reading the stream", async move {
+            let mut stream = context.get_stream(&name).await.map_err(|error| unavailable("the stream", error))?;
+            let state = stream.info().await.map_err(|error| unavailable("the stream's state", error))?.state.clone();
+            let last_record_of = |message: &jetstream::message::StreamMessage| -> u64 {
+                message.headers.get(LAST_RECORD_HEADER).and_then(|value| value.as_str().parse().ok()).unwrap_or(0)
+            };
+            let (mut low, mut high) = (state.first_sequence, state.last_sequence);
+            while low < high {
+                let middle = low + (high - low) / 2;
+                let message =
+                    stream.get_raw_message(middle).await.map_err(|error| unavailable("reading the stream", error))?;
+                if last_record_of(&message) >= from {
+                    high = middle;
+                } else {
+                    low = middle + 1;
+                }
+            }
+            let mut records = Vec::new();
+            let mut sequence = low;
+            while records.len() < limit && sequence <= state.last_sequence {
+                let message =
+                    stream.get_raw_message(sequence).await.map_err(|error| unavailable("reading the stream", error))?;
+                let batch: Batch = decode("stream", &sequence.to_string(), &message.payload)?;
+                for record in batch.records {
+                    if record.sequence >= before {
+                        return Ok(records);
+                    }
+                    if record.sequence >= from && records.len() < limit {
+                        records.push(record);
+                    }
+                }
+                sequence += 1;
+            }
+            Ok(records)
+        })?
+    }
+}
+
+impl Drop for JetStreamStore {
+    fn drop(&mut self) {
+        if let Err(error) = self.copy.sync_copy() {
+            tracing::warn!(%error, "syncing the local copy of the log on close failed; it resumes from the stream");
+        }
+        // Dropping a runtime may not block inside another one: let it go.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Gets or creates the stream and its snapshot bucket; returns the bucket
+/// and the stream's last sequence.
+async fn open_stream(
+    context: jetstream::Context,
+    config: stream::Config,
+    bucket: String,
+    replicas: usize,
+) -> Result<(object_store::ObjectStore, u64), StoreError> {
+    let mut stream =
+        context.get_or_create_stream(config).await.map_err(|error| unavailable("creating the stream", error))?;
+    let last = stream.info().await.map_err(|error| unavailable("the stream's state", error))?.state.last_sequence;
+    let snapshots = match context.get_object_store(&bucket).await {
+        Ok(snapshots) => snapshots,
+        Err(_) => context
+            .create_object_store(object_store::Config {
+                bucket: bucket.clone(),
+                description: Some("Muster's snapshots, for new replicas".to_owned()),
+                storage: stream::StorageType::File,
+                num_replicas: replicas,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| unavailable("creating the snapshot bucket", error))?,
+    };
+    Ok((snapshots, last))
+}
+
+/// Runs `future` on `handle` and waits for it on this thread (bounded).
+fn call<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    what: &str,
+    future: impl Future<Output = T> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+    handle.spawn(async move {
+        let _ = sender.send(future.await);
+    });
+    receiver
+        .recv_timeout(CALL_TIMEOUT + Duration::from_secs(1))
+        .map_err(|_| StoreError::Unavailable(format!("{what}: no answer within {} s", CALL_TIMEOUT.as_secs())))
+}
+
+async fn connect(config: JetStreamConfig) -> Result<(jetstream::Context, usize), StoreError> {
+    let mut options = async_nats::ConnectOptions::new()
+        .name("musterd")
+        .connection_timeout(Duration::from_secs(5))
+        .request_timeout(Some(CALL_TIMEOUT))
+        .event_callback(|event| async move {
+            match event {
+                async_nats::Event::Connected => tracing::info!("connected to NATS"),
+                async_nats::Event::Disconnected => tracing::warn!("disconnected from NATS; reconnecting"),
+                other => tracing::info!(event = %other, "NATS"),
+            }
+        });
+    if let Some(path) = &config.credentials {
+        options = options
+            .credentials_file(path)
+            .await
+            .map_err(|error| unavailable(&format!("reading the NATS credentials {}", path.display()), error))?;
+    }
+    if let Some(path) = &config.ca {
+        options = options.add_root_certificates(path.clone()).require_tls(true);
+    }
+    let client = options
+        .connect(config.servers.as_slice())
+        .await
+        .map_err(|error| unavailable(&format!("connecting to {}", config.servers.join(",")), error))?;
+    let max_payload = client.server_info().max_payload;
+    let mut context = jetstream::new(client);
+    context.set_timeout(CALL_TIMEOUT);
+    Ok((context, max_payload))
+}
+
+/// The latest snapshot in the bucket and the stream position it stands at.
+async fn latest_snapshot(bucket: object_store::ObjectStore) -> Result<Option<(u64, State)>, StoreError> {
+    let mut names = snapshot_names(&bucket).await?;
+    while let Some(name) = names.pop() {
+        let mut object = bucket.get(&name).await.map_err(|error| unavailable("reading a snapshot", error))?;
+        let mut bytes = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes)
+            .await
+            .map_err(|error| unavailable("reading a snapshot", error))?;
+        let Some((position, snapshot)) = bytes.split_at_checked(8) else { continue };
+        let position = u64::from_be_bytes(position.try_into().unwrap_or_default());
+        match super::decode_snapshot(0, snapshot) {
+            Ok(Some(state)) => return Ok(Some((position, state))),
+            Ok(None) => tracing::warn!(%name, "a snapshot of another version; trying an older one"),
+            Err(error) => tracing::warn!(%name, %error, "an unreadable snapshot; trying an older one"),
+        }
+    }
+    Ok(None)
+}
+
+/// The bucket's snapshot names, oldest first (they are zero-padded sequences).
+async fn snapshot_names(bucket: &object_store::ObjectStore) -> Result<Vec<String>, StoreError> {
+    let mut list = bucket.list().await.map_err(|error| unavailable("listing snapshots", error))?;
+    let mut names = Vec::new();
+    while let Some(info) = list.next().await {
+        let info = info.map_err(|error| unavailable("listing snapshots", error))?;
+        if !info.deleted {
+            names.push(info.name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// Follows the stream from `from`, handing each message to the writer, for
+/// as long as the store lives (an ordered consumer: in order, no gap; the
+/// client recreates it after a lost connection or a lost node).
+async fn follow_stream(
+    context: jetstream::Context,
+    name: String,
+    mut from: u64,
+    sender: std::sync::mpsc::Sender<(u64, Bytes)>,
+    buffered: Arc<AtomicUsize>,
+    received: watch::Sender<u64>,
+) {
+    loop {
+        let consumer = async {
+            let stream = context.get_stream(&name).await.map_err(|error| error.to_string())?;
+            let consumer = stream
+                .create_consumer(consumer::pull::OrderedConfig {
+                    deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: from },
+                    ..Default::default()
+                })
+                .await
+                .map_err(|error| error.to_string())?;
+            consumer.messages().await.map_err(|error| error.to_string())
+        };
+        let mut messages = match consumer.await {
+            Ok(messages) => messages,
+            Err(error) => {
+                tracing::warn!(%error, from, "cannot follow the stream yet; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        while let Some(message) = messages.next().await {
+            let message = match message {
+                Ok(message) => message,
+                Err(error) => {
+                    tracing::warn!(%error, "following the stream was interrupted; resuming");
+                    break;
+                }
+            };
+            let Ok(sequence) = message.info().map(|info| info.stream_sequence) else { continue };
+            while buffered.load(Ordering::SeqCst) >= FOLLOW_BUFFER {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            buffered.fetch_add(1, Ordering::SeqCst);
+            if sender.send((sequence, message.payload.clone())).is_err() {
+                return;
+            }
+            from = sequence + 1;
+            received.send_replace(sequence);
+        }
+    }
+}
+
+/// Reports the stream's health: its replicas, its leader and how far this
+/// replica lags behind it, as metrics and, when it changes, in the log.
+async fn watch_health(context: jetstream::Context, name: String, position: Arc<AtomicU64>) {
+    let mut last_report = String::new();
+    loop {
+        let report = match context.get_stream(&name).await {
+            Ok(mut stream) => match stream.info().await {
+                Ok(info) => {
+                    let lag = info.state.last_sequence.saturating_sub(position.load(Ordering::SeqCst));
+                    metrics::gauge!("muster_log_lag_messages").set(lag as f64);
+                    metrics::gauge!("muster_log_stream_messages").set(info.state.messages as f64);
+                    let (leader, current, total) = match &info.cluster {
+                        Some(cluster) => (
+                            cluster.leader.clone().unwrap_or_default(),
+                            1 + cluster.replicas.iter().filter(|peer| peer.current && !peer.offline).count(),
+                            1 + cluster.replicas.len(),
+                        ),
+                        None => (String::new(), 1, 1),
+                    };
+                    let leader = if leader.is_empty() { "none".to_owned() } else { leader };
+                    metrics::gauge!("muster_log_replicas_current").set(current as f64);
+                    format!("leader {leader}, {current} of {total} replicas current")
+                }
+                Err(error) => format!("unreachable ({error})"),
+            },
+            Err(error) => format!("unreachable ({error})"),
+        };
+        if report != last_report {
+            if report.contains("unreachable") || report.starts_with("leader none") {
+                tracing::warn!(stream = %name, health = %report, "replicated log");
+            } else {
+                tracing::info!(stream = %name, health = %report, "replicated log");
+            }
+            last_report = report;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+impl Store for JetStreamStore {
+    fn append(&self, append: Append<'_>) -> Result<u64, StoreError> {
+        let position = self.position.load(Ordering::SeqCst);
+        if append.after != position {
+            return Err(StoreError::Conflict { latest: position });
+        }
+        if append.records.is_empty() && append.requests.is_empty() {
+            // Expired request records are forgotten by each replica for
+            // itself, by the same rule: nothing to replicate.
+            self.write_copy(&append, position)?;
+            return Ok(position);
+        }
+        let key = append.records.first().map_or_else(|| "requests".to_owned(), |record| record.sequence.to_string());
+        let payload = encode("stream", &key, &BatchOut { records: append.records, requests: append.requests })?;
+        let limit = self.max_payload.saturating_sub(HEADER_ROOM);
+        if payload.len() > limit {
+            return Err(StoreError::TooLarge { bytes: payload.len(), limit });
+        }
+        let last = append.records.last().map_or(self.last_record.load(Ordering::SeqCst), |record| record.sequence);
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(LAST_RECORD_HEADER, last.to_string().as_str());
+        let message = jetstream::message::PublishMessage::build()
+            .payload(Bytes::from(payload))
+            .headers(headers)
+            .expected_last_sequence(position);
+        let context = self.context.clone();
+        let subject = self.subject.clone();
+        let published = self.call("appending to the stream", async move {
+            let acknowledgement = context.send_publish(subject, message).await?;
+            acknowledgement.await
+        })?;
+        match published {
+            Ok(acknowledgement) if acknowledgement.sequence == position + 1 => {
+                self.write_copy(&append, acknowledgement.sequence)?;
+                Ok(acknowledgement.sequence)
+            }
+            Ok(acknowledgement) => Err(StoreError::Corrupt {
+                tree: "stream",
+                key: acknowledgement.sequence.to_string(),
+                reason: format!("acknowledged at {} after {position}", acknowledgement.sequence),
+            }),
+            Err(error) => match error.kind() {
+                jetstream::context::PublishErrorKind::WrongLastSequence => {
+                    let context = self.context.clone();
+                    let name = self.stream.clone();
+                    let latest = self
+                        .call("reading the stream's end", async move {
+                            let mut stream = context.get_stream(&name).await.ok()?;
+                            stream.info().await.ok().map(|info| info.state.last_sequence)
+                        })
+                        .ok()
+                        .flatten()
+                        .unwrap_or(position + 1);
+                    Err(StoreError::Conflict { latest: latest.max(position + 1) })
+                }
+                jetstream::context::PublishErrorKind::MaxPayloadExceeded => {
+                    Err(StoreError::TooLarge { bytes: limit + 1, limit })
+                }
+                _ => Err(unavailable("appending to the stream", error)),
+            },
+        }
+    }
+
+    fn position(&self) -> Result<u64, StoreError> {
+        Ok(self.position.load(Ordering::SeqCst))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn follow(&self, after: u64, through: Option<u64>) -> Result<Vec<Followed>, StoreError> {
+        let receiver = self.follower.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut position = self.position.load(Ordering::SeqCst);
+        if after != position {
+            return Err(StoreError::Corrupt {
+                tree: "stream",
+                key: after.to_string(),
+                reason: format!("the writer stands at {after}, its local copy at {position}"),
+            });
+        }
+        let deadline = std::time::Instant::now() + FOLLOW_WAIT;
+        let mut followed = Vec::new();
+        while followed.len() < FOLLOW_BATCHES {
+            let next = match receiver.try_recv() {
+                Ok(next) => Ok(next),
+                Err(std::sync::mpsc::TryRecvError::Empty) => match through {
+                    Some(through) if position < through => receiver
+                        .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+                        .map_err(|_| StoreError::Unavailable(format!("following the stream to {through} timed out"))),
+                    _ => break,
+                },
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    Err(StoreError::Unavailable("the stream's follower has stopped".to_owned()))
+                }
+            };
+            let (sequence, payload) = match next {
+                Ok(next) => next,
+                // What was followed stands: the writer applies it first.
+                Err(error) if followed.is_empty() => return Err(error),
+                Err(_) => break,
+            };
+            self.buffered.fetch_sub(1, Ordering::SeqCst);
+            if sequence <= position {
+                // This replica's own append, already in the copy.
+                continue;
+            }
+            if sequence != position + 1 {
+                return Err(StoreError::Corrupt {
+                    tree: "stream",
+                    key: sequence.to_string(),
+                    reason: format!("followed after {position}: a gap"),
+                });
+            }
+            let batch: Batch = decode("stream", &sequence.to_string(), &payload)?;
+            let append = Append { after: position, records: &batch.records, requests: &batch.requests, expired: &[] };
+            self.write_copy(&append, sequence)?;
+            position = sequence;
+            followed.push(Followed { position, records: batch.records });
+        }
+        metrics::gauge!("muster_log_position").set(position as f64);
+        Ok(followed)
+    }
+
+    fn follow_changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.received.clone())
+    }
+
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
+        let from = from.max(1);
+        if from >= self.first_record {
+            return self.copy.read(from, limit);
+        }
+        let mut records = self.read_stream(from, self.first_record, limit)?;
+        if records.len() < limit {
+            records.extend(self.copy.read(self.first_record, limit - records.len())?);
+        }
+        Ok(records)
+    }
+
+    fn request(&self, key: &RequestKey) -> Result<Option<RequestRecord>, StoreError> {
+        self.copy.request(key)
+    }
+
+    fn requests_before(&self, before: Timestamp, limit: usize) -> Result<Vec<(Timestamp, RequestKey)>, StoreError> {
+        self.copy.requests_before(before, limit)
+    }
+
+    fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.copy.forget_requests_before(before)
+    }
+
+    fn put_drill_run(&self, number: u64, summary: &[u8], run: &[u8]) -> Result<(), StoreError> {
+        // Drill runs are this replica's own: they never touch the live log.
+        self.copy.put_drill_run(number, summary, run)
+    }
+
+    fn put_snapshot(&self, state: &State) -> Result<(), StoreError> {
+        self.copy.put_snapshot(state)?;
+        let Some(position) = self.copy.position_of(state.last_sequence)? else {
+            return Ok(());
+        };
+        let mut bytes = position.to_be_bytes().to_vec();
+        bytes.extend(super::encode_snapshot(state)?);
+        let bucket = self.snapshots.clone();
+        let name = format!("{:020}", state.last_sequence);
+        self.call("writing a snapshot to the bucket", async move {
+            bucket
+                .put(name.as_str(), &mut bytes.as_slice())
+                .await
+                .map_err(|error| unavailable("writing a snapshot", error))?;
+            let names = snapshot_names(&bucket).await?;
+            for old in names.iter().rev().skip(KEEP_SNAPSHOTS) {
+                bucket.delete(old).await.map_err(|error| unavailable("removing an old snapshot", error))?;
+            }
+            Ok::<_, StoreError>(())
+        })?
+    }
+
+    fn snapshot_marks(&self) -> Result<Vec<SnapshotMark>, StoreError> {
+        self.copy.snapshot_marks()
+    }
+
+    fn snapshot(&self, sequence: u64) -> Result<Option<State>, StoreError> {
+        self.copy.snapshot(sequence)
+    }
+
+    fn drill_run(&self, number: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.copy.drill_run(number)
+    }
+
+    fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.copy.drill_runs(after, limit)
+    }
+}
