@@ -173,8 +173,12 @@ impl Writer {
                 Woken::Message(message) => message,
                 Woken::Deadline => continue,
                 Woken::Followed => {
-                    // Follow it and publish what it changed.
-                    self.commit_group(Vec::new());
+                    // Follow it and publish what it changed (not this
+                    // writer's own appends coming back).
+                    let received = self.follow_changes.as_ref().map_or(0, |changes| *changes.borrow());
+                    if received > self.position {
+                        self.commit_group(Vec::new());
+                    }
                     continue;
                 }
             };

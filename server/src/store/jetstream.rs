@@ -66,8 +66,13 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a writer waits to follow the stream up to where an append
 /// conflict said it ends.
 const FOLLOW_WAIT: Duration = Duration::from_secs(10);
+/// How long a new replica may take to read back a day of request records.
+const BACKFILL_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long opening waits for a cluster that has no JetStream leader yet.
 const OPEN_WAIT: Duration = Duration::from_secs(60);
+/// A follower that has delivered nothing for this long checks whether the
+/// stream has moved on without it (a consumer lost with its server).
+const FOLLOW_STALL: Duration = Duration::from_secs(2);
 /// At most this many stream messages are handed to the writer at a time.
 const FOLLOW_BATCHES: usize = 1_024;
 /// The follower pauses while this many messages wait for the writer, so a
@@ -95,7 +100,7 @@ struct Batch {
 
 /// The replicated log and this replica's local copy of it.
 pub struct JetStreamStore {
-    copy: SledStore,
+    copy: Arc<SledStore>,
     runtime: Option<tokio::runtime::Runtime>,
     handle: tokio::runtime::Handle,
     context: jetstream::Context,
@@ -158,7 +163,7 @@ impl JetStreamStore {
 
     fn open_with(dir: &Path, config: &JetStreamConfig, join: bool) -> Result<JetStreamStore, StoreError> {
         check_stream_name(&config.stream)?;
-        let copy = SledStore::open(dir)?;
+        let copy = Arc::new(SledStore::open(dir)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("muster-nats")
@@ -208,6 +213,16 @@ impl JetStreamStore {
                 copy.put_snapshot(&state)?;
                 first_record = state.last_sequence + 1;
                 copy.write_copy(&Append::default(), at, Some(first_record), state.last_sequence)?;
+                // The request records of the retention before the snapshot,
+                // so that a retry of a request made before this replica
+                // joined is still answered once.
+                let since = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |now| now.as_secs() as i64)
+                    .saturating_sub(crate::domain::limits::REQUEST_ID_RETENTION_SECONDS);
+                let backfill = backfill_requests(context.clone(), config.stream.clone(), Arc::clone(&copy), since, at);
+                let requests = call_for(&handle, "reading back request records", BACKFILL_TIMEOUT, backfill)??;
+                tracing::info!(requests, "request records of the last day read back from the stream");
                 copy.sync_copy()?;
                 position = at;
             }
@@ -363,13 +378,74 @@ fn call<T: Send + 'static>(
     what: &str,
     future: impl Future<Output = T> + Send + 'static,
 ) -> Result<T, StoreError> {
+    call_for(handle, what, CALL_TIMEOUT + Duration::from_secs(1), future)
+}
+
+/// [`call`], waiting at most `timeout`.
+fn call_for<T: Send + 'static>(
+    handle: &tokio::runtime::Handle,
+    what: &str,
+    timeout: Duration,
+    future: impl Future<Output = T> + Send + 'static,
+) -> Result<T, StoreError> {
     let (sender, receiver) = std::sync::mpsc::sync_channel(1);
-    handle.spawn(async move {
+    let task = handle.spawn(async move {
         let _ = sender.send(future.await);
     });
-    receiver
-        .recv_timeout(CALL_TIMEOUT + Duration::from_secs(1))
-        .map_err(|_| StoreError::Unavailable(format!("{what}: no answer within {} s", CALL_TIMEOUT.as_secs())))
+    receiver.recv_timeout(timeout).map_err(|_| {
+        task.abort();
+        StoreError::Unavailable(format!("{what}: no answer within {} s", timeout.as_secs()))
+    })
+}
+
+/// Reads the request records of the stream's messages from the first one
+/// at or after `since` (Unix seconds, found by bisection on the messages'
+/// times) through `through`, into `copy`; returns how many.
+async fn backfill_requests(
+    context: jetstream::Context,
+    name: String,
+    copy: Arc<SledStore>,
+    since: i64,
+    through: u64,
+) -> Result<usize, StoreError> {
+    let mut stream = context.get_stream(&name).await.map_err(|error| unavailable("the stream", error))?;
+    let first = stream.info().await.map_err(|error| unavailable("the stream's state", error))?.state.first_sequence;
+    let (mut low, mut high) = (first.max(1), through + 1);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let message = stream.get_raw_message(middle).await.map_err(|error| unavailable("reading the stream", error))?;
+        if message.time.unix_timestamp() >= since {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    if low > through {
+        return Ok(0);
+    }
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence { start_sequence: low },
+            ..Default::default()
+        })
+        .await
+        .map_err(|error| unavailable("reading the stream", error))?;
+    let mut messages = consumer.messages().await.map_err(|error| unavailable("reading the stream", error))?;
+    let mut count = 0;
+    while let Some(message) = messages.next().await {
+        let message = message.map_err(|error| unavailable("reading the stream", error))?;
+        let sequence = message.info().map_err(|error| unavailable("reading the stream", error))?.stream_sequence;
+        if sequence > through {
+            break;
+        }
+        let batch: Batch = decode("stream", &sequence.to_string(), &message.payload)?;
+        copy.write_requests(&batch.requests)?;
+        count += batch.requests.len();
+        if sequence == through {
+            break;
+        }
+    }
+    Ok(count)
 }
 
 async fn connect(config: JetStreamConfig) -> Result<(jetstream::Context, usize), StoreError> {
@@ -407,11 +483,20 @@ async fn connect(config: JetStreamConfig) -> Result<(jetstream::Context, usize),
 async fn latest_snapshot(bucket: object_store::ObjectStore) -> Result<Option<(u64, State)>, StoreError> {
     let mut names = snapshot_names(&bucket).await?;
     while let Some(name) = names.pop() {
-        let mut object = bucket.get(&name).await.map_err(|error| unavailable("reading a snapshot", error))?;
+        // Another replica may remove an old snapshot as we read it: try
+        // the next older one.
+        let mut object = match bucket.get(&name).await {
+            Ok(object) => object,
+            Err(error) => {
+                tracing::warn!(%name, %error, "a snapshot cannot be read; trying an older one");
+                continue;
+            }
+        };
         let mut bytes = Vec::new();
-        tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes)
-            .await
-            .map_err(|error| unavailable("reading a snapshot", error))?;
+        if let Err(error) = tokio::io::AsyncReadExt::read_to_end(&mut object, &mut bytes).await {
+            tracing::warn!(%name, %error, "a snapshot cannot be read; trying an older one");
+            continue;
+        }
         let Some((position, snapshot)) = bytes.split_at_checked(8) else { continue };
         let position = u64::from_be_bytes(position.try_into().unwrap_or_default());
         match super::decode_snapshot(0, snapshot) {
@@ -468,12 +553,27 @@ async fn follow_stream(
                 continue;
             }
         };
-        while let Some(message) = messages.next().await {
-            let message = match message {
-                Ok(message) => message,
-                Err(error) => {
+        loop {
+            let message = match tokio::time::timeout(FOLLOW_STALL, messages.next()).await {
+                Ok(Some(Ok(message))) => message,
+                Ok(Some(Err(error))) => {
                     tracing::warn!(%error, "following the stream was interrupted; resuming");
                     break;
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    // Quiet: is the stream quiet too, or is the consumer
+                    // stuck (its server lost, say)? Recreate it if the
+                    // stream has moved past what it delivered.
+                    let last = match context.get_stream(&name).await {
+                        Ok(mut stream) => stream.info().await.map(|info| info.state.last_sequence).unwrap_or(0),
+                        Err(_) => 0,
+                    };
+                    if last >= from {
+                        tracing::warn!(from, last, "the stream's follower stalled; recreating it");
+                        break;
+                    }
+                    continue;
                 }
             };
             let Ok(sequence) = message.info().map(|info| info.stream_sequence) else { continue };

@@ -422,6 +422,16 @@ impl SledStore {
         Ok(())
     }
 
+    /// As the local copy of a replicated log: keeps request records read
+    /// back from the stream (a replica that joined from a snapshot), without
+    /// syncing and without moving the copy's position.
+    pub(super) fn write_requests(&self, requests: &[RequestRecord]) -> Result<(), StoreError> {
+        self.check_not_failed()?;
+        let batch = self.batch(&Append { requests, ..Append::default() })?;
+        let _exclusive = exclusive();
+        self.tree.apply_batch(batch).map_err(sled_error("request records"))
+    }
+
     /// Makes the local copy durable (on a clean stop, and before a snapshot
     /// names its position).
     pub(super) fn sync_copy(&self) -> Result<(), StoreError> {

@@ -30,6 +30,8 @@ use super::{assert_acknowledged_present, connect, team, Acked};
 struct Replica {
     child: Child,
     url: String,
+    /// It said, before serving, that it started from the bucket's snapshot.
+    from_snapshot: bool,
 }
 
 impl Replica {
@@ -62,8 +64,15 @@ impl Replica {
             }
             seen.push(line);
         };
-        std::thread::spawn(move || for _ in lines {});
-        Replica { child, url: format!("http://{address}") }
+        // Keep its log beside its data directory, for a failure's post-mortem.
+        let mut kept = std::fs::File::create(data_dir.with_extension("log")).expect("replica log");
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let _ = std::io::Write::write_all(&mut kept, format!("{line}\n").as_bytes());
+            }
+        });
+        let from_snapshot = seen.iter().any(|line| line.contains("a new replica starts from a snapshot"));
+        Replica { child, url: format!("http://{address}"), from_snapshot }
     }
 
     fn kill(mut self) {
@@ -248,6 +257,23 @@ async fn two_replicas_lose_nothing_acknowledged_when_a_nats_node_and_a_replica_d
     let acked = acked.lock().unwrap().clone();
     assert_acknowledged_present(&[&client_a, &client_b], &acked, "replicated").await;
     assert_eq!(converged(&client_a, &client_b).await, now, "retries of acknowledged requests changed the state");
+
+    // A third replica on an empty data directory starts from the bucket's
+    // latest snapshot, not from the first event; it has the request records
+    // of before it (every retry answered once) and reads the records before
+    // it from the stream (a digest of the past).
+    let c = Replica::start(&temp.path().join("c"), &cluster, "province");
+    assert!(c.from_snapshot, "a new replica starts from a snapshot");
+    let client_c = connect(&c.url).await;
+    assert_eq!(converged(&client_a, &client_c).await, now);
+    assert_acknowledged_present(&[&client_c], &acked, "joined from a snapshot").await;
+    assert_eq!(converged(&client_a, &client_c).await, now, "retries on the new replica changed the state");
+    let early = |client: &Client| {
+        let mut audit = client.audit();
+        async move { audit.get_digest(pb::GetDigestRequest { sequence: 20 }).await.unwrap().into_inner() }
+    };
+    assert_eq!(early(&client_c).await, early(&client_a).await, "the past before the snapshot, read from the stream");
+    c.terminate();
 
     // The stream itself, folded from its first message, and each replica's
     // local copy give that state, with the invariants holding.
