@@ -36,9 +36,15 @@ struct Replica {
 
 impl Replica {
     fn start(data_dir: &Path, cluster: &Cluster, stream: &str) -> Replica {
+        Replica::start_with(data_dir, &["--log", &cluster.url(), "--stream", stream])
+    }
+
+    /// A replica with these `--log ...` flags.
+    fn start_with(data_dir: &Path, log: &[&str]) -> Replica {
         let mut child = Command::new(env!("CARGO_BIN_EXE_musterd"))
             .args(["--listen", "127.0.0.1:0", "--http", "off", "--log-format", "json", "--snapshot-every", "100"])
-            .args(["--log", &cluster.url(), "--stream", stream, "--data-dir"])
+            .args(log)
+            .arg("--data-dir")
             .arg(data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -84,6 +90,14 @@ impl Replica {
         let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         assert!(status.success());
         assert!(self.child.wait().unwrap().success(), "musterd exits cleanly on SIGTERM");
+    }
+}
+
+impl Drop for Replica {
+    /// A test that fails leaves no replica behind.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -353,4 +367,47 @@ async fn two_replicas_dispatching_one_need_at_once_make_one_assignment() {
     assert!(stream.contains("invariants hold"), "{stream}");
     a.terminate();
     b.terminate();
+}
+
+/// NATS over TLS only: a replica reaches a NATS server whose certificate a
+/// private authority signed, given that authority (`--nats-ca`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_reaches_nats_over_tls_with_the_authority_it_is_given() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let temp = tempfile::tempdir().unwrap();
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(rcgen::DnType::CommonName, "province authority");
+    let authority_key = KeyPair::generate().unwrap();
+    let authority = params.self_signed(&authority_key).unwrap();
+    let server_key = KeyPair::generate().unwrap();
+    let names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    let server = CertificateParams::new(names).unwrap().signed_by(&server_key, &authority, &authority_key).unwrap();
+    let file = |name: &str, text: String| {
+        let path = temp.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ca = file("ca.pem", authority.pem());
+    let (cert, key) = (file("nats.pem", server.pem()), file("nats.key", server_key.serialize_pem()));
+    let port = super::nats::free_port();
+    let config = format!(
+        "listen: 127.0.0.1:{port}\njetstream {{ store_dir: {:?} }}\ntls {{ cert_file: {cert:?}\n key_file: {key:?} }}\n",
+        temp.path().join("store").display().to_string(),
+        cert = cert.display().to_string(),
+        key = key.display().to_string(),
+    );
+    let _nats = super::nats::single(&file("nats.conf", config));
+    let url = format!("tls://127.0.0.1:{port}");
+    let replica = Replica::start_with(
+        &temp.path().join("a"),
+        &["--log", &url, "--stream", "tls", "--stream-replicas", "1", "--nats-ca", ca.to_str().unwrap()],
+    );
+    let client = connect(&replica.url).await;
+    let mut rng = StdRng::seed_from_u64(7);
+    let request = pb::RegisterTeamRequest { request_id: "tls-1".into(), team: Some(team("TLS-1", &mut rng)) };
+    client.roster().register_team(request).await.unwrap();
+    let stream = check(&["--log", &url, "--stream", "tls", "--nats-ca", ca.to_str().unwrap()]);
+    assert!(stream.contains("sequence 1") && stream.contains("invariants hold"), "{stream}");
+    replica.terminate();
 }

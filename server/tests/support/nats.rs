@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 
 /// A free loopback port (the listener is closed again, so another process
 /// could take it first: rare, and then the test fails loudly).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
@@ -23,6 +23,29 @@ fn nats_server() -> PathBuf {
         .map(|dir| dir.join("nats-server"))
         .find(|candidate| candidate.is_file());
     on_path.unwrap_or(debian)
+}
+
+/// One `nats-server`, killed when dropped.
+pub struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One `nats-server` with the configuration file `config`.
+pub fn single(config: &Path) -> Node {
+    let log = std::fs::File::create(config.with_extension("log")).unwrap();
+    let child = Command::new(nats_server())
+        .arg("-c")
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("nats-server must be installed (Debian package nats-server; .ci/run installs it)");
+    Node(child)
 }
 
 /// Three `nats-server` processes forming one JetStream cluster.
