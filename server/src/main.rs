@@ -180,11 +180,14 @@ fn main() -> anyhow::Result<()> {
     };
     let quiet = matches!(args.command, Some(Tool::Drill(_) | Tool::Check { .. }));
     init_logging(log_format, if quiet { "warn" } else { "info" });
+    // `check --data-dir DIR` checks that directory, whatever [log] says.
+    let data_dir_given = args.data_dir.is_some();
     let data_dir = args.data_dir.or(file.data_dir.clone()).unwrap_or_else(|| PathBuf::from(server::DEFAULT_DATA_DIR));
     let log = args.replicated.clone().over(file.log.as_ref());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting tokio")?;
     match args.command {
-        Some(Tool::Check { upto, full, replicated }) => match replicated.over(log.as_ref()) {
+        Some(Tool::Check { upto, full, replicated }) => match replicated.over(log.as_ref().filter(|_| !data_dir_given))
+        {
             None => check(&data_dir, upto, full),
             Some(log) => check_stream(&log, upto),
         },
@@ -278,6 +281,20 @@ fn check(data_dir: &std::path::Path, upto: Option<u64>, full: bool) -> anyhow::R
     use muster_server::store::Store as _;
     let store = SledStore::open(data_dir).with_context(|| format!("opening {}", data_dir.display()))?;
     let up_to = upto.unwrap_or(u64::MAX);
+    if let Some(first) = store.joined_at()? {
+        // A replica's copy that joined from a snapshot holds the records
+        // after it only: it is checked from that snapshot (the stream, with
+        // --log, is checked from its first message).
+        if full {
+            anyhow::bail!(
+                "{} is a replica's copy that starts at record {first}: check the stream from its start with --log and --stream",
+                data_dir.display()
+            );
+        }
+        let joined = store.snapshot(first - 1)?.context("the snapshot the copy joined from is missing")?;
+        println!("a replica's copy, from the snapshot it joined from ({})", first - 1);
+        return report(&fold(&store, joined, up_to, None).context("replaying the log")?);
+    }
     if !full {
         let (state, snapshot) = restore(&store, up_to, None).context("restoring the state")?;
         match snapshot {

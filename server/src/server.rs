@@ -336,12 +336,19 @@ pub async fn serve_with_http(
     access_tokens(&config, &listener)?;
     let data_dir = config.data_dir.clone();
     let store: Arc<dyn Store> = match &config.log {
-        None => Arc::new(
-            tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
+        None => {
+            let store = tokio::task::spawn_blocking(move || SledStore::open(&data_dir))
                 .await
                 .context("opening the store")?
-                .with_context(|| format!("opening the store in {}", config.data_dir.display()))?,
-        ),
+                .with_context(|| format!("opening the store in {}", config.data_dir.display()))?;
+            if store.is_copy()? {
+                bail!(
+                    "{} is a replica's copy of a replicated log: start musterd with its --log and --stream (what the embedded log appended here would never reach the stream)",
+                    config.data_dir.display()
+                );
+            }
+            Arc::new(store)
+        }
         Some(log) => {
             let jetstream = log.jetstream()?;
             let stream = jetstream.stream.clone();

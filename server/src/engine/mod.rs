@@ -503,6 +503,9 @@ pub fn fold(store: &dyn Store, mut state: State, up_to: u64, until: Option<Times
 }
 
 #[cfg(test)]
+mod shared_tests;
+
+#[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
@@ -511,7 +514,7 @@ mod tests {
     use crate::domain::LatLng;
     use crate::store::MemoryStore;
 
-    fn world() -> Command {
+    pub(super) fn world() -> Command {
         let mut fixture = Fixture::default();
         let item = Item { code: "pump".into(), name: "Pump".into(), unit: "unit".into(), category: String::new() };
         fixture.items.push(Sourced { source: String::new(), value: item });
@@ -530,7 +533,7 @@ mod tests {
         Command::Import { fixture }
     }
 
-    fn consume(delta: i64) -> Command {
+    pub(super) fn consume(delta: i64) -> Command {
         Command::AdjustStock {
             depot_id: "D".into(),
             item_code: "pump".into(),
@@ -540,7 +543,7 @@ mod tests {
         }
     }
 
-    fn on_hand(engine: &EngineHandle) -> i64 {
+    pub(super) fn on_hand(engine: &EngineHandle) -> i64 {
         engine.snapshot().stock_level("D", "pump").unwrap().on_hand
     }
 

@@ -54,6 +54,11 @@ pub(super) struct Writer {
     shared: bool,
     /// Moves when a shared log may have records to follow.
     follow_changes: Option<tokio::sync::watch::Receiver<u64>>,
+    /// After timers alone could not be appended to a shared log: not again
+    /// before this time.
+    timers_back_off_until: Option<Timestamp>,
+    /// The last follow of a shared log applied something.
+    followed_some: bool,
 }
 
 /// How often one group is decided again because another server appended
@@ -104,6 +109,8 @@ impl Writer {
             position,
             shared,
             follow_changes,
+            timers_back_off_until: None,
+            followed_some: false,
             state,
             store,
             clock,
@@ -140,6 +147,10 @@ impl Writer {
 
     async fn take_groups(&mut self, mut queue: mpsc::Receiver<Message>) {
         loop {
+            if self.behind() {
+                self.commit_group(Vec::new());
+                continue;
+            }
             let deadline = match self.next_deadline() {
                 Some(due) if due <= self.now() => {
                     self.commit_group(Vec::new());
@@ -240,7 +251,8 @@ impl Writer {
         if self.failed.is_some() || self.timers_stalled_at == Some(self.state.last_sequence) {
             return None;
         }
-        timer::next(&self.state, &self.timer_settings()).map(|timer| timer.due)
+        let due = timer::next(&self.state, &self.timer_settings()).map(|timer| timer.due)?;
+        Some(self.timers_back_off_until.map_or(due, |until| due.max(until)))
     }
 
     /// Decides every timer due by now, as the timer's actor, into `group`.
@@ -249,6 +261,9 @@ impl Writer {
     /// than spin.
     fn fire_timers(&mut self, group: &mut Group) {
         let settings = self.timer_settings();
+        if self.timers_back_off_until.is_some_and(|until| self.now() < until) {
+            return;
+        }
         for _ in 0..self.max_batch {
             if self.failed.is_some() || self.timers_stalled_at == Some(self.state.last_sequence) {
                 return;
@@ -379,7 +394,7 @@ impl Writer {
     fn commit_shared(&mut self, submissions: Vec<Submission>) {
         let mut followed = Vec::new();
         if let Err(error) = self.follow(None, &mut followed) {
-            tracing::error!(%error, "following the shared log failed; the group is refused");
+            self.shared_failed(&error, submissions.is_empty());
             self.refuse_shared(submissions, followed, &error);
             return;
         }
@@ -397,18 +412,35 @@ impl Writer {
             };
             let before = self.state.clone();
             let (group, results, expired) = self.decide(&submissions, cutoff, expired);
-            if group.records.is_empty() && group.requests.is_empty() {
-                self.finish_shared(submissions, results, group, followed);
-                return;
-            }
-            let append =
-                Append { after: self.position, records: &group.records, requests: &group.requests, expired: &expired };
-            let started = std::time::Instant::now();
-            let appended = self.store.append(append);
-            metrics::histogram!("muster_sync_duration_seconds").record(started.elapsed().as_secs_f64());
+            let appended = if group.records.is_empty() && group.requests.is_empty() {
+                // Nothing to append: refusals and changes that changed
+                // nothing. They too must have been decided on the whole
+                // log, so the writer confirms where it ends before it
+                // answers (one round trip), and decides again if it moved.
+                let confirmed = if submissions.is_empty() { Ok(()) } else { self.store.confirm(self.position) };
+                confirmed.and_then(|()| {
+                    if expired.is_empty() {
+                        return Ok(self.position);
+                    }
+                    // Expired request records are each replica's own to drop.
+                    self.store.append(Append { after: self.position, expired: &expired, ..Append::default() })
+                })
+            } else {
+                let append = Append {
+                    after: self.position,
+                    records: &group.records,
+                    requests: &group.requests,
+                    expired: &expired,
+                };
+                let started = std::time::Instant::now();
+                let appended = self.store.append(append);
+                metrics::histogram!("muster_sync_duration_seconds").record(started.elapsed().as_secs_f64());
+                appended
+            };
             match appended {
                 Ok(position) => {
                     self.position = position;
+                    self.timers_back_off_until = None;
                     self.finish_shared(submissions, results, group, followed);
                     return;
                 }
@@ -418,6 +450,7 @@ impl Writer {
                     tracing::debug!(latest, position = self.position, "another server appended first; deciding again");
                     self.state = before;
                     if let Err(error) = self.follow(Some(latest), &mut followed) {
+                        self.shared_failed(&error, submissions.is_empty());
                         self.refuse_shared(submissions, followed, &error);
                         return;
                     }
@@ -433,19 +466,30 @@ impl Writer {
                 }
                 Err(error) => {
                     self.state = before;
-                    if matches!(error, StoreError::Sled { .. } | StoreError::Io { .. } | StoreError::Corrupt { .. }) {
-                        // The local copy failed: as with the embedded log,
-                        // no further writes (and no reads of a state that
-                        // may not be what the disk holds).
-                        tracing::error!(%error, "the local copy of the log failed; the engine refuses further writes");
-                        self.failed = Some(error.to_string());
-                    } else {
-                        tracing::warn!(%error, "the shared log did not take a group; its commands are refused");
-                    }
+                    self.shared_failed(&error, submissions.is_empty());
                     self.refuse_shared(submissions, followed, &error);
                     return;
                 }
             }
+        }
+    }
+
+    /// After a shared log refused a group: a failure of the local copy, or
+    /// a message that cannot be followed, stops writes (as a failed sync
+    /// does on the embedded log); anything else refuses this group only,
+    /// and a group of timers alone is tried again a second later rather
+    /// than at once.
+    fn shared_failed(&mut self, error: &StoreError, timers_only: bool) {
+        if matches!(error, StoreError::Sled { .. } | StoreError::Io { .. } | StoreError::Corrupt { .. }) {
+            tracing::error!(%error, "the replicated log's local copy failed; the engine refuses further writes");
+            if self.failed.is_none() {
+                self.failed = Some(error.to_string());
+            }
+        } else {
+            tracing::warn!(%error, "the shared log did not take a group; its commands are refused");
+        }
+        if timers_only {
+            self.timers_back_off_until = Some(self.now().plus_seconds(1));
         }
     }
 
@@ -484,12 +528,17 @@ impl Writer {
     /// Applies what other servers appended to the shared log after
     /// `self.position` (with `through`, at least that far), one committed
     /// command at a time, for `followed` to publish and broadcast.
+    /// Without `through`, at most one helping of the store's: the writer
+    /// publishes it and comes back for more (`behind`), so a replica
+    /// catching up after a long cut publishes as it goes.
     fn follow(&mut self, through: Option<u64>, followed: &mut Vec<Arc<Committed>>) -> Result<(), StoreError> {
+        self.followed_some = false;
         loop {
             let batches = self.store.follow(self.position, through.filter(|through| *through > self.position))?;
             if batches.is_empty() {
                 return Ok(());
             }
+            self.followed_some = true;
             for batch in batches {
                 let mut command: Vec<LogRecord> = Vec::new();
                 for record in batch.records {
@@ -515,7 +564,18 @@ impl Writer {
                 }
                 self.position = batch.position;
             }
+            if through.is_none() {
+                return Ok(());
+            }
         }
+    }
+
+    /// A shared log has more to follow than the last helping took.
+    fn behind(&self) -> bool {
+        self.shared
+            && self.failed.is_none()
+            && self.followed_some
+            && self.follow_changes.as_ref().is_some_and(|changes| *changes.borrow() > self.position)
     }
 
     /// Catches up with the syncer: forgets in-flight request records that are

@@ -66,6 +66,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a writer waits to follow the stream up to where an append
 /// conflict said it ends.
 const FOLLOW_WAIT: Duration = Duration::from_secs(10);
+/// How long a read of records before a joined snapshot, or a snapshot's
+/// upload or download, may take.
+const BULK_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a new replica may take to read back a day of request records.
 const BACKFILL_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long opening waits for a cluster that has no JetStream leader yet.
@@ -121,6 +124,8 @@ pub struct JetStreamStore {
     first_record: u64,
     /// The largest message the NATS servers take.
     max_payload: usize,
+    /// Why following stopped, once a message could not be followed.
+    follow_failure: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for JetStreamStore {
@@ -190,13 +195,14 @@ impl JetStreamStore {
                 let (config, stream_config, bucket) = (config.clone(), stream_config.clone(), bucket.clone());
                 async move {
                     let (context, max_payload) = connect(config).await?;
-                    let (snapshots, last) = open_stream(context.clone(), stream_config, bucket, replicas).await?;
+                    let (snapshots, last) = open_stream(context.clone(), stream_config, bucket, replicas, join).await?;
                     Ok::<_, StoreError>((context, max_payload, snapshots, last))
                 }
             })
             .and_then(|opened| opened);
             match opened {
                 Ok(opened) => break opened,
+                Err(error @ StoreError::Refused(_)) => return Err(error),
                 Err(error) if started.elapsed() < OPEN_WAIT => {
                     tracing::warn!(%error, "the stream cannot be opened yet; trying again");
                     std::thread::sleep(Duration::from_millis(500));
@@ -205,17 +211,35 @@ impl JetStreamStore {
             }
         };
         let (mut position, mut first_record) = copy.copy_position()?;
+        if position == 0 && copy.position()? > 0 {
+            return Err(StoreError::Refused(format!(
+                "{} holds an embedded log of {} records, not a copy of stream {}: give each replica its own empty data directory",
+                dir.display(),
+                copy.position()?,
+                config.stream
+            )));
+        }
+        if position > last {
+            return Err(StoreError::Corrupt {
+                tree: "stream",
+                key: config.stream.clone(),
+                reason: format!(
+                    "the local copy holds position {position} but the stream ends at {last}: \
+                     the stream was recreated or purged; start this replica on an empty data directory"
+                ),
+            });
+        }
         if join && position == 0 && copy.position()? == 0 && last > 0 {
             if let Some((at, state)) =
-                call(&handle, "reading the latest snapshot", latest_snapshot(snapshots.clone()))??
+                call_for(&handle, "reading the latest snapshot", BULK_TIMEOUT, latest_snapshot(snapshots.clone()))??
             {
                 tracing::info!(position = at, sequence = state.last_sequence, "a new replica starts from a snapshot");
                 copy.put_snapshot(&state)?;
-                first_record = state.last_sequence + 1;
-                copy.write_copy(&Append::default(), at, Some(first_record), state.last_sequence)?;
                 // The request records of the retention before the snapshot,
                 // so that a retry of a request made before this replica
-                // joined is still answered once.
+                // joined is still answered once. Read back before the copy
+                // records where it joined: a join cut short is done again
+                // in full at the next start.
                 let since = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |now| now.as_secs() as i64)
@@ -223,11 +247,13 @@ impl JetStreamStore {
                 let backfill = backfill_requests(context.clone(), config.stream.clone(), Arc::clone(&copy), since, at);
                 let requests = call_for(&handle, "reading back request records", BACKFILL_TIMEOUT, backfill)??;
                 tracing::info!(requests, "request records of the last day read back from the stream");
+                first_record = state.last_sequence.saturating_add(1);
+                copy.write_copy(&Append::default(), at, Some(first_record), state.last_sequence)?;
                 copy.sync_copy()?;
                 position = at;
             }
         }
-        let last_record = copy.position()?.max(first_record - 1);
+        let last_record = copy.position()?.max(first_record.saturating_sub(1));
         let (sender, receiver) = std::sync::mpsc::channel();
         let buffered = Arc::new(AtomicUsize::new(0));
         let (received_sender, received) = watch::channel(position);
@@ -256,6 +282,7 @@ impl JetStreamStore {
             last_record: AtomicU64::new(last_record),
             first_record,
             max_payload,
+            follow_failure: Mutex::new(None),
         };
         // Follow to where the stream ended when we looked, so the engine
         // starts from a current state.
@@ -279,6 +306,22 @@ impl JetStreamStore {
         call(&self.handle, what, future)
     }
 
+    /// Decodes stream message `sequence`, to follow position `position`: it
+    /// must come next and its records must continue the copy's.
+    fn check_followed(&self, position: u64, sequence: u64, payload: &[u8]) -> Result<Batch, String> {
+        if sequence != position + 1 {
+            return Err(format!("a gap after {position}"));
+        }
+        let batch: Batch = decode("stream", &sequence.to_string(), payload).map_err(|error| error.to_string())?;
+        let next = self.last_record.load(Ordering::SeqCst) + 1;
+        for (expected, record) in (next..).zip(&batch.records) {
+            if record.sequence != expected {
+                return Err(format!("record {} where {expected} comes next", record.sequence));
+            }
+        }
+        Ok(batch)
+    }
+
     /// Writes one append at stream `position` into the local copy.
     fn write_copy(&self, append: &Append<'_>, position: u64) -> Result<(), StoreError> {
         let last = append.records.last().map_or(self.last_record.load(Ordering::SeqCst), |record| record.sequence);
@@ -295,7 +338,7 @@ impl JetStreamStore {
     fn read_stream(&self, from: u64, before: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
         let context = self.context.clone();
         let name = self.stream.clone();
-        self.call("reading the stream", async move {
+        call_for(&self.handle, "reading the stream", BULK_TIMEOUT, async move {
             let mut stream = context.get_stream(&name).await.map_err(|error| unavailable("the stream", error))?;
             let state = stream.info().await.map_err(|error| unavailable("the stream's state", error))?.state.clone();
             let last_record_of = |message: &jetstream::message::StreamMessage| -> u64 {
@@ -352,12 +395,24 @@ async fn open_stream(
     config: stream::Config,
     bucket: String,
     replicas: usize,
+    create: bool,
 ) -> Result<(object_store::ObjectStore, u64), StoreError> {
-    let mut stream =
-        context.get_or_create_stream(config).await.map_err(|error| unavailable("creating the stream", error))?;
+    let name = config.name.clone();
+    let mut stream = if create {
+        context.get_or_create_stream(config).await.map_err(|error| unavailable("creating the stream", error))?
+    } else {
+        match context.get_stream(&name).await {
+            Ok(stream) => stream,
+            Err(error) if matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(_)) => {
+                return Err(StoreError::Refused(format!("stream {name} does not exist ({error})")));
+            }
+            Err(error) => return Err(unavailable("the stream", error)),
+        }
+    };
     let last = stream.info().await.map_err(|error| unavailable("the stream's state", error))?.state.last_sequence;
     let snapshots = match context.get_object_store(&bucket).await {
         Ok(snapshots) => snapshots,
+        Err(_) if !create => return Err(StoreError::Refused(format!("bucket {bucket} does not exist"))),
         Err(_) => context
             .create_object_store(object_store::Config {
                 bucket: bucket.clone(),
@@ -702,6 +757,10 @@ impl Store for JetStreamStore {
 
     fn follow(&self, after: u64, through: Option<u64>) -> Result<Vec<Followed>, StoreError> {
         let receiver = self.follower.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut failure = self.follow_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(reason) = failure.as_ref() {
+            return Err(StoreError::Corrupt { tree: "stream", key: self.stream.clone(), reason: reason.clone() });
+        }
         let mut position = self.position.load(Ordering::SeqCst);
         if after != position {
             return Err(StoreError::Corrupt {
@@ -736,21 +795,50 @@ impl Store for JetStreamStore {
                 // This replica's own append, already in the copy.
                 continue;
             }
-            if sequence != position + 1 {
-                return Err(StoreError::Corrupt {
-                    tree: "stream",
-                    key: sequence.to_string(),
-                    reason: format!("followed after {position}: a gap"),
-                });
-            }
-            let batch: Batch = decode("stream", &sequence.to_string(), &payload)?;
+            // Checked before anything is written: a message this build
+            // cannot take (a gap, another format, records that do not
+            // continue the log) stops following for good, with what came
+            // before it applied, rather than put it in the copy.
+            let checked = self.check_followed(position, sequence, &payload);
+            let batch = match checked {
+                Ok(batch) => batch,
+                Err(reason) => {
+                    tracing::error!(sequence, %reason, "a stream message cannot be followed; this replica stops taking writes");
+                    *failure = Some(format!("message {sequence}: {reason}"));
+                    if followed.is_empty() {
+                        return Err(StoreError::Corrupt { tree: "stream", key: sequence.to_string(), reason });
+                    }
+                    break;
+                }
+            };
             let append = Append { after: position, records: &batch.records, requests: &batch.requests, expired: &[] };
-            self.write_copy(&append, sequence)?;
+            if let Err(error) = self.write_copy(&append, sequence) {
+                *failure = Some(format!("message {sequence}: {error}"));
+                if followed.is_empty() {
+                    return Err(error);
+                }
+                break;
+            }
             position = sequence;
             followed.push(Followed { position, records: batch.records });
         }
         metrics::gauge!("muster_log_position").set(position as f64);
         Ok(followed)
+    }
+
+    fn confirm(&self, position: u64) -> Result<(), StoreError> {
+        let context = self.context.clone();
+        let name = self.stream.clone();
+        let last = self.call("reading the stream's end", async move {
+            let mut stream = context.get_stream(&name).await.map_err(|error| unavailable("the stream", error))?;
+            let info = stream.info().await.map_err(|error| unavailable("the stream's state", error))?;
+            Ok::<_, StoreError>(info.state.last_sequence)
+        })??;
+        if last == position {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict { latest: last.max(position) })
+        }
     }
 
     fn follow_changes(&self) -> Option<watch::Receiver<u64>> {
@@ -795,7 +883,7 @@ impl Store for JetStreamStore {
         bytes.extend(super::encode_snapshot(state)?);
         let bucket = self.snapshots.clone();
         let name = format!("{:020}", state.last_sequence);
-        self.call("writing a snapshot to the bucket", async move {
+        call_for(&self.handle, "writing a snapshot to the bucket", BULK_TIMEOUT, async move {
             bucket
                 .put(name.as_str(), &mut bytes.as_slice())
                 .await

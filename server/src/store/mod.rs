@@ -99,6 +99,11 @@ pub enum StoreError {
         /// The log's limit.
         limit: usize,
     },
+    /// The data directory or the stream is not what this server was asked
+    /// to run on (an embedded log given as a replica's copy, or the reverse;
+    /// a stream that does not exist for a check).
+    #[error("{0}")]
+    Refused(String),
     /// The shared log did not confirm the append (no quorum, a timeout, a
     /// lost connection): it may or may not have been written. Nothing is
     /// acknowledged; a retry with the same `request_id` is answered once.
@@ -177,6 +182,16 @@ pub trait Store: Send + Sync {
     fn follow(&self, after: u64, through: Option<u64>) -> Result<Vec<Followed>, StoreError> {
         let _ = (after, through);
         Ok(Vec::new())
+    }
+
+    /// Confirms that the log still ends at `position`, or says where it
+    /// ends (`Conflict`): a shared log's writer asks before it answers
+    /// commands that appended nothing (refusals, changes that changed
+    /// nothing), so that those too are decided against the whole log. A log
+    /// with one writer always does.
+    fn confirm(&self, position: u64) -> Result<(), StoreError> {
+        let _ = position;
+        Ok(())
     }
 
     /// Moves whenever there may be something to [`Store::follow`]: the

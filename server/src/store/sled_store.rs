@@ -451,6 +451,20 @@ impl SledStore {
         Ok((number(POSITION_KEY, 0)?, number(FIRST_KEY, 1)?))
     }
 
+    /// Whether this directory is a replica's copy of a replicated log
+    /// (it records a stream position): the embedded log refuses to run on
+    /// one, since what it appended would never reach the stream.
+    pub fn is_copy(&self) -> Result<bool, StoreError> {
+        Ok(self.tree.get(POSITION_KEY).map_err(sled_error("copy position"))?.is_some())
+    }
+
+    /// For a replica's copy that joined from a snapshot: the first record it
+    /// holds (the snapshot's sequence + 1).
+    pub fn joined_at(&self) -> Result<Option<u64>, StoreError> {
+        let (_, first) = self.copy_position()?;
+        Ok((first > 1).then_some(first))
+    }
+
     /// As the local copy of a replicated log: the stream position of the
     /// append that ended with record `sequence`.
     pub(super) fn position_of(&self, sequence: u64) -> Result<Option<u64>, StoreError> {

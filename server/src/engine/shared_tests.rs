@@ -1,0 +1,208 @@
+//! The writer on a shared log, deterministically: two engines over one
+//! in-memory "stream" (positions, conflicts and following as the JetStream
+//! store has them), where a replica can be held back so that it has not
+//! followed the other's appends when it decides. The cluster tests
+//! (`tests/crash/replicated.rs`) do the same over real NATS, where such
+//! races are rare.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::watch;
+
+use super::tests::{consume, on_hand, world};
+use super::*;
+use crate::domain::{DomainError, State};
+use crate::store::{Append, Followed, MemoryStore, RequestKey, RequestRecord, SnapshotMark};
+
+/// One append as the stream holds it.
+type Message = (Vec<LogRecord>, Vec<RequestRecord>);
+
+/// The shared log: its messages, in order; position = how many.
+struct Stream {
+    messages: Mutex<Vec<Message>>,
+    changed: watch::Sender<u64>,
+}
+
+/// One replica's view: a local copy (a `MemoryStore`) at a position.
+struct Replica {
+    stream: Arc<Stream>,
+    local: MemoryStore,
+    position: AtomicU64,
+    /// Held back: follows nothing unless asked to reach a position.
+    lagging: AtomicBool,
+}
+
+impl Replica {
+    fn new(stream: &Arc<Stream>) -> Arc<Replica> {
+        Arc::new(Replica {
+            stream: Arc::clone(stream),
+            local: MemoryStore::new(),
+            position: AtomicU64::new(0),
+            lagging: AtomicBool::new(false),
+        })
+    }
+
+    fn keep(&self, records: &[LogRecord], requests: &[RequestRecord], expired: &[(Timestamp, RequestKey)]) {
+        let after = self.local.position().unwrap();
+        self.local.append(Append { after, records, requests, expired }).unwrap();
+    }
+}
+
+impl Store for Replica {
+    fn append(&self, append: Append<'_>) -> Result<u64, StoreError> {
+        let mut messages = self.stream.messages.lock().unwrap();
+        let latest = messages.len() as u64;
+        if append.after != latest {
+            return Err(StoreError::Conflict { latest });
+        }
+        self.keep(append.records, append.requests, append.expired);
+        if append.records.is_empty() && append.requests.is_empty() {
+            return Ok(latest);
+        }
+        messages.push((append.records.to_vec(), append.requests.to_vec()));
+        self.position.store(latest + 1, Ordering::SeqCst);
+        self.stream.changed.send_replace(latest + 1);
+        Ok(latest + 1)
+    }
+
+    fn position(&self) -> Result<u64, StoreError> {
+        Ok(self.position.load(Ordering::SeqCst))
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn follow(&self, after: u64, through: Option<u64>) -> Result<Vec<Followed>, StoreError> {
+        assert_eq!(after, self.position.load(Ordering::SeqCst), "the writer and its copy agree");
+        let messages = self.stream.messages.lock().unwrap();
+        let end = match through {
+            Some(through) => through.min(messages.len() as u64),
+            None if self.lagging.load(Ordering::SeqCst) => after,
+            None => messages.len() as u64,
+        };
+        let mut followed = Vec::new();
+        for position in after + 1..=end {
+            let (records, requests) = &messages[position as usize - 1];
+            self.keep(records, requests, &[]);
+            self.position.store(position, Ordering::SeqCst);
+            followed.push(Followed { position, records: records.clone() });
+        }
+        Ok(followed)
+    }
+
+    fn confirm(&self, position: u64) -> Result<(), StoreError> {
+        let latest = self.stream.messages.lock().unwrap().len() as u64;
+        if latest == position {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict { latest })
+        }
+    }
+
+    fn follow_changes(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.stream.changed.subscribe())
+    }
+
+    fn read(&self, from: u64, limit: usize) -> Result<Vec<LogRecord>, StoreError> {
+        self.local.read(from, limit)
+    }
+    fn request(&self, key: &RequestKey) -> Result<Option<RequestRecord>, StoreError> {
+        self.local.request(key)
+    }
+    fn requests_before(&self, before: Timestamp, limit: usize) -> Result<Vec<(Timestamp, RequestKey)>, StoreError> {
+        self.local.requests_before(before, limit)
+    }
+    fn forget_requests_before(&self, before: Timestamp) -> Result<usize, StoreError> {
+        self.local.forget_requests_before(before)
+    }
+    fn put_drill_run(&self, number: u64, summary: &[u8], run: &[u8]) -> Result<(), StoreError> {
+        self.local.put_drill_run(number, summary, run)
+    }
+    fn put_snapshot(&self, state: &State) -> Result<(), StoreError> {
+        self.local.put_snapshot(state)
+    }
+    fn snapshot_marks(&self) -> Result<Vec<SnapshotMark>, StoreError> {
+        self.local.snapshot_marks()
+    }
+    fn snapshot(&self, sequence: u64) -> Result<Option<State>, StoreError> {
+        self.local.snapshot(sequence)
+    }
+    fn drill_run(&self, number: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.local.drill_run(number)
+    }
+    fn drill_runs(&self, after: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        self.local.drill_runs(after, limit)
+    }
+}
+
+fn stream() -> Arc<Stream> {
+    Arc::new(Stream { messages: Mutex::new(Vec::new()), changed: watch::channel(0).0 })
+}
+
+fn start(replica: &Arc<Replica>) -> Engine {
+    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(1_000_000)));
+    let config = EngineConfig { snapshot_every: 0, ..EngineConfig::default() };
+    Engine::start(Arc::clone(replica) as Arc<dyn Store>, clock, config).unwrap()
+}
+
+/// Regression (review): a command that the lagging replica would refuse
+/// (the depot is not in its state yet) is not refused on that stale state:
+/// the writer confirms the log's end before answering, follows and decides
+/// again.
+#[tokio::test]
+async fn a_refusal_is_decided_again_on_the_whole_log() {
+    let stream = stream();
+    let (one, two) = (Replica::new(&stream), Replica::new(&stream));
+    let (first, second) = (start(&one), start(&two));
+    two.lagging.store(true, Ordering::SeqCst);
+    first.handle().submit(world(), "commander", None).await.unwrap();
+    assert_eq!(second.handle().snapshot().last_sequence, 0, "the second replica has not followed");
+    second.handle().submit(consume(-5), "commander", None).await.unwrap();
+    assert_eq!(on_hand(&second.handle()), 95);
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+/// Two replicas each decide on the stock they see; the one that has not
+/// followed the other's issue loses the race, follows, and is refused
+/// rather than overdraw.
+#[tokio::test]
+async fn the_replica_that_lost_the_race_decides_again_and_never_overdraws() {
+    let stream = stream();
+    let (one, two) = (Replica::new(&stream), Replica::new(&stream));
+    let (first, second) = (start(&one), start(&two));
+    first.handle().submit(world(), "commander", None).await.unwrap();
+    second.handle().submit(consume(0), "commander", None).await.ok();
+    assert_eq!(on_hand(&second.handle()), 100, "followed the world");
+    two.lagging.store(true, Ordering::SeqCst);
+    first.handle().submit(consume(-60), "commander", None).await.unwrap();
+    assert_eq!(on_hand(&second.handle()), 100, "has not followed the issue");
+    let refused = second.handle().submit(consume(-60), "commander", None).await;
+    assert!(matches!(refused, Err(EngineError::Domain(DomainError::ResourceExhausted(_)))), "{refused:?}");
+    assert_eq!(on_hand(&second.handle()), 40);
+    assert_eq!(second.handle().snapshot().digest(), first.handle().snapshot().digest());
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+/// A retry with the same request id on the other replica, before it has
+/// followed the first attempt, gets the first answer: the append conflicts,
+/// the request record comes with what it follows.
+#[tokio::test]
+async fn a_retry_on_the_other_replica_is_answered_once() {
+    let stream = stream();
+    let (one, two) = (Replica::new(&stream), Replica::new(&stream));
+    let (first, second) = (start(&one), start(&two));
+    first.handle().submit(world(), "commander", None).await.unwrap();
+    two.lagging.store(true, Ordering::SeqCst);
+    let answer = first.handle().submit(consume(-7), "commander", Some("r-1".into())).await.unwrap();
+    let again = second.handle().submit(consume(-7), "commander", Some("r-1".into())).await.unwrap();
+    assert_eq!(again, answer);
+    assert_eq!(on_hand(&second.handle()), 93, "applied once");
+    assert_eq!(stream.messages.lock().unwrap().len(), 2, "the retry appended nothing");
+    first.shutdown().await;
+    second.shutdown().await;
+}
