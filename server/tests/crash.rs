@@ -58,18 +58,7 @@ impl Musterd {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start musterd");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let address = loop {
-            let line = lines.next().expect("musterd exited before serving").expect("read stderr");
-            let parsed: serde_json::Value = match serde_json::from_str(&line) {
-                Ok(parsed) => parsed,
-                Err(_) => continue,
-            };
-            if parsed["fields"]["message"] == "musterd serving" {
-                break parsed["fields"]["address"].as_str().expect("address field").to_owned();
-            }
-        };
+        let (address, _, lines) = serving(&mut child);
         // Keep draining the log so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Musterd { child, url: format!("http://{address}") }
@@ -88,6 +77,26 @@ impl Musterd {
         assert!(status.success());
         let exit = self.child.wait().expect("reap");
         assert!(exit.success(), "musterd exits cleanly on SIGTERM: {exit:?}");
+    }
+}
+
+/// Reads a `musterd --log-format json` child's log until it serves: its
+/// address, the lines before that, and the rest of its log.
+fn serving(child: &mut Child) -> (String, Vec<String>, std::io::Lines<BufReader<std::process::ChildStderr>>) {
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
+    loop {
+        let line = match lines.next() {
+            Some(line) => line.expect("read stderr"),
+            None => panic!("musterd exited before serving: {}", seen.join("\n")),
+        };
+        let parsed: Option<serde_json::Value> = serde_json::from_str(&line).ok();
+        if let Some(parsed) = parsed.filter(|parsed| parsed["fields"]["message"] == "musterd serving") {
+            let address = parsed["fields"]["address"].as_str().expect("address field").to_owned();
+            return (address, seen, lines);
+        }
+        seen.push(line);
     }
 }
 

@@ -20,9 +20,9 @@
 //! Snapshots go to the local copy and to an object store bucket beside the
 //! stream (`<stream>-snapshots`), which a new replica starts from.
 //!
-//! The client runs on a small tokio runtime of its own: the engine's writer
-//! calls the store from its own thread and waits for the answer here,
-//! never inside another runtime.
+//! The client runs on a small tokio runtime of its own: the engine calls
+//! the store from its own threads and blocks on a channel for the answer;
+//! the store's futures never run on the caller's runtime.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

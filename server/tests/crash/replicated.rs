@@ -11,7 +11,6 @@
 //!
 //! These tests fail, never skip, when `nats-server` is missing.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -50,26 +49,7 @@ impl Replica {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start musterd");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut seen = Vec::new();
-        let address = loop {
-            let line = match lines.next() {
-                Some(line) => line.expect("read stderr"),
-                None => panic!("musterd exited before serving: {}", seen.join("\n")),
-            };
-            let parsed: serde_json::Value = match serde_json::from_str(&line) {
-                Ok(parsed) => parsed,
-                Err(_) => {
-                    seen.push(line);
-                    continue;
-                }
-            };
-            if parsed["fields"]["message"] == "musterd serving" {
-                break parsed["fields"]["address"].as_str().expect("address field").to_owned();
-            }
-            seen.push(line);
-        };
+        let (address, seen, lines) = super::serving(&mut child);
         // Keep its log beside its data directory, for a failure's post-mortem.
         let mut kept = std::fs::File::create(data_dir.with_extension("log")).expect("replica log");
         std::thread::spawn(move || {
