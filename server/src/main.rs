@@ -256,25 +256,39 @@ fn check_stream(log: &server::LogConfig, upto: Option<u64>) -> anyhow::Result<()
         let state =
             muster_server::engine::replay(&store, upto.unwrap_or(u64::MAX), None).context("replaying the stream")?;
         println!("from the start of stream {}", config.stream);
-        report(&state)
+        Ok::<_, anyhow::Error>(holds(&state))
     })();
+    // The copy goes, whatever the verdict (it is the whole stream).
     let _ = std::fs::remove_dir_all(&dir);
-    checked
+    if !checked? {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// [`holds`], exiting with status 1 when an invariant is broken.
+fn report(state: &muster_server::domain::State) -> anyhow::Result<()> {
+    if !holds(state) {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 /// Prints a restored state's sequence and digest, and whether the
-/// product's invariants hold in it (exit status 1 when one does not).
-fn report(state: &muster_server::domain::State) -> anyhow::Result<()> {
+/// product's invariants hold in it; true when they do.
+fn holds(state: &muster_server::domain::State) -> bool {
     println!("sequence {}", state.last_sequence);
     println!("digest {}", state.digest());
     match muster_server::domain::invariants::check(state) {
-        Ok(()) => println!("invariants hold"),
+        Ok(()) => {
+            println!("invariants hold");
+            true
+        }
         Err(broken) => {
             println!("invariant broken: {broken}");
-            std::process::exit(1);
+            false
         }
     }
-    Ok(())
 }
 
 fn check(data_dir: &std::path::Path, upto: Option<u64>, full: bool) -> anyhow::Result<()> {

@@ -63,12 +63,21 @@ const LAST_RECORD_HEADER: &str = "Muster-Last-Record";
 /// it unavailable. A quorum write on a healthy cluster takes milliseconds;
 /// a leader election after a lost node takes seconds.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request to JetStream (an append's acknowledgement among
+/// them) may take. Short: a publish sent just before its server died is
+/// never acknowledged, and the writer waits for nothing else meanwhile;
+/// refused after this, the command is retried by its client (with its
+/// `request_id`) and the writer, told the stream moved, follows.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a writer waits to follow the stream up to where an append
 /// conflict said it ends.
 const FOLLOW_WAIT: Duration = Duration::from_secs(10);
 /// How long a read of records before a joined snapshot, or a snapshot's
 /// upload or download, may take.
 const BULK_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a snapshot's upload to the bucket may take (it runs off the
+/// writer, but a clean stop waits for the last one).
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a new replica may take to read back a day of request records.
 const BACKFILL_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long opening waits for a cluster that has no JetStream leader yet.
@@ -78,11 +87,12 @@ const OPEN_WAIT: Duration = Duration::from_secs(60);
 const FOLLOW_STALL: Duration = Duration::from_secs(2);
 /// At most this many stream messages are handed to the writer at a time.
 const FOLLOW_BATCHES: usize = 1_024;
-/// The follower pauses while this many messages wait for the writer, so a
-/// replica catching up on a long stream holds a bounded part of it.
-const FOLLOW_BUFFER: usize = 8_192;
-/// Snapshots kept in the bucket: the latest and the one before it (a new
-/// replica needs one; the other covers a snapshot being replaced).
+/// The follower pauses while this many bytes of messages wait for the
+/// writer, so a replica catching up on a long stream holds a bounded part
+/// of it (at least one message, however large).
+const FOLLOW_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+/// Snapshots each replica keeps in the bucket: its latest and the one
+/// before it (a new replica needs one; the other covers one being replaced).
 const KEEP_SNAPSHOTS: usize = 2;
 /// Room left in a message for its headers and JetStream's own.
 const HEADER_ROOM: usize = 1_024;
@@ -112,7 +122,7 @@ pub struct JetStreamStore {
     snapshots: object_store::ObjectStore,
     /// Stream messages from the follower task, in stream order.
     follower: Mutex<std::sync::mpsc::Receiver<(u64, Bytes)>>,
-    /// How many of them wait.
+    /// The bytes of them that wait.
     buffered: Arc<AtomicUsize>,
     /// The last stream sequence the follower has received.
     received: watch::Receiver<u64>,
@@ -126,6 +136,8 @@ pub struct JetStreamStore {
     max_payload: usize,
     /// Why following stopped, once a message could not be followed.
     follow_failure: Mutex<Option<String>>,
+    /// This replica's name, for its objects in the bucket.
+    replica: String,
 }
 
 impl std::fmt::Debug for JetStreamStore {
@@ -230,9 +242,12 @@ impl JetStreamStore {
             });
         }
         if join && position == 0 && copy.position()? == 0 && last > 0 {
-            if let Some((at, state)) =
-                call_for(&handle, "reading the latest snapshot", BULK_TIMEOUT, latest_snapshot(snapshots.clone()))??
-            {
+            if let Some((at, state)) = call_for(
+                &handle,
+                "reading the latest snapshot",
+                BULK_TIMEOUT,
+                latest_snapshot(context.clone(), bucket.clone(), snapshots.clone()),
+            )?? {
                 tracing::info!(position = at, sequence = state.last_sequence, "a new replica starts from a snapshot");
                 copy.put_snapshot(&state)?;
                 // The request records of the retention before the snapshot,
@@ -254,6 +269,7 @@ impl JetStreamStore {
             }
         }
         let last_record = copy.position()?.max(first_record.saturating_sub(1));
+        let replica = copy.replica_id()?;
         let (sender, receiver) = std::sync::mpsc::channel();
         let buffered = Arc::new(AtomicUsize::new(0));
         let (received_sender, received) = watch::channel(position);
@@ -283,15 +299,25 @@ impl JetStreamStore {
             first_record,
             max_payload,
             follow_failure: Mutex::new(None),
+            replica,
         };
         // Follow to where the stream ended when we looked, so the engine
         // starts from a current state.
+        // A cluster that just lost or regained a server may take a while to
+        // deliver: wait for it as for a leader, up to `OPEN_WAIT`.
+        let catching_up = std::time::Instant::now();
         loop {
             let at = store.position.load(Ordering::SeqCst);
             if at >= last {
                 break;
             }
-            store.follow(at, Some(last))?;
+            match store.follow(at, Some(last)) {
+                Ok(_) => {}
+                Err(StoreError::Unavailable(reason)) if catching_up.elapsed() < OPEN_WAIT => {
+                    tracing::warn!(%reason, at, last, "still catching up with the stream");
+                }
+                Err(error) => return Err(error),
+            }
         }
         store.copy.sync_copy()?;
         Ok(store)
@@ -328,6 +354,7 @@ impl JetStreamStore {
         self.copy.write_copy(append, position, None, last)?;
         self.last_record.store(last, Ordering::SeqCst);
         self.position.store(position, Ordering::SeqCst);
+        metrics::gauge!("muster_log_position").set(position as f64);
         Ok(())
     }
 
@@ -385,6 +412,18 @@ impl Drop for JetStreamStore {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+/// Where the stream ends: the sequence of the last message on its subject
+/// (every message is on it), read with one direct request to the stream's
+/// leader rather than the costlier stream info; 0 for an empty stream.
+async fn stream_end(context: &jetstream::Context, name: &str, subject: &str) -> Result<u64, StoreError> {
+    let stream = context.get_stream_no_info(name).await.map_err(|error| unavailable("the stream", error))?;
+    match stream.get_last_raw_message_by_subject(subject).await {
+        Ok(message) => Ok(message.sequence),
+        Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(0),
+        Err(error) => Err(unavailable("the stream's end", error)),
     }
 }
 
@@ -447,9 +486,16 @@ fn call_for<T: Send + 'static>(
     let task = handle.spawn(async move {
         let _ = sender.send(future.await);
     });
-    receiver.recv_timeout(timeout).map_err(|_| {
+    receiver.recv_timeout(timeout).map_err(|error| {
         task.abort();
-        StoreError::Unavailable(format!("{what}: no answer within {} s", timeout.as_secs()))
+        match error {
+            std::sync::mpsc::RecvTimeoutError::Timeout => {
+                StoreError::Unavailable(format!("{what}: no answer within {} s", timeout.as_secs()))
+            }
+            std::sync::mpsc::RecvTimeoutError::Disconnected => {
+                StoreError::Unavailable(format!("{what}: the NATS client stopped"))
+            }
+        }
     })
 }
 
@@ -507,7 +553,7 @@ async fn connect(config: JetStreamConfig) -> Result<(jetstream::Context, usize),
     let mut options = async_nats::ConnectOptions::new()
         .name("musterd")
         .connection_timeout(Duration::from_secs(5))
-        .request_timeout(Some(CALL_TIMEOUT))
+        .request_timeout(Some(REQUEST_TIMEOUT))
         .event_callback(|event| async move {
             match event {
                 async_nats::Event::Connected => tracing::info!("connected to NATS"),
@@ -530,13 +576,17 @@ async fn connect(config: JetStreamConfig) -> Result<(jetstream::Context, usize),
         .map_err(|error| unavailable(&format!("connecting to {}", config.servers.join(",")), error))?;
     let max_payload = client.server_info().max_payload;
     let mut context = jetstream::new(client);
-    context.set_timeout(CALL_TIMEOUT);
+    context.set_timeout(REQUEST_TIMEOUT);
     Ok((context, max_payload))
 }
 
 /// The latest snapshot in the bucket and the stream position it stands at.
-async fn latest_snapshot(bucket: object_store::ObjectStore) -> Result<Option<(u64, State)>, StoreError> {
-    let mut names = snapshot_names(&bucket).await?;
+async fn latest_snapshot(
+    context: jetstream::Context,
+    name: String,
+    bucket: object_store::ObjectStore,
+) -> Result<Option<(u64, State)>, StoreError> {
+    let mut names = snapshot_names(&context, &name).await?;
     while let Some(name) = names.pop() {
         // Another replica may remove an old snapshot as we read it: try
         // the next older one.
@@ -563,14 +613,30 @@ async fn latest_snapshot(bucket: object_store::ObjectStore) -> Result<Option<(u6
     Ok(None)
 }
 
-/// The bucket's snapshot names, oldest first (they are zero-padded sequences).
-async fn snapshot_names(bucket: &object_store::ObjectStore) -> Result<Vec<String>, StoreError> {
-    let mut list = bucket.list().await.map_err(|error| unavailable("listing snapshots", error))?;
+/// The bucket's snapshot names, oldest first (a zero-padded sequence, then
+/// the replica that wrote it), deleted ones included. Read from the
+/// subjects of the bucket's stream, not with the object store's `list`:
+/// that one waits for a count of messages that another replica's upload or
+/// removal can make disappear, and then waits for ever (seen in the
+/// cluster test).
+async fn snapshot_names(context: &jetstream::Context, bucket: &str) -> Result<Vec<String>, StoreError> {
+    use base64::Engine as _;
+    let stream =
+        context.get_stream(format!("OBJ_{bucket}")).await.map_err(|error| unavailable("the snapshot bucket", error))?;
+    let prefix = format!("$O.{bucket}.M.");
+    let mut subjects = stream
+        .info_with_subjects(format!("{prefix}>"))
+        .await
+        .map_err(|error| unavailable("listing snapshots", error))?;
     let mut names = Vec::new();
-    while let Some(info) = list.next().await {
-        let info = info.map_err(|error| unavailable("listing snapshots", error))?;
-        if !info.deleted {
-            names.push(info.name);
+    while let Some(subject) = subjects.next().await {
+        let (subject, _) = subject.map_err(|error| unavailable("listing snapshots", error))?;
+        let decoded = subject
+            .strip_prefix(&prefix)
+            .and_then(|encoded| base64::engine::general_purpose::URL_SAFE.decode(encoded).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok());
+        if let Some(name) = decoded {
+            names.push(name);
         }
     }
     names.sort();
@@ -632,10 +698,10 @@ async fn follow_stream(
                 }
             };
             let Ok(sequence) = message.info().map(|info| info.stream_sequence) else { continue };
-            while buffered.load(Ordering::SeqCst) >= FOLLOW_BUFFER {
+            while buffered.load(Ordering::SeqCst) >= FOLLOW_BUFFER_BYTES {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            buffered.fetch_add(1, Ordering::SeqCst);
+            buffered.fetch_add(message.payload.len(), Ordering::SeqCst);
             if sender.send((sequence, message.payload.clone())).is_err() {
                 return;
             }
@@ -699,6 +765,7 @@ impl Store for JetStreamStore {
         let key = append.records.first().map_or_else(|| "requests".to_owned(), |record| record.sequence.to_string());
         let payload = encode("stream", &key, &BatchOut { records: append.records, requests: append.requests })?;
         let limit = self.max_payload.saturating_sub(HEADER_ROOM);
+        let payload_bytes = payload.len();
         if payload.len() > limit {
             return Err(StoreError::TooLarge { bytes: payload.len(), limit });
         }
@@ -727,20 +794,18 @@ impl Store for JetStreamStore {
             }),
             Err(error) => match error.kind() {
                 jetstream::context::PublishErrorKind::WrongLastSequence => {
-                    let context = self.context.clone();
-                    let name = self.stream.clone();
+                    let (context, name, subject) = (self.context.clone(), self.stream.clone(), self.subject.clone());
                     let latest = self
-                        .call("reading the stream's end", async move {
-                            let mut stream = context.get_stream(&name).await.ok()?;
-                            stream.info().await.ok().map(|info| info.state.last_sequence)
-                        })
+                        .call("reading the stream's end", async move { stream_end(&context, &name, &subject).await })
                         .ok()
-                        .flatten()
+                        .and_then(Result::ok)
                         .unwrap_or(position + 1);
                     Err(StoreError::Conflict { latest: latest.max(position + 1) })
                 }
                 jetstream::context::PublishErrorKind::MaxPayloadExceeded => {
-                    Err(StoreError::TooLarge { bytes: limit + 1, limit })
+                    // The server we are connected to now takes less than
+                    // the one we first met.
+                    Err(StoreError::TooLarge { bytes: payload_bytes, limit })
                 }
                 _ => Err(unavailable("appending to the stream", error)),
             },
@@ -790,7 +855,7 @@ impl Store for JetStreamStore {
                 Err(error) if followed.is_empty() => return Err(error),
                 Err(_) => break,
             };
-            self.buffered.fetch_sub(1, Ordering::SeqCst);
+            self.buffered.fetch_sub(payload.len(), Ordering::SeqCst);
             if sequence <= position {
                 // This replica's own append, already in the copy.
                 continue;
@@ -822,18 +887,13 @@ impl Store for JetStreamStore {
             position = sequence;
             followed.push(Followed { position, records: batch.records });
         }
-        metrics::gauge!("muster_log_position").set(position as f64);
         Ok(followed)
     }
 
     fn confirm(&self, position: u64) -> Result<(), StoreError> {
-        let context = self.context.clone();
-        let name = self.stream.clone();
-        let last = self.call("reading the stream's end", async move {
-            let mut stream = context.get_stream(&name).await.map_err(|error| unavailable("the stream", error))?;
-            let info = stream.info().await.map_err(|error| unavailable("the stream's state", error))?;
-            Ok::<_, StoreError>(info.state.last_sequence)
-        })??;
+        let (context, name, subject) = (self.context.clone(), self.stream.clone(), self.subject.clone());
+        let last =
+            self.call("reading the stream's end", async move { stream_end(&context, &name, &subject).await })??;
         if last == position {
             Ok(())
         } else {
@@ -882,15 +942,30 @@ impl Store for JetStreamStore {
         let mut bytes = position.to_be_bytes().to_vec();
         bytes.extend(super::encode_snapshot(state)?);
         let bucket = self.snapshots.clone();
-        let name = format!("{:020}", state.last_sequence);
-        call_for(&self.handle, "writing a snapshot to the bucket", BULK_TIMEOUT, async move {
+        let context = self.context.clone();
+        let bucket_name = format!("{}-snapshots", self.stream);
+        // Named by sequence, then by replica: replicas snapshot the same
+        // sequences, and each writes and prunes only its own objects, so no
+        // two ever write or delete one object at once (the object store
+        // does not take that well: an upload was seen to hang).
+        let name = format!("{:020}-{}", state.last_sequence, self.replica);
+        let own = format!("-{}", self.replica);
+        call_for(&self.handle, "writing a snapshot to the bucket", UPLOAD_TIMEOUT, async move {
             bucket
                 .put(name.as_str(), &mut bytes.as_slice())
                 .await
                 .map_err(|error| unavailable("writing a snapshot", error))?;
-            let names = snapshot_names(&bucket).await?;
-            for old in names.iter().rev().skip(KEEP_SNAPSHOTS) {
-                bucket.delete(old).await.map_err(|error| unavailable("removing an old snapshot", error))?;
+            let names = snapshot_names(&context, &bucket_name).await?;
+            let mut mine = Vec::new();
+            for name in names.iter().filter(|name| name.ends_with(&own)) {
+                if bucket.info(name).await.is_ok_and(|info| !info.deleted) {
+                    mine.push(name);
+                }
+            }
+            for old in mine.iter().rev().skip(KEEP_SNAPSHOTS) {
+                if let Err(error) = bucket.delete(old.as_str()).await {
+                    tracing::warn!(%error, name = %old, "an old snapshot could not be removed from the bucket");
+                }
             }
             Ok::<_, StoreError>(())
         })?

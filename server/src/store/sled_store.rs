@@ -85,6 +85,8 @@ const POSITION_KEY: &[u8] = b"mposition";
 /// As the local copy of a replicated log: its first record (a replica that
 /// joined from a snapshot holds the records after it only).
 const FIRST_KEY: &[u8] = b"mfirst";
+/// As the local copy of a replicated log: this replica's name.
+const REPLICA_KEY: &[u8] = b"mreplica";
 /// As the local copy of a replicated log: `p` + a record's sequence -> the
 /// stream position of the append that ended with it.
 const POSITION_PREFIX: u8 = b'p';
@@ -456,6 +458,25 @@ impl SledStore {
     /// one, since what it appended would never reach the stream.
     pub fn is_copy(&self) -> Result<bool, StoreError> {
         Ok(self.tree.get(POSITION_KEY).map_err(sled_error("copy position"))?.is_some())
+    }
+
+    /// As the local copy of a replicated log: this replica's own name, made
+    /// up once (random) and kept, so that what it writes beside the stream
+    /// (its snapshots in the bucket) is told apart from other replicas'.
+    pub(super) fn replica_id(&self) -> Result<String, StoreError> {
+        if let Some(id) = self.tree.get(REPLICA_KEY).map_err(sled_error("replica id"))? {
+            return Ok(String::from_utf8_lossy(&id).into_owned());
+        }
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).map_err(|error| StoreError::Io {
+            operation: "draw a replica id for",
+            path: self.dir.display().to_string(),
+            source: std::io::Error::other(error.to_string()),
+        })?;
+        let id = hex::encode(bytes);
+        let _exclusive = exclusive();
+        self.tree.insert(REPLICA_KEY, id.as_bytes()).map_err(sled_error("replica id"))?;
+        Ok(id)
     }
 
     /// For a replica's copy that joined from a snapshot: the first record it
