@@ -261,7 +261,10 @@ impl Writer {
     /// than spin.
     fn fire_timers(&mut self, group: &mut Group) {
         let settings = self.timer_settings();
-        if self.timers_back_off_until.is_some_and(|until| self.now() < until) {
+        // Timers wait while the back-off lasts, and while a shared log has
+        // more to follow: a timer decided on a state that misses records
+        // would only conflict (and pull the whole backlog in at once).
+        if self.timers_back_off_until.is_some_and(|until| self.now() < until) || self.behind() {
             return;
         }
         for _ in 0..self.max_batch {
@@ -401,6 +404,11 @@ impl Writer {
         if self.failed.is_some() {
             let results = submissions.iter().map(|_| Err(self.unavailable())).collect();
             self.finish_shared(submissions, results, Group::default(), followed);
+            return;
+        }
+        if submissions.is_empty() && self.behind() {
+            // Catching up: publish this helping and come back for the next.
+            self.finish_shared(submissions, Vec::new(), Group::default(), followed);
             return;
         }
         let mut conflicts = 0;

@@ -69,6 +69,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// refused after this, the command is retried by its client (with its
 /// `request_id`) and the writer, told the stream moved, follows.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// An append larger than this waits for its acknowledgement as long as bulk
+/// work does (`CALL_TIMEOUT`), not `REQUEST_TIMEOUT`.
+const LARGE_APPEND: usize = 256 * 1024;
 /// How long a writer waits to follow the stream up to where an append
 /// conflict said it ends.
 const FOLLOW_WAIT: Duration = Duration::from_secs(10);
@@ -138,6 +141,8 @@ pub struct JetStreamStore {
     follow_failure: Mutex<Option<String>>,
     /// This replica's name, for its objects in the bucket.
     replica: String,
+    /// A context with the longer timeout, for large appends.
+    bulk: jetstream::Context,
 }
 
 impl std::fmt::Debug for JetStreamStore {
@@ -202,13 +207,13 @@ impl JetStreamStore {
         // A cluster that is starting (no JetStream leader elected yet) or
         // electing refuses for a while: try again, up to `OPEN_WAIT`.
         let started = std::time::Instant::now();
-        let (context, max_payload, snapshots, last) = loop {
+        let (context, bulk, max_payload, snapshots, last) = loop {
             let opened = call(&handle, "opening the stream", {
                 let (config, stream_config, bucket) = (config.clone(), stream_config.clone(), bucket.clone());
                 async move {
-                    let (context, max_payload) = connect(config).await?;
-                    let (snapshots, last) = open_stream(context.clone(), stream_config, bucket, replicas, join).await?;
-                    Ok::<_, StoreError>((context, max_payload, snapshots, last))
+                    let (context, bulk, max_payload) = connect(config).await?;
+                    let (snapshots, last) = open_stream(bulk.clone(), stream_config, bucket, replicas, join).await?;
+                    Ok::<_, StoreError>((context, bulk, max_payload, snapshots, last))
                 }
             })
             .and_then(|opened| opened);
@@ -300,6 +305,7 @@ impl JetStreamStore {
             max_payload,
             follow_failure: Mutex::new(None),
             replica,
+            bulk,
         };
         // Follow to where the stream ended when we looked, so the engine
         // starts from a current state.
@@ -346,6 +352,20 @@ impl JetStreamStore {
             }
         }
         Ok(batch)
+    }
+
+    /// The stream ends before what this replica has followed: it was
+    /// recreated or purged under it. Fatal: nothing it decides could be
+    /// appended in order.
+    fn behind_the_copy(&self, last: u64, position: u64) -> StoreError {
+        StoreError::Corrupt {
+            tree: "stream",
+            key: self.stream.clone(),
+            reason: format!(
+                "the stream ends at {last}, before the {position} messages this replica has followed: \
+                 it was recreated or purged; start this replica on an empty data directory"
+            ),
+        }
     }
 
     /// Writes one append at stream `position` into the local copy.
@@ -416,8 +436,10 @@ impl Drop for JetStreamStore {
 }
 
 /// Where the stream ends: the sequence of the last message on its subject
-/// (every message is on it), read with one direct request to the stream's
-/// leader rather than the costlier stream info; 0 for an empty stream.
+/// (every message is on it), read with one `STREAM.MSG.GET` request, which
+/// the stream's leader answers, rather than the costlier stream info; 0 for
+/// an empty stream. Not JetStream's direct get: with `allow_direct` any
+/// replica answers, possibly one that is behind.
 async fn stream_end(context: &jetstream::Context, name: &str, subject: &str) -> Result<u64, StoreError> {
     let stream = context.get_stream_no_info(name).await.map_err(|error| unavailable("the stream", error))?;
     match stream.get_last_raw_message_by_subject(subject).await {
@@ -442,7 +464,10 @@ async fn open_stream(
     } else {
         match context.get_stream(&name).await {
             Ok(stream) => stream,
-            Err(error) if matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(_)) => {
+            Err(error)
+                if matches!(error.kind(), jetstream::context::GetStreamErrorKind::JetStream(cause)
+                    if cause.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
+            {
                 return Err(StoreError::Refused(format!("stream {name} does not exist ({error})")));
             }
             Err(error) => return Err(unavailable("the stream", error)),
@@ -549,7 +574,10 @@ async fn backfill_requests(
     Ok(count)
 }
 
-async fn connect(config: JetStreamConfig) -> Result<(jetstream::Context, usize), StoreError> {
+/// Connects; returns a JetStream context for the log's requests (short
+/// timeout), one for bulk work (large appends, snapshot chunks: a longer
+/// one) and the servers' largest message.
+async fn connect(config: JetStreamConfig) -> Result<(jetstream::Context, jetstream::Context, usize), StoreError> {
     let mut options = async_nats::ConnectOptions::new()
         .name("musterd")
         .connection_timeout(Duration::from_secs(5))
@@ -575,9 +603,11 @@ async fn connect(config: JetStreamConfig) -> Result<(jetstream::Context, usize),
         .await
         .map_err(|error| unavailable(&format!("connecting to {}", config.servers.join(",")), error))?;
     let max_payload = client.server_info().max_payload;
-    let mut context = jetstream::new(client);
+    let mut context = jetstream::new(client.clone());
     context.set_timeout(REQUEST_TIMEOUT);
-    Ok((context, max_payload))
+    let mut bulk = jetstream::new(client);
+    bulk.set_timeout(CALL_TIMEOUT);
+    Ok((context, bulk, max_payload))
 }
 
 /// The latest snapshot in the bucket and the stream position it stands at.
@@ -641,6 +671,23 @@ async fn snapshot_names(context: &jetstream::Context, bucket: &str) -> Result<Ve
     }
     names.sort();
     Ok(names)
+}
+
+/// Removes snapshot `name` from the bucket, and the tombstone removing an
+/// object leaves under its name, so that names stay few and listing stays
+/// cheap.
+async fn remove_snapshot(
+    context: &jetstream::Context,
+    bucket: &object_store::ObjectStore,
+    bucket_name: &str,
+    name: &str,
+) -> Result<(), String> {
+    use base64::Engine as _;
+    bucket.delete(name).await.map_err(|error| error.to_string())?;
+    let encoded = base64::engine::general_purpose::URL_SAFE.encode(name.as_bytes());
+    let stream = context.get_stream_no_info(format!("OBJ_{bucket_name}")).await.map_err(|error| error.to_string())?;
+    stream.purge().filter(format!("$O.{bucket_name}.M.{encoded}")).await.map_err(|error| error.to_string())?;
+    Ok(())
 }
 
 /// Follows the stream from `from`, handing each message to the writer, for
@@ -776,7 +823,9 @@ impl Store for JetStreamStore {
             .payload(Bytes::from(payload))
             .headers(headers)
             .expected_last_sequence(position);
-        let context = self.context.clone();
+        // A large append takes longer to reach and be acknowledged by a
+        // quorum across buildings: it waits as long as bulk work does.
+        let context = if payload_bytes > LARGE_APPEND { self.bulk.clone() } else { self.context.clone() };
         let subject = self.subject.clone();
         let published = self.call("appending to the stream", async move {
             let acknowledgement = context.send_publish(subject, message).await?;
@@ -800,6 +849,9 @@ impl Store for JetStreamStore {
                         .ok()
                         .and_then(Result::ok)
                         .unwrap_or(position + 1);
+                    if latest < position {
+                        return Err(self.behind_the_copy(latest, position));
+                    }
                     Err(StoreError::Conflict { latest: latest.max(position + 1) })
                 }
                 jetstream::context::PublishErrorKind::MaxPayloadExceeded => {
@@ -894,10 +946,10 @@ impl Store for JetStreamStore {
         let (context, name, subject) = (self.context.clone(), self.stream.clone(), self.subject.clone());
         let last =
             self.call("reading the stream's end", async move { stream_end(&context, &name, &subject).await })??;
-        if last == position {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict { latest: last.max(position) })
+        match last.cmp(&position) {
+            std::cmp::Ordering::Equal => Ok(()),
+            std::cmp::Ordering::Greater => Err(StoreError::Conflict { latest: last }),
+            std::cmp::Ordering::Less => Err(self.behind_the_copy(last, position)),
         }
     }
 
@@ -956,14 +1008,10 @@ impl Store for JetStreamStore {
                 .await
                 .map_err(|error| unavailable("writing a snapshot", error))?;
             let names = snapshot_names(&context, &bucket_name).await?;
-            let mut mine = Vec::new();
-            for name in names.iter().filter(|name| name.ends_with(&own)) {
-                if bucket.info(name).await.is_ok_and(|info| !info.deleted) {
-                    mine.push(name);
-                }
-            }
+            let mine: Vec<&String> = names.iter().filter(|name| name.ends_with(&own)).collect();
             for old in mine.iter().rev().skip(KEEP_SNAPSHOTS) {
-                if let Err(error) = bucket.delete(old.as_str()).await {
+                let purged = remove_snapshot(&context, &bucket, &bucket_name, old).await;
+                if let Err(error) = purged {
                     tracing::warn!(%error, name = %old, "an old snapshot could not be removed from the bucket");
                 }
             }

@@ -307,6 +307,18 @@ async fn two_replicas_lose_nothing_acknowledged_when_a_nats_node_and_a_replica_d
     assert!(refused.contains("embedded log of 1 records"), "{refused}");
     let refused = musterd_fails(&["check", "--log", &url, "--stream", "no-such-stream"]);
     assert!(refused.contains("does not exist"), "{refused}");
+
+    // Each replica keeps its own latest two snapshots in the bucket, and no
+    // tombstones of the ones it removed (there were more than two each).
+    let nats = async_nats::connect(url.split(',').nth(1).unwrap()).await.unwrap();
+    let bucket = async_nats::jetstream::new(nats).get_stream("OBJ_province-snapshots").await.unwrap();
+    let mut names = bucket.info_with_subjects("$O.province-snapshots.M.>").await.unwrap();
+    let mut count = 0;
+    while let Some(name) = futures_util::StreamExt::next(&mut names).await {
+        name.unwrap();
+        count += 1;
+    }
+    assert!((1..=6).contains(&count), "{count} snapshot names in the bucket for three replicas");
 }
 
 /// Runs `musterd` with `args`, which must fail; returns what it said.
