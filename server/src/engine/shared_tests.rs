@@ -32,6 +32,9 @@ struct Replica {
     position: AtomicU64,
     /// Held back: follows nothing unless asked to reach a position.
     lagging: AtomicBool,
+    /// Follows at most one message at a time unless asked to reach a
+    /// position (the real store hands over at most a helping at a time).
+    one_at_a_time: AtomicBool,
 }
 
 impl Replica {
@@ -41,6 +44,7 @@ impl Replica {
             local: MemoryStore::new(),
             position: AtomicU64::new(0),
             lagging: AtomicBool::new(false),
+            one_at_a_time: AtomicBool::new(false),
         })
     }
 
@@ -81,6 +85,7 @@ impl Store for Replica {
         let end = match through {
             Some(through) => through.min(messages.len() as u64),
             None if self.lagging.load(Ordering::SeqCst) => after,
+            None if self.one_at_a_time.load(Ordering::SeqCst) => (after + 1).min(messages.len() as u64),
             None => messages.len() as u64,
         };
         let mut followed = Vec::new();
@@ -203,6 +208,35 @@ async fn a_retry_on_the_other_replica_is_answered_once() {
     assert_eq!(again, answer);
     assert_eq!(on_hand(&second.handle()), 93, "applied once");
     assert_eq!(stream.messages.lock().unwrap().len(), 2, "the retry appended nothing");
+    first.shutdown().await;
+    second.shutdown().await;
+}
+
+/// A replica that was cut off catches up in helpings, publishing as it goes,
+/// with no command to wake it: the writer comes back for more as long as
+/// the log has moved past it.
+#[tokio::test]
+async fn a_replica_cut_off_catches_up_in_helpings_by_itself() {
+    let stream = stream();
+    let (one, two) = (Replica::new(&stream), Replica::new(&stream));
+    let (first, second) = (start(&one), start(&two));
+    two.lagging.store(true, Ordering::SeqCst);
+    first.handle().submit(world(), "commander", None).await.unwrap();
+    for _ in 0..5 {
+        first.handle().submit(consume(-1), "commander", None).await.unwrap();
+    }
+    assert_eq!(second.handle().snapshot().last_sequence, 0);
+    two.one_at_a_time.store(true, Ordering::SeqCst);
+    two.lagging.store(false, Ordering::SeqCst);
+    // One more append wakes it; from there it must follow all seven.
+    first.handle().submit(consume(-1), "commander", None).await.unwrap();
+    let mut waited = 0;
+    while second.handle().snapshot().digest() != first.handle().snapshot().digest() {
+        assert!(waited < 200, "the replica stopped after {} records", second.handle().snapshot().last_sequence);
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    assert_eq!(on_hand(&second.handle()), 94);
     first.shutdown().await;
     second.shutdown().await;
 }
