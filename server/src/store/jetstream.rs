@@ -322,6 +322,13 @@ impl JetStreamStore {
                 Err(StoreError::Unavailable(reason)) if catching_up.elapsed() < OPEN_WAIT => {
                     tracing::warn!(%reason, at, last, "still catching up with the stream");
                 }
+                // A message this build cannot follow: start on what came
+                // before it, serving reads; the writer refuses every write
+                // (the store keeps saying why).
+                Err(error @ StoreError::Corrupt { .. }) if store.follow_stopped() => {
+                    tracing::error!(%error, at, "this replica starts with writes refused: it cannot follow the stream");
+                    break;
+                }
                 Err(error) => return Err(error),
             }
         }
@@ -344,7 +351,10 @@ impl JetStreamStore {
         if sequence != position + 1 {
             return Err(format!("a gap after {position}"));
         }
-        let batch: Batch = decode("stream", &sequence.to_string(), payload).map_err(|error| error.to_string())?;
+        let batch: Batch = decode("stream", &sequence.to_string(), payload).map_err(|error| match error {
+            StoreError::Corrupt { reason, .. } => reason,
+            other => other.to_string(),
+        })?;
         let next = self.last_record.load(Ordering::SeqCst) + 1;
         for (expected, record) in (next..).zip(&batch.records) {
             if record.sequence != expected {
@@ -352,6 +362,11 @@ impl JetStreamStore {
             }
         }
         Ok(batch)
+    }
+
+    /// Following has stopped at a message this build cannot take.
+    fn follow_stopped(&self) -> bool {
+        self.follow_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
     }
 
     /// The stream ends before what this replica has followed: it was

@@ -489,4 +489,14 @@ async fn a_refusal_is_decided_on_the_whole_stream_and_a_foreign_message_stops_wr
         let teams = client.roster().list_teams(pb::ListTeamsRequest::default()).await.unwrap().into_inner();
         assert!(teams.teams.len() >= 40, "reads go on");
     }
+    // Restarted, it serves what came before that message, and still refuses writes.
+    a.terminate();
+    let a = Replica::start(&temp.path().join("a"), &cluster, "refusals");
+    let client_a = connect(&a.url).await;
+    let teams = client_a.roster().list_teams(pb::ListTeamsRequest::default()).await.unwrap().into_inner();
+    assert!(teams.teams.len() >= 40, "reads go on after a restart");
+    let register = pb::RegisterTeamRequest { request_id: String::new(), team: Some(team("AFTER", &mut rng)) };
+    let refused = client_a.roster().register_team(register).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    drop(b);
 }
