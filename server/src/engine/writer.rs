@@ -618,8 +618,8 @@ impl Writer {
         pending: &mut BTreeMap<RequestKey, RequestRecord>,
         group: &mut Group,
     ) -> Result<Reply, EngineError> {
-        if let Some(reason) = &self.failed {
-            return Err(EngineError::Unavailable(format!("storage failed earlier: {reason}")));
+        if self.failed.is_some() {
+            return Err(self.unavailable());
         }
         let key = match &submission.request_id {
             Some(request_id) => Some((

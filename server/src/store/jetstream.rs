@@ -282,6 +282,7 @@ impl JetStreamStore {
         handle.spawn(follow_stream(
             context.clone(),
             config.stream.clone(),
+            subject.clone(),
             position.load(Ordering::SeqCst) + 1,
             sender,
             Arc::clone(&buffered),
@@ -406,19 +407,12 @@ impl JetStreamStore {
             let last_record_of = |message: &jetstream::message::StreamMessage| -> u64 {
                 message.headers.get(LAST_RECORD_HEADER).and_then(|value| value.as_str().parse().ok()).unwrap_or(0)
             };
-            let (mut low, mut high) = (state.first_sequence, state.last_sequence);
-            while low < high {
-                let middle = low + (high - low) / 2;
-                let message =
-                    stream.get_raw_message(middle).await.map_err(|error| unavailable("reading the stream", error))?;
-                if last_record_of(&message) >= from {
-                    high = middle;
-                } else {
-                    low = middle + 1;
-                }
-            }
+            let start = first_message_where(&stream, state.first_sequence, state.last_sequence, |message| {
+                last_record_of(message) >= from
+            })
+            .await?;
             let mut records = Vec::new();
-            let mut sequence = low;
+            let mut sequence = start;
             while records.len() < limit && sequence <= state.last_sequence {
                 let message =
                     stream.get_raw_message(sequence).await.map_err(|error| unavailable("reading the stream", error))?;
@@ -539,6 +533,27 @@ fn call_for<T: Send + 'static>(
     })
 }
 
+/// The first stream sequence in `low..high` whose message meets `holds`
+/// (which must be false, then true, along the stream), by bisection; `high`
+/// when none does.
+async fn first_message_where(
+    stream: &stream::Stream,
+    mut low: u64,
+    mut high: u64,
+    holds: impl Fn(&jetstream::message::StreamMessage) -> bool,
+) -> Result<u64, StoreError> {
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let message = stream.get_raw_message(middle).await.map_err(|error| unavailable("reading the stream", error))?;
+        if holds(&message) {
+            high = middle;
+        } else {
+            low = middle + 1;
+        }
+    }
+    Ok(low)
+}
+
 /// Reads the request records of the stream's messages from the first one
 /// at or after `since` (Unix seconds, found by bisection on the messages'
 /// times) through `through`, into `copy`; returns how many.
@@ -551,16 +566,8 @@ async fn backfill_requests(
 ) -> Result<usize, StoreError> {
     let mut stream = context.get_stream(&name).await.map_err(|error| unavailable("the stream", error))?;
     let first = stream.info().await.map_err(|error| unavailable("the stream's state", error))?.state.first_sequence;
-    let (mut low, mut high) = (first.max(1), through + 1);
-    while low < high {
-        let middle = low + (high - low) / 2;
-        let message = stream.get_raw_message(middle).await.map_err(|error| unavailable("reading the stream", error))?;
-        if message.time.unix_timestamp() >= since {
-            high = middle;
-        } else {
-            low = middle + 1;
-        }
-    }
+    let low = first_message_where(&stream, first.max(1), through + 1, |message| message.time.unix_timestamp() >= since)
+        .await?;
     if low > through {
         return Ok(0);
     }
@@ -711,6 +718,7 @@ async fn remove_snapshot(
 async fn follow_stream(
     context: jetstream::Context,
     name: String,
+    subject: String,
     mut from: u64,
     sender: std::sync::mpsc::Sender<(u64, Bytes)>,
     buffered: Arc<AtomicUsize>,
@@ -748,10 +756,7 @@ async fn follow_stream(
                     // Quiet: is the stream quiet too, or is the consumer
                     // stuck (its server lost, say)? Recreate it if the
                     // stream has moved past what it delivered.
-                    let last = match context.get_stream(&name).await {
-                        Ok(mut stream) => stream.info().await.map(|info| info.state.last_sequence).unwrap_or(0),
-                        Err(_) => 0,
-                    };
+                    let last = stream_end(&context, &name, &subject).await.unwrap_or(0);
                     if last >= from {
                         tracing::warn!(from, last, "the stream's follower stalled; recreating it");
                         break;
