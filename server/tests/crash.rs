@@ -80,6 +80,14 @@ impl Musterd {
     }
 }
 
+/// Runs `musterd` with `args` to its end: its exit code, what it printed
+/// and what it said on stderr.
+fn run_musterd<'a>(args: impl IntoIterator<Item = &'a std::ffi::OsStr>) -> (Option<i32>, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_musterd")).args(args).output().expect("run musterd");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code(), stdout, String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 /// Reads a `musterd --log-format json` child's log until it serves: its
 /// address, the lines before that, and the rest of its log.
 fn serving(child: &mut Child) -> (String, Vec<String>, std::io::Lines<BufReader<std::process::ChildStderr>>) {
@@ -270,14 +278,9 @@ async fn crash_and_recover(seed: u64) {
     // written (some of them just before the kill) is the fold of the log.
     // `musterd check [--full]`: its exit code and what it printed.
     let run_check = |full: bool| {
-        let output = Command::new(env!("CARGO_BIN_EXE_musterd"))
-            .args(["check", "--data-dir"])
-            .arg(&data_dir)
-            .args(full.then_some("--full"))
-            .output()
-            .expect("musterd check");
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        (output.status.code(), String::from_utf8(output.stdout).unwrap(), stderr)
+        let mut args = vec!["check".as_ref(), "--data-dir".as_ref(), data_dir.as_os_str()];
+        args.extend(full.then_some(std::ffi::OsStr::new("--full")));
+        run_musterd(args)
     };
     let check = |full: bool| {
         let (code, stdout, stderr) = run_check(full);
@@ -384,11 +387,6 @@ async fn sigterm_ends_the_server_while_a_watcher_has_stopped_reading() {
     };
     assert!(exit.success(), "musterd exits cleanly: {exit:?}");
     drop(stalled);
-    let output = Command::new(env!("CARGO_BIN_EXE_musterd"))
-        .args(["check", "--data-dir"])
-        .arg(&data_dir)
-        .output()
-        .expect("musterd check");
-    let text = String::from_utf8(output.stdout).unwrap();
+    let (_, text, _) = run_musterd(["check".as_ref(), "--data-dir".as_ref(), data_dir.as_os_str()]);
     assert!(text.contains(&format!("sequence {}", reports + 1)), "every acknowledged report is durable: {text}");
 }

@@ -147,6 +147,32 @@ fn stream() -> Arc<Stream> {
     Arc::new(Stream { messages: Mutex::new(Vec::new()), changed: watch::channel(0).0 })
 }
 
+/// Two engines on one stream: `first` over one replica, `second` over
+/// `two`, the replica the tests hold back.
+struct Pair {
+    stream: Arc<Stream>,
+    two: Arc<Replica>,
+    first: EngineHandle,
+    second: EngineHandle,
+    engines: [Engine; 2],
+}
+
+impl Pair {
+    fn start() -> Pair {
+        let stream = stream();
+        let (one, two) = (Replica::new(&stream), Replica::new(&stream));
+        let engines = [start(&one), start(&two)];
+        let (first, second) = (engines[0].handle(), engines[1].handle());
+        Pair { stream, two, first, second, engines }
+    }
+
+    async fn stop(self) {
+        for engine in self.engines {
+            engine.shutdown().await;
+        }
+    }
+}
+
 fn start(replica: &Arc<Replica>) -> Engine {
     let clock = Arc::new(ManualClock::new(Timestamp::from_unix_seconds(1_000_000)));
     let config = EngineConfig { snapshot_every: 0, ..EngineConfig::default() };
@@ -159,16 +185,13 @@ fn start(replica: &Arc<Replica>) -> Engine {
 /// again.
 #[tokio::test]
 async fn a_refusal_is_decided_again_on_the_whole_log() {
-    let stream = stream();
-    let (one, two) = (Replica::new(&stream), Replica::new(&stream));
-    let (first, second) = (start(&one), start(&two));
-    two.lagging.store(true, Ordering::SeqCst);
-    first.handle().submit(world(), "commander", None).await.unwrap();
-    assert_eq!(second.handle().snapshot().last_sequence, 0, "the second replica has not followed");
-    second.handle().submit(consume(-5), "commander", None).await.unwrap();
-    assert_eq!(on_hand(&second.handle()), 95);
-    first.shutdown().await;
-    second.shutdown().await;
+    let pair = Pair::start();
+    pair.two.lagging.store(true, Ordering::SeqCst);
+    pair.first.submit(world(), "commander", None).await.unwrap();
+    assert_eq!(pair.second.snapshot().last_sequence, 0, "the second replica has not followed");
+    pair.second.submit(consume(-5), "commander", None).await.unwrap();
+    assert_eq!(on_hand(&pair.second), 95);
+    pair.stop().await;
 }
 
 /// Two replicas each decide on the stock they see; the one that has not
@@ -176,21 +199,18 @@ async fn a_refusal_is_decided_again_on_the_whole_log() {
 /// rather than overdraw.
 #[tokio::test]
 async fn the_replica_that_lost_the_race_decides_again_and_never_overdraws() {
-    let stream = stream();
-    let (one, two) = (Replica::new(&stream), Replica::new(&stream));
-    let (first, second) = (start(&one), start(&two));
-    first.handle().submit(world(), "commander", None).await.unwrap();
-    second.handle().submit(consume(0), "commander", None).await.ok();
-    assert_eq!(on_hand(&second.handle()), 100, "followed the world");
-    two.lagging.store(true, Ordering::SeqCst);
-    first.handle().submit(consume(-60), "commander", None).await.unwrap();
-    assert_eq!(on_hand(&second.handle()), 100, "has not followed the issue");
-    let refused = second.handle().submit(consume(-60), "commander", None).await;
+    let pair = Pair::start();
+    pair.first.submit(world(), "commander", None).await.unwrap();
+    pair.second.submit(consume(0), "commander", None).await.ok();
+    assert_eq!(on_hand(&pair.second), 100, "followed the world");
+    pair.two.lagging.store(true, Ordering::SeqCst);
+    pair.first.submit(consume(-60), "commander", None).await.unwrap();
+    assert_eq!(on_hand(&pair.second), 100, "has not followed the issue");
+    let refused = pair.second.submit(consume(-60), "commander", None).await;
     assert!(matches!(refused, Err(EngineError::Domain(DomainError::ResourceExhausted(_)))), "{refused:?}");
-    assert_eq!(on_hand(&second.handle()), 40);
-    assert_eq!(second.handle().snapshot().digest(), first.handle().snapshot().digest());
-    first.shutdown().await;
-    second.shutdown().await;
+    assert_eq!(on_hand(&pair.second), 40);
+    assert_eq!(pair.second.snapshot().digest(), pair.first.snapshot().digest());
+    pair.stop().await;
 }
 
 /// A retry with the same request id on the other replica, before it has
@@ -198,18 +218,15 @@ async fn the_replica_that_lost_the_race_decides_again_and_never_overdraws() {
 /// the request record comes with what it follows.
 #[tokio::test]
 async fn a_retry_on_the_other_replica_is_answered_once() {
-    let stream = stream();
-    let (one, two) = (Replica::new(&stream), Replica::new(&stream));
-    let (first, second) = (start(&one), start(&two));
-    first.handle().submit(world(), "commander", None).await.unwrap();
-    two.lagging.store(true, Ordering::SeqCst);
-    let answer = first.handle().submit(consume(-7), "commander", Some("r-1".into())).await.unwrap();
-    let again = second.handle().submit(consume(-7), "commander", Some("r-1".into())).await.unwrap();
+    let pair = Pair::start();
+    pair.first.submit(world(), "commander", None).await.unwrap();
+    pair.two.lagging.store(true, Ordering::SeqCst);
+    let answer = pair.first.submit(consume(-7), "commander", Some("r-1".into())).await.unwrap();
+    let again = pair.second.submit(consume(-7), "commander", Some("r-1".into())).await.unwrap();
     assert_eq!(again, answer);
-    assert_eq!(on_hand(&second.handle()), 93, "applied once");
-    assert_eq!(stream.messages.lock().unwrap().len(), 2, "the retry appended nothing");
-    first.shutdown().await;
-    second.shutdown().await;
+    assert_eq!(on_hand(&pair.second), 93, "applied once");
+    assert_eq!(pair.stream.messages.lock().unwrap().len(), 2, "the retry appended nothing");
+    pair.stop().await;
 }
 
 /// A replica that was cut off catches up in helpings, publishing as it goes,
@@ -217,26 +234,23 @@ async fn a_retry_on_the_other_replica_is_answered_once() {
 /// the log has moved past it.
 #[tokio::test]
 async fn a_replica_cut_off_catches_up_in_helpings_by_itself() {
-    let stream = stream();
-    let (one, two) = (Replica::new(&stream), Replica::new(&stream));
-    let (first, second) = (start(&one), start(&two));
-    two.lagging.store(true, Ordering::SeqCst);
-    first.handle().submit(world(), "commander", None).await.unwrap();
+    let pair = Pair::start();
+    pair.two.lagging.store(true, Ordering::SeqCst);
+    pair.first.submit(world(), "commander", None).await.unwrap();
     for _ in 0..5 {
-        first.handle().submit(consume(-1), "commander", None).await.unwrap();
+        pair.first.submit(consume(-1), "commander", None).await.unwrap();
     }
-    assert_eq!(second.handle().snapshot().last_sequence, 0);
-    two.one_at_a_time.store(true, Ordering::SeqCst);
-    two.lagging.store(false, Ordering::SeqCst);
+    assert_eq!(pair.second.snapshot().last_sequence, 0);
+    pair.two.one_at_a_time.store(true, Ordering::SeqCst);
+    pair.two.lagging.store(false, Ordering::SeqCst);
     // One more append wakes it; from there it must follow all seven.
-    first.handle().submit(consume(-1), "commander", None).await.unwrap();
+    pair.first.submit(consume(-1), "commander", None).await.unwrap();
     let mut waited = 0;
-    while second.handle().snapshot().digest() != first.handle().snapshot().digest() {
-        assert!(waited < 200, "the replica stopped after {} records", second.handle().snapshot().last_sequence);
+    while pair.second.snapshot().digest() != pair.first.snapshot().digest() {
+        assert!(waited < 200, "the replica stopped after {} records", pair.second.snapshot().last_sequence);
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         waited += 1;
     }
-    assert_eq!(on_hand(&second.handle()), 94);
-    first.shutdown().await;
-    second.shutdown().await;
+    assert_eq!(on_hand(&pair.second), 94);
+    pair.stop().await;
 }

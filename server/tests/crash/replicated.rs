@@ -11,6 +11,7 @@
 //!
 //! These tests fail, never skip, when `nats-server` is missing.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -83,9 +84,8 @@ impl Drop for Replica {
 
 /// `musterd check` with `args`: its output, after asserting it succeeded.
 fn check(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_musterd")).arg("check").args(args).output().unwrap();
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(output.status.success(), "musterd check {args:?}: {text}{}", String::from_utf8_lossy(&output.stderr));
+    let (code, text, stderr) = super::run_musterd(std::iter::once("check").chain(args.iter().copied()).map(OsStr::new));
+    assert_eq!(code, Some(0), "musterd check {args:?}: {text}{stderr}");
     text
 }
 
@@ -323,9 +323,9 @@ async fn two_replicas_lose_nothing_acknowledged_when_a_nats_node_and_a_replica_d
 
 /// Runs `musterd` with `args`, which must fail; returns what it said.
 fn musterd_fails(args: &[&str]) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_musterd")).args(args).output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(!output.status.success(), "musterd {args:?} should have failed: {said}");
+    let (code, stdout, stderr) = super::run_musterd(args.iter().copied().map(OsStr::new));
+    let said = format!("{stdout}{stderr}");
+    assert_ne!(code, Some(0), "musterd {args:?} should have failed: {said}");
     said
 }
 
